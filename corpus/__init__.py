@@ -1,0 +1,1 @@
+"""policyqa.corpus."""

