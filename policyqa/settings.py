@@ -41,19 +41,27 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="POLICYQA_", env_file=".env", extra="ignore")
 
     # --- locations -------------------------------------------------------------------------
-    cache_dir: Path = Field(default_factory=default_cache_dir, description="Converted models, embedding cache.")
+    cache_dir: Path = Field(
+        default_factory=default_cache_dir, description="Converted models, embedding cache."
+    )
     index_dir: Path = Field(
         default_factory=lambda: default_cache_dir() / "index",
         description="The index directory used when a command is given no --index.",
     )
 
     # --- chunking --------------------------------------------------------------------------
-    chunk_max_chars: int = Field(300, ge=50, le=4000, description="Upper bound of a chunk's length in characters.")
+    chunk_max_chars: int = Field(
+        300, ge=50, le=4000, description="Upper bound of a chunk's length in characters."
+    )
     chunk_overlap_chars: int = Field(
         40, ge=0, le=1000, description="Characters of sentence overlap when a long paragraph is split."
     )
-    chunk_min_chars: int = Field(30, ge=0, description="Shorter trailing pieces are merged into their neighbour.")
-    title_in_chunk: bool = Field(True, description="Prefix each chunk's embedded/indexed text with the document title.")
+    chunk_min_chars: int = Field(
+        30, ge=0, description="Shorter trailing pieces are merged into their neighbour."
+    )
+    title_in_chunk: bool = Field(
+        True, description="Prefix each chunk's embedded/indexed text with the document title."
+    )
 
     # --- tokenizer -------------------------------------------------------------------------
     user_dict: Path | None = Field(None, description="Extra jieba user dictionary, added to the shipped one.")
@@ -66,8 +74,12 @@ class Settings(BaseSettings):
         "sentence-transformers model name or local path.",
     )
     encoder_backend: EncoderBackend = Field(EncoderBackend.ONNX_INT8, description="torch | onnx | onnx-int8")
-    query_prompt: str | None = Field(None, description="Query prefix; None picks the model's own (e5: 'query: ').")
-    passage_prompt: str | None = Field(None, description="Passage prefix; None picks the model's own (e5: 'passage: ').")
+    query_prompt: str | None = Field(
+        None, description="Query prefix; None picks the model's own (e5: 'query: ')."
+    )
+    passage_prompt: str | None = Field(
+        None, description="Passage prefix; None picks the model's own (e5: 'passage: ')."
+    )
     embed_batch_size: int = Field(32, ge=1, le=1024)
     max_seq_length: int = Field(512, ge=16, le=8192, description="Token limit of the encoder.")
     device: str = Field("cpu", description="torch device for the encoder")
@@ -75,11 +87,16 @@ class Settings(BaseSettings):
     # --- retrieval -------------------------------------------------------------------------
     fusion: str = Field("rrf", description="Hybrid fusion: 'rrf' or 'weighted'.")
     rrf_k: int = Field(60, ge=1, description="RRF constant: score = sum(w / (k + rank)).")
-    bm25_weight: float = Field(0.5, ge=0.0, le=1.0, description="Lexical weight of the fusion; dense gets 1 - w.")
-    candidate_depth: int = Field(100, ge=1, le=10000, description="Candidates each retriever passes to fusion.")
+    bm25_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="Lexical weight of the fusion; dense gets 1 - w."
+    )
+    candidate_depth: int = Field(
+        100, ge=1, le=10000, description="Candidates each retriever passes to fusion."
+    )
     top_k: int = Field(10, ge=1, le=1000)
     bm25_k1: float = Field(1.5, gt=0)
     bm25_b: float = Field(0.75, ge=0, le=1)
+    bm25_method: str = Field("okapi", description="'okapi' (equal to rank-bm25's BM25Okapi) or 'lucene'.")
 
     # --- UX --------------------------------------------------------------------------------
     progress: bool = Field(True, description="Show progress bars on long work.")

@@ -1,0 +1,424 @@
+"""The pipeline that wires the stages: documents → chunks → BM25 + dense index → retrievers.
+
+``build_index`` writes a new index from documents, ``add_documents`` and ``delete_documents``
+change an existing one without re-tokenizing or re-embedding what is already there, and
+``open_index`` loads an index for searching.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from tqdm.auto import tqdm
+
+from policyqa import __version__
+from policyqa.corpus.models import Chunk, Document
+from policyqa.index.bm25 import BM25Index
+from policyqa.index.dense import DenseIndex, EmbeddingCache, PassageEncoder, embed_with_cache, text_hash
+from policyqa.index.layout import INDEX_FORMAT, IndexLayout, IndexNotFoundError, IndexVersionError
+from policyqa.index.store import ChunkStore
+from policyqa.index.tokenizer import ChineseTokenizer, join_tokens
+from policyqa.retriever._common import MaskCache
+from policyqa.retriever.base import Retriever
+from policyqa.retriever.bm25 import BM25Retriever
+from policyqa.retriever.dense import DenseRetriever
+from policyqa.retriever.hybrid import FusionMode, HybridRetriever
+from policyqa.settings import Settings
+
+__all__ = [
+    "Index",
+    "IndexNotFoundError",
+    "IndexVersionError",
+    "add_documents",
+    "build_index",
+    "delete_documents",
+    "make_chunker",
+    "make_encoder",
+    "open_index",
+    "passage_text",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Version of the text that is tokenized and embedded for a chunk (see :func:`passage_text`).
+PASSAGE_TEMPLATE_VERSION = 1
+MODES = ("bm25", "dense", "hybrid")
+
+
+def passage_text(chunk: Chunk, title: str, title_in_chunk: bool = True) -> str:
+    """What gets indexed for a chunk: the document title and heading path, then the chunk text.
+
+    A chunk of a long document rarely repeats the title, yet questions often name it; carrying it
+    into every chunk lets both BM25 and the encoder see it. The displayed and cited text stays
+    the chunk's own.
+    """
+    parts: list[str] = []
+    if title_in_chunk and title and not chunk.text.startswith(title):
+        parts.append(title)
+    if chunk.heading:
+        heading = chunk.heading.split(" > ")[-1] if title_in_chunk else chunk.heading
+        if heading and not chunk.text.startswith(heading):
+            parts.append(chunk.heading)
+    parts.append(chunk.text)
+    return "\n".join(parts)
+
+
+# -- components -------------------------------------------------------------------------------
+def make_encoder(settings: Settings, model: str | None = None) -> PassageEncoder:
+    """The dense encoder named by the settings (or ``model``), not yet warmed up."""
+    from policyqa.index.encoder import Encoder
+
+    return Encoder(
+        model=model or settings.model,
+        backend=str(settings.encoder_backend),
+        cache_dir=settings.cache_dir,
+        max_seq_length=settings.max_seq_length,
+        batch_size=settings.embed_batch_size,
+        device=settings.device,
+        query_prompt=settings.query_prompt,
+        passage_prompt=settings.passage_prompt,
+        show_progress=False,
+    )
+
+
+def make_chunker(settings: Settings, encoder: PassageEncoder | None = None) -> Any:
+    """The structure-aware chunker, capped by the encoder's token limit when one is given."""
+    from policyqa.corpus.chunker import Chunker
+
+    counter = getattr(encoder, "count_tokens", None)
+    max_tokens = getattr(encoder, "max_seq_length", None)
+    return Chunker(
+        max_chars=settings.chunk_max_chars,
+        overlap_chars=settings.chunk_overlap_chars,
+        min_chars=settings.chunk_min_chars,
+        token_counter=counter,
+        max_tokens=(max_tokens - 16) if counter and max_tokens else None,
+    )
+
+
+def _warm(obj: object) -> None:
+    warm = getattr(obj, "warm_up", None)
+    if callable(warm):
+        warm()
+
+
+def _fingerprint(config: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def index_config(settings: Settings, encoder: PassageEncoder, tokenizer: ChineseTokenizer) -> dict[str, Any]:
+    """Everything that determines the index contents (its fingerprint is stored in the manifest)."""
+    return {
+        "model": {
+            "name": getattr(encoder, "model_name", None) or settings.model,
+            "model_id": encoder.model_id,
+            "dim": encoder.dim,
+        },
+        "tokenizer": tokenizer.config(),
+        "chunking": {
+            "max_chars": settings.chunk_max_chars,
+            "overlap_chars": settings.chunk_overlap_chars,
+            "min_chars": settings.chunk_min_chars,
+            "title_in_chunk": settings.title_in_chunk,
+            "passage_template": PASSAGE_TEMPLATE_VERSION,
+        },
+        "bm25": {"k1": settings.bm25_k1, "b": settings.bm25_b, "method": settings.bm25_method},
+    }
+
+
+# -- writing ----------------------------------------------------------------------------------
+def _dedupe(documents: Iterable[Document]) -> list[Document]:
+    seen: dict[str, Document] = {}
+    for doc in documents:
+        if doc.id in seen:
+            logger.warning("document id %s appears twice; the later one is kept", doc.id)
+        seen[doc.id] = doc
+    return list(seen.values())
+
+
+def _write_generation(
+    layout: IndexLayout,
+    settings: Settings,
+    new_docs: Sequence[Document],
+    drop_ids: set[str],
+    base: Path | None,
+    encoder: PassageEncoder | None,
+    show_progress: bool,
+) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    stage: dict[str, float] = {}
+    tokenizer = ChineseTokenizer.from_settings(settings)
+    tokenizer.warm_up()
+    if encoder is None:
+        encoder = make_encoder(settings)
+    _warm(encoder)
+    config = index_config(settings, encoder, tokenizer)
+    fingerprint = _fingerprint(config)
+    if base is not None:
+        old_manifest = layout.read_manifest(base)
+        if old_manifest.get("fingerprint") != fingerprint:
+            raise IndexVersionError(
+                f"the index at {layout.root} was built with other settings (model, tokenizer or chunking) "
+                "than the current ones; rebuild it from all documents with `policyqa index --rebuild …` "
+                "or restore the settings it was built with"
+            )
+    chunker = make_chunker(settings, encoder)
+    workdir = layout.new_workdir()
+    try:
+        store_path = workdir / "store.sqlite"
+        kept_rows: list[int] = []
+        if base is not None:
+            old_store = ChunkStore(base / "store.sqlite", readonly=True)
+            try:
+                keep_ids = [d for d in old_store.doc_ids() if d not in drop_ids]
+                kept_rows = old_store.rows_of(keep_ids)
+                store = old_store.copy_to(store_path, drop_doc_ids=drop_ids)
+            finally:
+                old_store.close()
+        else:
+            store = ChunkStore(store_path)
+
+        # chunk + tokenize the new documents
+        t = time.perf_counter()
+        new_texts: list[str] = []
+        n_new_chunks = 0
+        for doc in tqdm(new_docs, desc="chunk+tokenize", unit="doc", disable=not show_progress):
+            chunks = chunker.split(doc)
+            texts = [passage_text(c, doc.title, settings.title_in_chunk) for c in chunks]
+            tokens = [join_tokens(tokenizer.tokenize(t)) for t in texts]
+            store.add(doc, chunks, tokens, [text_hash(t) for t in texts])
+            new_texts.extend(texts)
+            n_new_chunks += len(chunks)
+        store.commit()
+        stage["chunk_tokenize_s"] = time.perf_counter() - t
+
+        # BM25 over all rows (cheap: tokens are stored)
+        t = time.perf_counter()
+        bm25 = BM25Index(k1=settings.bm25_k1, b=settings.bm25_b, method=settings.bm25_method)
+        bm25.build(list(store.iter_tokens()), show_progress=False)
+        bm25.save(workdir / "bm25")
+        stage["bm25_s"] = time.perf_counter() - t
+
+        # dense: old rows' vectors are reused, new ones come from the cache or the encoder
+        t = time.perf_counter()
+        if base is not None and kept_rows:
+            old_dense = DenseIndex.load(base / "dense", mmap=True)
+            old_emb = np.asarray(
+                old_dense.embeddings[np.asarray(kept_rows, dtype=np.int64)], dtype=np.float16
+            )
+        else:
+            old_emb = np.zeros((0, encoder.dim), dtype=np.float16)
+        cache = EmbeddingCache(settings.embedding_cache_dir, encoder.model_id)
+        try:
+            with tqdm(total=len(new_texts), desc="embed", unit="chunk", disable=not show_progress) as bar:
+                new_emb, n_embedded = embed_with_cache(
+                    encoder, new_texts, cache, batch_size=max(64, settings.embed_batch_size), progress=bar
+                )
+        finally:
+            cache.close()
+        emb: npt.NDArray[np.float16] = np.concatenate([old_emb, new_emb]) if len(old_emb) else new_emb
+        dense = DenseIndex(encoder.dim)
+        dense.build(emb)
+        dense.save(workdir / "dense")
+        stage["embed_s"] = time.perf_counter() - t
+
+        n_docs, n_chunks = store.count_documents(), store.count_chunks()
+        store.close()
+        if n_chunks != dense.size or n_chunks != bm25.size:
+            raise RuntimeError(
+                f"index parts disagree: {n_chunks} chunks, {bm25.size} BM25 rows, {dense.size} vectors"
+            )
+        manifest: dict[str, Any] = {
+            "format": INDEX_FORMAT,
+            "policyqa_version": __version__,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            **config,
+            "fingerprint": fingerprint,
+            "counts": {"documents": n_docs, "chunks": n_chunks},
+            "last_change": {
+                "added_documents": len(new_docs),
+                "removed_documents": len(drop_ids),
+                "new_chunks": n_new_chunks,
+                "embedded": n_embedded,
+                "embedding_cache_hits": n_new_chunks - n_embedded,
+            },
+            "build_seconds": round(time.perf_counter() - t0, 3),
+            "stage_seconds": {k: round(v, 3) for k, v in stage.items()},
+        }
+        (workdir / "manifest.json").write_text(
+            json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
+        layout.commit(workdir)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    logger.info(
+        "indexed %d documents, %d chunks (%d embedded, %d from cache) in %.1fs",
+        manifest["counts"]["documents"],
+        n_chunks,
+        n_embedded,
+        n_new_chunks - n_embedded,
+        manifest["build_seconds"],
+    )
+    return manifest
+
+
+def build_index(
+    documents: Iterable[Document],
+    index_dir: Path,
+    settings: Settings,
+    *,
+    show_progress: bool = True,
+    encoder: PassageEncoder | None = None,
+) -> dict[str, Any]:
+    """Build a new index from ``documents`` (replacing any index there); returns the manifest."""
+    docs = _dedupe(documents)
+    layout = IndexLayout(index_dir)
+    with layout.writer_lock():
+        return _write_generation(layout, settings, docs, set(), None, encoder, show_progress)
+
+
+def add_documents(
+    documents: Iterable[Document],
+    index_dir: Path,
+    settings: Settings,
+    *,
+    show_progress: bool = True,
+    encoder: PassageEncoder | None = None,
+) -> dict[str, Any]:
+    """Add documents to an existing index (a document whose id exists replaces it)."""
+    docs = _dedupe(documents)
+    layout = IndexLayout(index_dir)
+    with layout.writer_lock():
+        base = layout.current()
+        return _write_generation(layout, settings, docs, {d.id for d in docs}, base, encoder, show_progress)
+
+
+def delete_documents(
+    doc_ids: Iterable[str],
+    index_dir: Path,
+    settings: Settings,
+    *,
+    encoder: PassageEncoder | None = None,
+) -> dict[str, Any]:
+    """Remove documents by id; unknown ids raise ``KeyError`` and change nothing."""
+    ids = list(dict.fromkeys(doc_ids))
+    layout = IndexLayout(index_dir)
+    with layout.writer_lock():
+        base = layout.current()
+        store = ChunkStore(base / "store.sqlite", readonly=True)
+        try:
+            missing = [i for i in ids if not store.has_document(i)]
+        finally:
+            store.close()
+        if missing:
+            raise KeyError(f"no document with id {', '.join(missing)} in the index")
+        return _write_generation(layout, settings, [], set(ids), base, encoder, show_progress=False)
+
+
+# -- reading ----------------------------------------------------------------------------------
+class Index:
+    """A loaded index generation with its retrievers (build with :func:`open_index`)."""
+
+    def __init__(
+        self,
+        root: Path,
+        generation: Path,
+        manifest: dict[str, Any],
+        settings: Settings,
+        store: ChunkStore,
+        bm25: BM25Index,
+        dense: DenseIndex,
+        tokenizer: ChineseTokenizer,
+        encoder: PassageEncoder,
+    ) -> None:
+        self.root = root
+        self.generation = generation
+        self.manifest = manifest
+        self.settings = settings
+        self.store = store
+        self.bm25 = bm25
+        self.dense = dense
+        self.tokenizer = tokenizer
+        self.encoder = encoder
+        masks = MaskCache(store)
+        self._bm25 = BM25Retriever(store, bm25, tokenizer, masks)
+        self._dense = DenseRetriever(store, dense, encoder, masks)
+
+    def retriever(
+        self,
+        mode: str = "hybrid",
+        *,
+        fusion: str | None = None,
+        bm25_weight: float | None = None,
+        rrf_k: int | None = None,
+        candidate_depth: int | None = None,
+    ) -> Retriever:
+        """The retriever for ``mode`` (bm25, dense or hybrid); hybrid options default to settings."""
+        if mode == "bm25":
+            return self._bm25
+        if mode == "dense":
+            return self._dense
+        if mode == "hybrid":
+            s = self.settings
+            return HybridRetriever(
+                self._bm25,
+                self._dense,
+                mode=FusionMode.from_str(fusion or s.fusion),
+                bm25_weight=s.bm25_weight if bm25_weight is None else bm25_weight,
+                rrf_k=rrf_k or s.rrf_k,
+                candidate_depth=candidate_depth or s.candidate_depth,
+            )
+        raise ValueError(f"unknown search mode {mode!r}; choose one of: {', '.join(MODES)}")
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_index(
+    index_dir: Path,
+    settings: Settings,
+    *,
+    encoder: PassageEncoder | None = None,
+    mmap: bool = False,
+) -> Index:
+    """Load the current generation of an index, with the encoder it was built with."""
+    layout = IndexLayout(index_dir)
+    gen = layout.current()
+    manifest = layout.read_manifest(gen)
+    tokenizer = ChineseTokenizer.from_settings(settings)
+    tokenizer.warm_up()
+    if tokenizer.config() != manifest.get("tokenizer"):
+        logger.warning(
+            "the tokenizer settings differ from those the index at %s was built with; "
+            "rebuild it for consistent BM25 results",
+            index_dir,
+        )
+    if encoder is None:
+        encoder = make_encoder(settings, model=manifest["model"]["name"])
+    _warm(encoder)
+    if encoder.dim != manifest["model"]["dim"]:
+        raise IndexVersionError(
+            f"the index was built with a {manifest['model']['dim']}-dimensional model "
+            f"({manifest['model']['name']}), the encoder gives {encoder.dim}; rebuild the index"
+        )
+    store = ChunkStore(gen / "store.sqlite", readonly=True)
+    bm25 = BM25Index.load(gen / "bm25", mmap=mmap)
+    dense = DenseIndex.load(gen / "dense", mmap=mmap)
+    return Index(Path(index_dir), gen, manifest, settings, store, bm25, dense, tokenizer, encoder)

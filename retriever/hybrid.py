@@ -1,0 +1,146 @@
+"""Hybrid retriever: BM25 and dense candidates fused into one ranking.
+
+Two fusion modes (:class:`FusionMode`):
+
+``rrf``
+    Reciprocal rank fusion (Cormack et al., 2009): ``score = Σ_s w_s / (k + rank_s)`` over the
+    systems whose candidate list holds the chunk (ranks start at 1). ``k`` defaults to 60, the
+    constant of the original paper also used by Elasticsearch and LangChain; the weights are
+    ``bm25_weight`` and ``1 - bm25_weight``.
+``weighted``
+    A convex combination of min-max normalised scores. Unlike the naive version that imputes 0
+    for a chunk missing from one list, both scores are computed exactly for every candidate
+    (the BM25 score vector and the stored embeddings are at hand), then each is normalised over
+    the union of candidates.
+
+Each retriever contributes ``candidate_depth`` candidates; the final cut to ``top_k`` comes after
+fusion. Ties are broken by row (index order), so results are deterministic. Filters are applied
+inside both retrievers, before their cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
+
+from ._common import check_query, check_top_k, hits_from_rows
+from .base import Filters, Hit
+from .bm25 import BM25Retriever
+from .dense import DenseRetriever
+
+__all__ = ["RRF_K", "FusionMode", "HybridRetriever"]
+
+#: Default RRF constant (Cormack, Clarke & Büttcher, SIGIR 2009).
+RRF_K = 60
+
+
+class FusionMode(StrEnum):
+    RRF = "rrf"
+    WEIGHTED = "weighted"
+
+    @classmethod
+    def from_str(cls, value: str) -> FusionMode:
+        try:
+            return cls(value.strip().lower())
+        except ValueError:
+            allowed = ", ".join(m.value for m in cls)
+            raise ValueError(f"unknown fusion mode {value!r}; choose one of: {allowed}") from None
+
+
+def _minmax(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    if x.size == 0:
+        return x
+    lo, hi = float(x.min()), float(x.max())
+    if hi - lo <= 1e-12:
+        return np.ones_like(x) if hi > 0 else np.zeros_like(x)
+    return ((x - lo) / (hi - lo)).astype(np.float32)
+
+
+class HybridRetriever:
+    """Fuses :class:`BM25Retriever` and :class:`DenseRetriever` candidates."""
+
+    name = "hybrid"
+
+    def __init__(
+        self,
+        bm25: BM25Retriever,
+        dense: DenseRetriever,
+        mode: FusionMode | str = FusionMode.RRF,
+        bm25_weight: float = 0.5,
+        rrf_k: int = RRF_K,
+        candidate_depth: int = 100,
+    ) -> None:
+        if not 0.0 <= bm25_weight <= 1.0:
+            raise ValueError(f"bm25_weight must be in [0, 1], got {bm25_weight}")
+        if rrf_k < 1:
+            raise ValueError(f"rrf_k must be >= 1, got {rrf_k}")
+        if candidate_depth < 1:
+            raise ValueError(f"candidate_depth must be >= 1, got {candidate_depth}")
+        self.bm25 = bm25
+        self.dense = dense
+        self.mode = mode if isinstance(mode, FusionMode) else FusionMode.from_str(mode)
+        self.bm25_weight = bm25_weight
+        self.rrf_k = rrf_k
+        self.candidate_depth = candidate_depth
+
+    def _fuse(
+        self, query: str, qvec: npt.NDArray[np.float32], top_k: int, filters: Filters | None
+    ) -> list[Hit]:
+        depth = max(self.candidate_depth, top_k)
+        b_rows, b_scores = self.bm25.rank_rows(query, depth, filters)
+        d_rows, d_scores = self.dense.rank_rows_vec(qvec, depth, filters)
+        b_rank = {int(r): i + 1 for i, r in enumerate(b_rows)}
+        d_rank = {int(r): i + 1 for i, r in enumerate(d_rows)}
+        union = np.array(sorted(set(b_rank) | set(d_rank)), dtype=np.int64)
+        if union.size == 0:
+            return []
+        bm = self.bm25.scores_of(query, union.tolist())
+        de = self.dense.scores_of_vec(qvec, union.tolist())
+        w = self.bm25_weight
+        if self.mode is FusionMode.RRF:
+            fused = np.array(
+                [
+                    (w / (self.rrf_k + b_rank[r]) if r in b_rank else 0.0)
+                    + ((1 - w) / (self.rrf_k + d_rank[r]) if r in d_rank else 0.0)
+                    for r in union.tolist()
+                ],
+                dtype=np.float64,
+            )
+        else:
+            fused = (w * _minmax(bm) + (1 - w) * _minmax(de)).astype(np.float64)
+        order = np.lexsort((union, -fused))[:top_k]
+        rows = union[order].tolist()
+        extra_scores = {int(union[i]): {"bm25": float(bm[i]), "dense": float(de[i])} for i in order}
+        extra_ranks: dict[int, dict[str, int]] = {}
+        for r in rows:
+            ranks: dict[str, int] = {}
+            if r in b_rank:
+                ranks["bm25"] = b_rank[r]
+            if r in d_rank:
+                ranks["dense"] = d_rank[r]
+            extra_ranks[r] = ranks
+        return hits_from_rows(
+            self.bm25.store,
+            rows,
+            fused[order].tolist(),
+            "fused",
+            extra_scores=extra_scores,
+            extra_ranks=extra_ranks,
+        )
+
+    def search(self, query: str, top_k: int = 10, filters: Filters | None = None) -> list[Hit]:
+        query = check_query(query)
+        return self._fuse(query, self.dense.embed([query])[0], check_top_k(top_k), filters)
+
+    def batch_search(
+        self, queries: Sequence[str], top_k: int = 10, filters: Filters | None = None
+    ) -> list[list[Hit]]:
+        check_top_k(top_k)
+        if not queries:
+            return []
+        qs = [check_query(q) for q in queries]
+        vecs = self.dense.embed(qs)
+        return [self._fuse(q, v, top_k, filters) for q, v in zip(qs, vecs, strict=True)]
