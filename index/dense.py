@@ -167,7 +167,8 @@ class DenseIndex:
         if mask is not None:
             bits = np.packbits(mask.astype(np.uint8), bitorder="little")
             sel = faiss.IDSelectorBitmap(self.size, faiss.swig_ptr(bits))
-            params = faiss.SearchParameters(sel=sel)
+            params = faiss.SearchParameters()
+            params.sel = sel
             scores, rows = self._faiss.search(q, k, params=params)
         else:
             scores, rows = self._faiss.search(q, k)

@@ -64,7 +64,14 @@ def fixture_documents() -> list[Document]:
     docs = []
     for line in (DATA / "policy_fixture.jsonl").read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
-        docs.append(Document(id=rec["id"], title=rec["title"], text=rec["text"], meta=DocMeta(source="fixture")))
+        docs.append(
+            Document(
+                id=rec["id"],
+                title=rec["title"],
+                text=rec["text"],
+                meta=DocMeta(source="fixture", date=rec["date"], issuer=rec["issuer"]),
+            )
+        )
     return docs
 
 

@@ -1,0 +1,142 @@
+"""Index lifecycle: build, incremental add, delete, crash safety, version checks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from policyqa.corpus.models import DocMeta, Document
+from policyqa.index.layout import IndexLayout, IndexNotFoundError, IndexVersionError
+from policyqa.pipeline import add_documents, build_index, delete_documents, open_index
+from policyqa.settings import Settings
+from tests.helpers import HashingEncoder, fixture_documents
+
+NEW_DOC = Document(
+    id="n01",
+    title="关于推行惠企政策免申即享的通知",
+    text="关于推行惠企政策免申即享的通知\n各区市：为减轻企业负担，推行惠企政策免申即享，由部门比对数据后直接兑现资金。",
+    meta=DocMeta(issuer="某市人民政府办公厅", date="2024-05-06"),
+)
+
+
+def _ids(index_dir, settings, enc, query="惠企政策免申即享", mode="hybrid"):  # type: ignore[no-untyped-def]
+    with open_index(index_dir, settings, encoder=enc) as idx:
+        return [h.doc_id for h in idx.retriever(mode).search(query, top_k=5)]
+
+
+def test_build_writes_a_manifest(settings: Settings) -> None:
+    enc = HashingEncoder()
+    m = build_index(fixture_documents(), settings.index_dir, settings, show_progress=False, encoder=enc)
+    assert m["counts"]["documents"] == 10 and m["counts"]["chunks"] >= 10
+    assert m["model"]["dim"] == 256 and m["tokenizer"]["name"] == "jieba-search"
+    on_disk = IndexLayout(settings.index_dir).read_manifest()
+    assert on_disk["fingerprint"] == m["fingerprint"]
+    gen = IndexLayout(settings.index_dir).current()
+    assert {p.name for p in gen.iterdir()} >= {"manifest.json", "store.sqlite", "bm25", "dense"}
+
+
+def test_rebuild_embeds_only_new_text(settings: Settings) -> None:
+    enc = HashingEncoder()
+    m1 = build_index(fixture_documents(), settings.index_dir, settings, show_progress=False, encoder=enc)
+    n1 = enc.texts_encoded
+    assert m1["last_change"]["embedded"] == m1["counts"]["chunks"]
+    m2 = build_index(fixture_documents(), settings.index_dir, settings, show_progress=False, encoder=enc)
+    assert m2["last_change"]["embedded"] == 0 and enc.texts_encoded == n1
+
+
+def test_add_documents_is_incremental(settings: Settings) -> None:
+    enc = HashingEncoder()
+    build_index(fixture_documents(), settings.index_dir, settings, show_progress=False, encoder=enc)
+    before = enc.texts_encoded
+    m = add_documents([NEW_DOC], settings.index_dir, settings, show_progress=False, encoder=enc)
+    assert m["counts"]["documents"] == 11
+    assert enc.texts_encoded - before == m["last_change"]["new_chunks"] == m["last_change"]["embedded"]
+    assert _ids(settings.index_dir, settings, enc)[0] == "n01"
+    # old documents are still found, with the same offsets
+    with open_index(settings.index_dir, settings, encoder=enc) as idx:
+        hit = idx.retriever("bm25").search("稳岗返还", top_k=1)[0]
+        doc = idx.store.get_document(hit.doc_id)
+        assert doc is not None and doc.text[hit.start : hit.end] == hit.text
+
+
+def test_add_replaces_a_document_with_the_same_id(settings: Settings) -> None:
+    enc = HashingEncoder()
+    build_index(fixture_documents(), settings.index_dir, settings, show_progress=False, encoder=enc)
+    changed = Document(id="d06", title="市南区招商", text="市南区将引进总部型企业三十家，主攻航运金融。")
+    m = add_documents([changed], settings.index_dir, settings, show_progress=False, encoder=enc)
+    assert m["counts"]["documents"] == 10
+    with open_index(settings.index_dir, settings, encoder=enc) as idx:
+        doc = idx.store.get_document("d06")
+        assert doc is not None and doc.text == changed.text
+
+
+def test_delete_document(settings: Settings) -> None:
+    enc = HashingEncoder()
+    build_index(
+        [*fixture_documents(), NEW_DOC], settings.index_dir, settings, show_progress=False, encoder=enc
+    )
+    assert "n01" in _ids(settings.index_dir, settings, enc)
+    m = delete_documents(["n01"], settings.index_dir, settings, encoder=enc)
+    assert m["counts"]["documents"] == 10
+    for mode in ("bm25", "dense", "hybrid"):
+        assert "n01" not in _ids(settings.index_dir, settings, enc, mode=mode)
+
+
+def test_delete_unknown_id_changes_nothing(settings: Settings) -> None:
+    enc = HashingEncoder()
+    build_index(fixture_documents(), settings.index_dir, settings, show_progress=False, encoder=enc)
+    gen = IndexLayout(settings.index_dir).current()
+    with pytest.raises(KeyError, match="nope"):
+        delete_documents(["d01", "nope"], settings.index_dir, settings, encoder=enc)
+    assert IndexLayout(settings.index_dir).current() == gen
+
+
+class _FailingEncoder(HashingEncoder):
+    def encode_passages(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        raise RuntimeError("simulated crash while embedding")
+
+
+def test_a_failed_build_leaves_the_previous_index_usable(settings: Settings) -> None:
+    enc = HashingEncoder()
+    build_index(fixture_documents(), settings.index_dir, settings, show_progress=False, encoder=enc)
+    before = _ids(settings.index_dir, settings, enc, "稳岗返还")
+    with pytest.raises(RuntimeError, match="simulated"):
+        add_documents([NEW_DOC], settings.index_dir, settings, show_progress=False, encoder=_FailingEncoder())
+    assert _ids(settings.index_dir, settings, enc, "稳岗返还") == before
+    assert not list(settings.index_dir.glob(".building-*"))
+
+
+def test_incompatible_format_says_rebuild(settings: Settings) -> None:
+    enc = HashingEncoder()
+    build_index(fixture_documents(), settings.index_dir, settings, show_progress=False, encoder=enc)
+    path = IndexLayout(settings.index_dir).current() / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["format"] = 999
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(IndexVersionError, match="Rebuild"):
+        open_index(settings.index_dir, settings, encoder=enc)
+
+
+def test_adding_with_other_settings_is_refused(settings: Settings) -> None:
+    enc = HashingEncoder()
+    build_index(fixture_documents(), settings.index_dir, settings, show_progress=False, encoder=enc)
+    other = settings.model_copy(update={"chunk_max_chars": 200})
+    with pytest.raises(IndexVersionError, match="rebuild"):
+        add_documents([NEW_DOC], settings.index_dir, other, show_progress=False, encoder=enc)
+
+
+def test_no_index_yet(settings: Settings) -> None:
+    with pytest.raises(IndexNotFoundError, match="policyqa index"):
+        open_index(settings.index_dir, settings, encoder=HashingEncoder())
+
+
+def test_dimension_mismatch_is_refused(settings: Settings) -> None:
+    build_index(
+        fixture_documents(), settings.index_dir, settings, show_progress=False, encoder=HashingEncoder()
+    )
+    with pytest.raises(IndexVersionError, match="dimensional"):
+        open_index(settings.index_dir, settings, encoder=HashingEncoder(dim=64))
