@@ -1,0 +1,609 @@
+"""Run a benchmark: index its corpus, run every query through each system, score the runs.
+
+:func:`run_benchmark` is the whole job (what ``policyqa eval`` calls). It is made of
+:func:`prepare_index` (build or reuse the benchmark's index) and :func:`evaluate_systems` (run
+and score already-built systems; unit tests call it with fake systems).
+
+Index reuse: the index lives in ``--index-dir`` or in ``settings.cache_dir / "eval" /
+NAME-KEY``, where KEY hashes the corpus and every setting that changes the index
+(:data:`INDEX_SETTINGS`). A marker file ``policyqa-eval.json`` written after a successful build
+records that key; a later run with the same key opens the index instead of rebuilding it.
+
+Latency: each query is timed with ``time.perf_counter`` around the one system call. Every system
+first answers one untimed warm-up query (the first query), so lazy model loading does not land in
+the p95.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from tqdm import tqdm
+
+import policyqa
+from policyqa.eval.datasets import Benchmark
+from policyqa.eval.metrics import (
+    ANSWER_METRICS,
+    AnswerLike,
+    answer_metrics,
+    chunk_qrels,
+    chunk_ranking,
+    doc_ranking,
+    first_relevant_rank,
+    latency_summary,
+    recall_curve,
+    retrieval_metrics,
+)
+from policyqa.eval.systems import SystemContext, SystemKind, resolve_systems
+from policyqa.retriever.base import Hit
+from policyqa.settings import Settings
+
+__all__ = [
+    "INDEX_SETTINGS",
+    "MARKER_FILE",
+    "BuiltSystem",
+    "EvalError",
+    "EvalResult",
+    "HitBrief",
+    "IndexInfo",
+    "Level",
+    "PreparedIndex",
+    "SystemResult",
+    "evaluate_systems",
+    "index_cache_key",
+    "prepare_index",
+    "run_benchmark",
+    "search_depth",
+    "settings_summary",
+]
+
+logger = logging.getLogger(__name__)
+
+Level = Literal["doc", "chunk"]
+
+#: Settings that change what is indexed: a change of any of them rebuilds a cached index.
+INDEX_SETTINGS: tuple[str, ...] = (
+    "chunk_max_chars",
+    "chunk_overlap_chars",
+    "chunk_min_chars",
+    "title_in_chunk",
+    "user_dict",
+    "stopwords",
+    "model",
+    "encoder_backend",
+    "passage_prompt",
+    "max_seq_length",
+    "bm25_k1",
+    "bm25_b",
+)
+#: Settings left out of the recorded settings: local paths and display switches.
+_UNRECORDED = frozenset({"cache_dir", "index_dir", "progress"})
+
+MARKER_FILE = "policyqa-eval.json"
+
+#: Chunks asked of each system per query. Chunk level scores the top 100 chunks; doc level asks
+#: for more, since several chunks of one document collapse into one ranked document.
+CHUNK_LEVEL_DEPTH = 100
+DOC_LEVEL_DEPTH = 300
+
+#: How many of a query's top hits are kept for the failure report.
+KEEP_HITS = 3
+_KEEP_CHARS = 400
+
+
+class EvalError(Exception):
+    """A problem with the evaluation's input or options, reported without a traceback."""
+
+
+def search_depth(level: Level) -> int:
+    """How many chunks each system is asked for at ``level``."""
+    return DOC_LEVEL_DEPTH if level == "doc" else CHUNK_LEVEL_DEPTH
+
+
+# --------------------------------------------------------------------------------------------
+# settings and the index cache
+
+
+def settings_summary(settings: Settings) -> dict[str, Any]:
+    """The settings as JSON values, without local paths (files are given by name only)."""
+    data = settings.model_dump(mode="json")
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _UNRECORDED:
+            continue
+        if key in ("user_dict", "stopwords") and value:
+            value = Path(value).name
+        out[key] = value
+    return out
+
+
+def _file_digest(path: Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return f"unreadable:{path}"
+
+
+def index_cache_key(bench: Benchmark, settings: Settings) -> str:
+    """A hash of the corpus and of every setting in :data:`INDEX_SETTINGS` (files by content)."""
+    data = settings.model_dump(mode="json")
+    parts: dict[str, Any] = {name: data[name] for name in INDEX_SETTINGS if name in data}
+    for name in ("user_dict", "stopwords"):
+        parts[name] = _file_digest(getattr(settings, name, None))
+    h = hashlib.sha1()
+    h.update(bench.corpus_hash().encode())
+    h.update(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+    return h.hexdigest()
+
+
+@dataclass(slots=True)
+class IndexInfo:
+    """Where the benchmark's index is and how it was made."""
+
+    path: str
+    documents: int
+    chunks: int
+    build_s: float
+    reused: bool
+    fingerprint: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "documents": self.documents,
+            "chunks": self.chunks,
+            "build_s": round(self.build_s, 3),
+            "reused": self.reused,
+        }
+
+
+@dataclass(slots=True)
+class PreparedIndex:
+    """An open index and its :class:`IndexInfo`."""
+
+    index: Any
+    info: IndexInfo
+
+
+Builder = Callable[..., dict[str, Any]]
+Opener = Callable[[Path, Settings], Any]
+
+
+def _default_pipeline() -> tuple[Builder, Opener]:
+    try:
+        from policyqa import pipeline
+    except ImportError as exc:  # the pipeline is a separate piece of work
+        raise EvalError(f"the indexing pipeline is not available: {exc}") from exc
+    return pipeline.build_index, pipeline.open_index
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^0-9A-Za-z._-]+", "_", name).strip("._") or "benchmark"
+
+
+def _read_marker(directory: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((directory / MARKER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _info_from(directory: Path, marker: dict[str, Any], reused: bool) -> IndexInfo:
+    manifest = marker.get("manifest") or {}
+    counts = manifest.get("counts") or {}
+    return IndexInfo(
+        path=str(directory),
+        documents=int(counts.get("documents", 0)),
+        chunks=int(counts.get("chunks", 0)),
+        build_s=float(manifest.get("build_seconds", 0.0)),
+        reused=reused,
+        fingerprint=str(manifest.get("fingerprint", "")),
+    )
+
+
+def prepare_index(
+    bench: Benchmark,
+    settings: Settings,
+    index_dir: Path | None = None,
+    *,
+    show_progress: bool = True,
+    builder: Builder | None = None,
+    opener: Opener | None = None,
+) -> PreparedIndex:
+    """Open the benchmark's cached index, or build it when the corpus or the settings changed.
+
+    :param index_dir: where the index lives; by default a directory under
+        ``settings.cache_dir / "eval"`` named after the benchmark and its cache key.
+    :param builder: ``build_index`` (default: :func:`policyqa.pipeline.build_index`).
+    :param opener: ``open_index`` (default: :func:`policyqa.pipeline.open_index`).
+    :raises EvalError: ``index_dir`` holds something that is not an eval index.
+    """
+    if builder is None or opener is None:
+        default_builder, default_opener = _default_pipeline()
+        builder = builder or default_builder
+        opener = opener or default_opener
+    key = index_cache_key(bench, settings)
+    target = index_dir or settings.cache_dir / "eval" / f"{_safe_name(bench.name)}-{key[:16]}"
+    marker = _read_marker(target) if target.is_dir() else None
+
+    if marker is not None and marker.get("key") == key:
+        try:
+            index = opener(target, settings)
+        except Exception as exc:  # a cache: anything wrong with it means rebuild
+            logger.warning("cached index %s cannot be opened (%s); rebuilding", target, exc)
+        else:
+            return PreparedIndex(index=index, info=_info_from(target, marker, reused=True))
+
+    if target.exists():
+        if not target.is_dir():
+            raise EvalError(f"--index-dir {target}: exists and is not a directory")
+        if marker is None and any(target.iterdir()):
+            raise EvalError(
+                f"--index-dir {target}: not empty and not an index made by 'policyqa eval'; "
+                "give an empty or new directory"
+            )
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    manifest = builder(bench.documents, target, settings, show_progress=show_progress)
+    elapsed = time.perf_counter() - started
+    manifest = dict(manifest)
+    manifest.setdefault("build_seconds", elapsed)
+    marker = {
+        "benchmark": bench.name,
+        "key": key,
+        "corpus_hash": bench.corpus_hash(),
+        "settings": {name: settings_summary(settings).get(name) for name in INDEX_SETTINGS},
+        "manifest": {
+            "counts": manifest.get("counts", {}),
+            "build_seconds": manifest.get("build_seconds", elapsed),
+            "fingerprint": manifest.get("fingerprint", ""),
+        },
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    target.mkdir(parents=True, exist_ok=True)
+    (target / MARKER_FILE).write_text(json.dumps(marker, ensure_ascii=False, indent=2), encoding="utf-8")
+    index = opener(target, settings)
+    return PreparedIndex(index=index, info=_info_from(target, marker, reused=False))
+
+
+# --------------------------------------------------------------------------------------------
+# running and scoring
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltSystem:
+    """A system ready to run: ``fn(query)`` returns hits (retrieval) or an answer (answer)."""
+
+    name: str
+    kind: SystemKind
+    fn: Callable[[str], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class HitBrief:
+    """What the failure report keeps of a returned passage."""
+
+    rank: int
+    doc_id: str
+    chunk_id: str
+    start: int
+    end: int
+    score: float
+    text: str
+
+    @classmethod
+    def of(cls, hit: Hit) -> HitBrief:
+        return cls(
+            hit.rank, hit.doc_id, hit.chunk_id, hit.start, hit.end, float(hit.score), hit.text[:_KEEP_CHARS]
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerBrief:
+    """What is kept of an answer system's answer."""
+
+    text: str
+    doc_id: str | None
+    start: int | None
+    end: int | None
+    no_answer: bool
+
+    @classmethod
+    def of(cls, answer: AnswerLike | None) -> AnswerBrief:
+        if answer is None:
+            return cls("", None, None, None, True)
+        return cls(answer.text, answer.doc_id, answer.start, answer.end, bool(answer.no_answer))
+
+
+@dataclass(slots=True)
+class SystemResult:
+    """One system's run on the benchmark and its scores.
+
+    ``latencies_ms`` is in query order; ``per_query`` holds each query's metric values (and, for
+    retrieval, ``gold_rank``: the rank of the first relevant item, None when not returned).
+    """
+
+    name: str
+    kind: SystemKind
+    metrics: dict[str, float]
+    latencies_ms: list[float]
+    per_query: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    top_hits: dict[str, list[HitBrief]] = field(default_factory=dict)
+    answers: dict[str, AnswerBrief] = field(default_factory=dict)
+    recall_curve: list[float] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The system's entry in the results JSON."""
+        out: dict[str, Any] = {name: round(value, 4) for name, value in self.metrics.items()}
+        out["latency_ms"] = {k: round(v, 2) for k, v in latency_summary(self.latencies_ms).items()}
+        if self.errors:
+            out["errors"] = len(self.errors)
+        return out
+
+
+@dataclass(slots=True)
+class EvalResult:
+    """Everything one evaluation produced. :meth:`to_json` is the committed results shape."""
+
+    benchmark: Benchmark
+    level: Level
+    depth: int
+    systems: dict[str, SystemResult]
+    settings: Settings
+    index: IndexInfo | None = None
+    answers: dict[str, float] | None = None
+    command: str = ""
+    wall_s: float = 0.0
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def query_ids(self) -> list[str]:
+        return list(self.benchmark.queries)
+
+    def retrieval_systems(self) -> list[SystemResult]:
+        return [s for s in self.systems.values() if s.kind == "retrieval"]
+
+    def primary(self) -> SystemResult | None:
+        """The system failures are listed for: hybrid when it ran, else the first retrieval system."""
+        retrieval = self.retrieval_systems()
+        for s in retrieval:
+            if s.name == "hybrid":
+                return s
+        return retrieval[0] if retrieval else None
+
+    def worst_queries(self, n: int = 20) -> list[str]:
+        """The ``n`` queries the primary system did worst on: lowest nDCG@10, then gold furthest down."""
+        primary = self.primary()
+        if primary is None:
+            return []
+
+        def key(qid: str) -> tuple[float, float, str]:
+            values = primary.per_query.get(qid, {})
+            ndcg = values.get("ndcg@10") or 0.0
+            rank = values.get("gold_rank")
+            return (ndcg, -(rank if rank is not None else float("inf")), qid)
+
+        return sorted(self.query_ids, key=key)[:n]
+
+    def to_json(self) -> dict[str, Any]:
+        """The results: metrics, settings and query ids, no benchmark text."""
+        return {
+            "benchmark": self.benchmark.name,
+            "format": self.benchmark.format,
+            "level": self.level,
+            "n_queries": len(self.benchmark.queries),
+            "systems": {name: s.summary() for name, s in self.systems.items()},
+            "answers": None if self.answers is None else {k: round(v, 4) for k, v in self.answers.items()},
+            "settings": settings_summary(self.settings),
+            "search_depth": self.depth,
+            "index": None if self.index is None else self.index.to_json(),
+            "command": self.command,
+            "wall_s": round(self.wall_s, 1),
+            "created": self.created,
+            "policyqa_version": policyqa.__version__,
+            "notes": list(self.benchmark.notes),
+            "query_ids": self.query_ids,
+        }
+
+    def per_query_json(self) -> dict[str, dict[str, dict[str, float | None]]]:
+        """Per-query metric values by system (local reports only)."""
+        return {name: s.per_query for name, s in self.systems.items()}
+
+
+def _progress(items: Iterable[Any], *, desc: str, total: int, enabled: bool) -> Iterable[Any]:
+    return tqdm(items, desc=desc, total=total, unit="q", disable=not enabled, file=sys.stderr, leave=False)
+
+
+def _run_one(
+    system: BuiltSystem, queries: dict[str, str], *, show_progress: bool
+) -> tuple[dict[str, Any], list[float], dict[str, str]]:
+    outputs: dict[str, Any] = {}
+    latencies: list[float] = []
+    errors: dict[str, str] = {}
+    if queries:
+        try:  # warm-up, untimed: lazy model loading must not land in the latencies
+            system.fn(next(iter(queries.values())))
+        except Exception as exc:
+            logger.warning("system %s failed on the warm-up query: %s", system.name, exc)
+    for qid, text in _progress(queries.items(), desc=system.name, total=len(queries), enabled=show_progress):
+        started = time.perf_counter()
+        try:
+            out = system.fn(text)
+        except Exception as exc:  # one failing query must not lose the run; it scores 0
+            latencies.append((time.perf_counter() - started) * 1000.0)
+            errors[qid] = f"{type(exc).__name__}: {exc}"
+            continue
+        latencies.append((time.perf_counter() - started) * 1000.0)
+        outputs[qid] = out
+    if errors and len(errors) == len(queries):
+        first = next(iter(errors.values()))
+        raise EvalError(f"system {system.name!r} failed on every query; first error: {first}")
+    return outputs, latencies, errors
+
+
+def _gold_docs(bench: Benchmark, qid: str) -> list[str]:
+    return [d for d, g in bench.qrels.get(qid, {}).items() if g > 0]
+
+
+def evaluate_systems(
+    bench: Benchmark,
+    systems: Sequence[BuiltSystem],
+    *,
+    level: Level,
+    settings: Settings,
+    index: IndexInfo | None = None,
+    depth: int | None = None,
+    show_progress: bool = True,
+) -> EvalResult:
+    """Run every query through each system and score the runs.
+
+    :param level: ``doc`` scores documents (a document ranks at its best chunk); ``chunk`` scores
+        chunks against the gold answer spans.
+    :raises EvalError: ``level="chunk"`` on a benchmark without answer spans, or a system that
+        failed on every query.
+    """
+    if level not in ("doc", "chunk"):
+        raise EvalError(f"unknown level {level!r}: choose doc or chunk")
+    if level == "chunk" and not bench.has_chunk_gold:
+        raise EvalError(
+            f"--level chunk needs chunk-level gold: {bench.source} has no answer spans "
+            "(a BEIR benchmark needs answers.jsonl with answer_start)"
+        )
+    show = show_progress and settings.progress
+    qrels = bench.qrels if level == "doc" else chunk_qrels(bench.queries)
+    results: dict[str, SystemResult] = {}
+    answers_summary: dict[str, float] | None = None
+    for system in systems:
+        outputs, latencies, errors = _run_one(system, bench.queries, show_progress=show)
+        if system.kind == "retrieval":
+            rankings: dict[str, list[str]] = {}
+            top_hits: dict[str, list[HitBrief]] = {}
+            for qid, hits in outputs.items():
+                hits = sorted(hits, key=lambda h: h.rank)
+                if level == "doc":
+                    rankings[qid] = doc_ranking(hits)
+                else:
+                    rankings[qid] = chunk_ranking(
+                        hits, bench.answer_spans.get(qid, []), _gold_docs(bench, qid)
+                    )
+                top_hits[qid] = [HitBrief.of(h) for h in hits[:KEEP_HITS]]
+            scored = retrieval_metrics(qrels, rankings)
+            per_query: dict[str, dict[str, float | None]] = {}
+            for qid, values in scored.per_query.items():
+                row: dict[str, float | None] = dict(values)
+                row["gold_rank"] = first_relevant_rank(qrels[qid], rankings.get(qid, []))
+                per_query[qid] = row
+            results[system.name] = SystemResult(
+                name=system.name,
+                kind="retrieval",
+                metrics=scored.aggregate,
+                latencies_ms=latencies,
+                per_query=per_query,
+                top_hits=top_hits,
+                recall_curve=recall_curve(qrels, rankings),
+                errors=errors,
+            )
+        else:
+            briefs = {qid: AnswerBrief.of(out) for qid, out in outputs.items()}
+            if bench.has_answers:
+                scored_answers = answer_metrics(briefs, bench.answers, bench.no_answer)
+                metrics = scored_answers.aggregate
+                answer_rows = {q: dict(v) for q, v in scored_answers.per_query.items()}
+            else:
+                metrics = {}
+                answer_rows = {}
+            results[system.name] = SystemResult(
+                name=system.name,
+                kind="answer",
+                metrics=metrics,
+                latencies_ms=latencies,
+                per_query=answer_rows,
+                answers=briefs,
+                errors=errors,
+            )
+            if answers_summary is None and metrics:
+                answers_summary = {m: metrics[m] for m in ANSWER_METRICS}
+    return EvalResult(
+        benchmark=bench,
+        level=level,
+        depth=depth if depth is not None else search_depth(level),
+        systems=results,
+        settings=settings,
+        index=index,
+        answers=answers_summary,
+    )
+
+
+def run_benchmark(
+    bench: Benchmark,
+    settings: Settings,
+    *,
+    systems: Sequence[str],
+    level: Level = "doc",
+    index_dir: Path | None = None,
+    show_progress: bool = True,
+    builder: Builder | None = None,
+    opener: Opener | None = None,
+) -> EvalResult:
+    """Index the benchmark corpus (or reuse the cached index), run the named systems, score them.
+
+    :param systems: registered system names (see :mod:`policyqa.eval.systems`).
+    :raises EvalError, UnknownSystemError, SystemNotAvailableError: bad options.
+    """
+    specs = resolve_systems(systems)  # fail on a bad name before any indexing
+    if level == "chunk" and not bench.has_chunk_gold:
+        raise EvalError(
+            f"--level chunk needs chunk-level gold: {bench.source} has no answer spans "
+            "(a BEIR benchmark needs answers.jsonl with answer_start)"
+        )
+    depth = search_depth(level)
+    prepared = prepare_index(
+        bench,
+        settings,
+        index_dir,
+        show_progress=show_progress and settings.progress,
+        builder=builder,
+        opener=opener,
+    )
+    try:
+        context = SystemContext(index=prepared.index, settings=settings, depth=depth)
+        built = [
+            BuiltSystem(spec.name, spec.kind, spec.build_retrieval(context))
+            for spec in specs
+            if spec.kind == "retrieval"
+        ]
+        built += [
+            BuiltSystem(spec.name, spec.kind, spec.build_answer(context))
+            for spec in specs
+            if spec.kind == "answer"
+        ]
+        order = {spec.name: i for i, spec in enumerate(specs)}
+        built.sort(key=lambda s: order[s.name])
+        return evaluate_systems(
+            bench,
+            built,
+            level=level,
+            settings=settings,
+            index=prepared.info,
+            depth=depth,
+            show_progress=show_progress,
+        )
+    finally:
+        close = getattr(prepared.index, "close", None)
+        if callable(close):
+            close()

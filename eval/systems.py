@@ -1,0 +1,170 @@
+"""The registry of systems the benchmark can run.
+
+A system is a name bound to a factory. Given a :class:`SystemContext` (the opened index, the
+settings and the search depth) the factory returns a callable that takes a query and returns
+
+* for a **retrieval** system: ``list[Hit]``, best first;
+* for an **answer** system: an object with ``.text``, ``.doc_id``, ``.start``, ``.end`` and
+  ``.no_answer`` (see :class:`policyqa.eval.metrics.AnswerLike`).
+
+``bm25``, ``dense`` and ``hybrid`` are registered here. ``rerank`` and ``answer`` are known names
+without an implementation yet: asking for them raises :class:`SystemNotAvailableError`. The
+module that implements one registers it with :func:`register_system` (``replace=True``)::
+
+    register_system("rerank", "retrieval", lambda ctx: make_reranked(ctx.index, ctx.depth))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from policyqa.eval.metrics import AnswerLike
+from policyqa.retriever.base import Hit
+from policyqa.settings import Settings
+
+__all__ = [
+    "AnswerFn",
+    "RetrieveFn",
+    "SystemContext",
+    "SystemKind",
+    "SystemNotAvailableError",
+    "SystemSpec",
+    "UnknownSystemError",
+    "available_systems",
+    "known_systems",
+    "register_system",
+    "resolve_systems",
+]
+
+SystemKind = Literal["retrieval", "answer"]
+RetrieveFn = Callable[[str], list[Hit]]
+AnswerFn = Callable[[str], AnswerLike]
+
+
+class UnknownSystemError(ValueError):
+    """A system name nobody registered."""
+
+
+class SystemNotAvailableError(ValueError):
+    """A known system that has no implementation yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class SystemContext:
+    """What a system factory may use: the opened index, the settings, and how many hits to ask for."""
+
+    index: Any
+    settings: Settings
+    depth: int
+
+
+@dataclass(frozen=True, slots=True)
+class SystemSpec:
+    """A registered system. ``factory`` is None while the system is not available."""
+
+    name: str
+    kind: SystemKind
+    factory: Callable[[SystemContext], Callable[[str], Any]] | None
+    description: str = ""
+
+    @property
+    def available(self) -> bool:
+        return self.factory is not None
+
+    def build_retrieval(self, context: SystemContext) -> RetrieveFn:
+        """The query → hits callable of a retrieval system."""
+        if self.kind != "retrieval":
+            raise TypeError(f"system {self.name!r} is an {self.kind} system")
+        fn: RetrieveFn = self._build(context)
+        return fn
+
+    def build_answer(self, context: SystemContext) -> AnswerFn:
+        """The query → answer callable of an answer system."""
+        if self.kind != "answer":
+            raise TypeError(f"system {self.name!r} is a {self.kind} system")
+        fn: AnswerFn = self._build(context)
+        return fn
+
+    def _build(self, context: SystemContext) -> Callable[[str], Any]:
+        if self.factory is None:
+            raise SystemNotAvailableError(f"system {self.name!r} is not available yet")
+        return self.factory(context)
+
+
+_REGISTRY: dict[str, SystemSpec] = {}
+
+
+def register_system(
+    name: str,
+    kind: SystemKind,
+    factory: Callable[[SystemContext], Callable[[str], Any]] | None,
+    description: str = "",
+    *,
+    replace: bool = False,
+) -> SystemSpec:
+    """Register (or, with ``replace=True``, re-register) a system under ``name``."""
+    key = name.strip().lower()
+    if not key or "," in key:
+        raise ValueError(f"invalid system name {name!r}")
+    if kind not in ("retrieval", "answer"):
+        raise ValueError(f"system kind must be 'retrieval' or 'answer', got {kind!r}")
+    if key in _REGISTRY and not replace:
+        raise ValueError(f"system {key!r} is already registered")
+    spec = SystemSpec(name=key, kind=kind, factory=factory, description=description)
+    _REGISTRY[key] = spec
+    return spec
+
+
+def known_systems() -> list[str]:
+    """Every registered name, available or not, in registration order."""
+    return list(_REGISTRY)
+
+
+def available_systems() -> list[str]:
+    """The registered names that can run now."""
+    return [name for name, spec in _REGISTRY.items() if spec.available]
+
+
+def resolve_systems(names: Sequence[str]) -> list[SystemSpec]:
+    """The specs of ``names`` (duplicates dropped, order kept).
+
+    :raises UnknownSystemError: a name is not registered.
+    :raises SystemNotAvailableError: a name is registered but not implemented yet.
+    """
+    specs: list[SystemSpec] = []
+    for raw in names:
+        name = raw.strip().lower()
+        if not name or any(s.name == name for s in specs):
+            continue
+        spec = _REGISTRY.get(name)
+        if spec is None:
+            raise UnknownSystemError(f"unknown system {name!r}: choose from {', '.join(known_systems())}")
+        if not spec.available:
+            raise SystemNotAvailableError(f"system {name!r} is not available yet")
+        specs.append(spec)
+    if not specs:
+        raise UnknownSystemError(f"no system given: choose from {', '.join(available_systems())}")
+    return specs
+
+
+def _index_retriever(kind: str) -> Callable[[SystemContext], RetrieveFn]:
+    def factory(context: SystemContext) -> RetrieveFn:
+        retriever = context.index.retriever(kind)
+        depth = context.depth
+
+        def search(query: str) -> list[Hit]:
+            hits: list[Hit] = retriever.search(query, top_k=depth)
+            return hits
+
+        return search
+
+    return factory
+
+
+register_system("bm25", "retrieval", _index_retriever("bm25"), "BM25 over jieba tokens")
+register_system("dense", "retrieval", _index_retriever("dense"), "dense embeddings, exact inner product")
+register_system("hybrid", "retrieval", _index_retriever("hybrid"), "BM25 + dense, fused (settings.fusion)")
+register_system("rerank", "retrieval", None, "hybrid candidates re-ranked by a cross-encoder")
+register_system("answer", "answer", None, "extractive answer over the retrieved passages")
