@@ -32,10 +32,32 @@ _FORMAT = 1
 _METHODS = ("okapi", "lucene")
 
 
+def top_rows(
+    scores: npt.NDArray[np.float32], k: int, mask: npt.NDArray[np.bool_] | None = None
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """The ``k`` rows with the highest positive scores (ties by row), restricted to ``mask``."""
+    if mask is not None:
+        scores = np.where(mask, scores, np.float32(0))
+    positive = np.flatnonzero(scores > 0)
+    if positive.size == 0 or k <= 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    cand = scores[positive]
+    if positive.size > k:
+        part = np.argpartition(-cand, k - 1)[:k]
+        # keep every row tied with the k-th score so the tie-break is by row, not by luck
+        kth = cand[part].min()
+        part = np.flatnonzero(cand >= kth)
+        positive, cand = positive[part], cand[part]
+    order = np.lexsort((positive, -cand))[:k]
+    return positive[order].astype(np.int64), cand[order].astype(np.float32)
+
+
 class BM25Index:
     """A BM25 index over pre-tokenized chunks; rows are chunk positions ``0..n-1``."""
 
-    def __init__(self, k1: float = 1.5, b: float = 0.75, method: str = "okapi", epsilon: float = 0.25) -> None:
+    def __init__(
+        self, k1: float = 1.5, b: float = 0.75, method: str = "okapi", epsilon: float = 0.25
+    ) -> None:
         if method not in _METHODS:
             raise ValueError(f"BM25 method must be one of {_METHODS}, got {method!r}")
         if k1 <= 0 or not 0 <= b <= 1:
@@ -53,7 +75,12 @@ class BM25Index:
 
     def build(self, corpus_tokens: Sequence[Sequence[str]], show_progress: bool = False) -> None:
         """Index the token lists; row ``i`` is ``corpus_tokens[i]``."""
-        model = bm25s.BM25(k1=self.k1, b=self.b, method="robertson" if self.method == "okapi" else "lucene", idf_method="lucene")
+        model = bm25s.BM25(
+            k1=self.k1,
+            b=self.b,
+            method="robertson" if self.method == "okapi" else "lucene",
+            idf_method="lucene",
+        )
         self._n = len(corpus_tokens)
         if self._n == 0:
             self._model = None
@@ -99,21 +126,7 @@ class BM25Index:
         ``mask`` (a boolean array over rows) restricts the candidates before the cut. Ties are
         broken by row number, so results are deterministic.
         """
-        scores = self.scores(query_tokens)
-        if mask is not None:
-            scores = np.where(mask, scores, np.float32(0))
-        positive = np.flatnonzero(scores > 0)
-        if positive.size == 0 or k <= 0:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        cand = scores[positive]
-        if positive.size > k:
-            part = np.argpartition(-cand, k - 1)[:k]
-            # include every row tied with the k-th score so the tie-break is by row, not by luck
-            kth = cand[part].min()
-            part = np.flatnonzero(cand >= kth)
-            positive, cand = positive[part], cand[part]
-        order = np.lexsort((positive, -cand))[:k]
-        return positive[order].astype(np.int64), cand[order].astype(np.float32)
+        return top_rows(self.scores(query_tokens), k, mask)
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
@@ -141,7 +154,10 @@ class BM25Index:
                 f"BM25 index format {params.get('format')} in {directory} is not {_FORMAT}; rebuild the index"
             )
         index = cls(
-            k1=float(params["k1"]), b=float(params["b"]), method=str(params["method"]), epsilon=float(params["epsilon"])
+            k1=float(params["k1"]),
+            b=float(params["b"]),
+            method=str(params["method"]),
+            epsilon=float(params["epsilon"]),
         )
         index._n = int(params["n"])
         if index._n:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from policyqa.index.bm25 import BM25Index
+from policyqa.index.bm25 import BM25Index, top_rows
 from policyqa.index.store import ChunkStore
 from policyqa.index.tokenizer import ChineseTokenizer
 
@@ -30,16 +30,19 @@ class BM25Retriever:
         self.tokenizer = tokenizer
         self.masks = masks
 
+    def score_vector(self, query: str) -> npt.NDArray[np.float32]:
+        """The BM25 score of every row for the query."""
+        return self.index.scores(self.tokenizer.tokenize(check_query(query)))
+
     def rank_rows(
         self, query: str, depth: int, filters: Filters | None = None
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        tokens = self.tokenizer.tokenize(check_query(query))
-        return self.index.top_k(tokens, depth, self.masks.mask(filters))
+        return top_rows(self.score_vector(query), depth, self.masks.mask(filters))
 
-    def scores_of(self, query: str, rows: Sequence[int]) -> npt.NDArray[np.float32]:
-        """Exact BM25 scores of the given rows (0 where no query token occurs)."""
-        all_scores = self.index.scores(self.tokenizer.tokenize(check_query(query)))
-        return all_scores[np.asarray(rows, dtype=np.int64)] if len(rows) else np.zeros(0, np.float32)
+    def rank_vector(
+        self, scores: npt.NDArray[np.float32], depth: int, filters: Filters | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        return top_rows(scores, depth, self.masks.mask(filters))
 
     def search(self, query: str, top_k: int = 10, filters: Filters | None = None) -> list[Hit]:
         rows, scores = self.rank_rows(query, check_top_k(top_k), filters)
