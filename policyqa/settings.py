@@ -11,7 +11,7 @@ import os
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_MODEL", "EncoderBackend", "Settings", "default_cache_dir", "get_settings"]
@@ -100,6 +100,32 @@ class Settings(BaseSettings):
 
     # --- UX --------------------------------------------------------------------------------
     progress: bool = Field(True, description="Show progress bars on long work.")
+
+    # --- service (HTTP API and chat page; `policyqa serve`) ---------------------------------
+    api_key: SecretStr | None = Field(
+        None,
+        description="Key the write endpoints (POST/DELETE /documents) require as "
+        "'Authorization: Bearer <key>' (env POLICYQA_API_KEY). Unset: writes are refused.",
+    )
+    host: str = Field("127.0.0.1", description="Address `policyqa serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `policyqa serve` listens on.")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed by CORS (JSON list, e.g. '[\"https://intranet.example\"]'); "
+        "empty: CORS is closed.",
+    )
+    max_query_chars: int = Field(
+        500, ge=1, le=2000, description="Longest query or question the API accepts (longer: 422)."
+    )
+    max_top_k: int = Field(100, ge=1, le=1000, description="Largest top_k the API accepts.")
+    max_request_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, description="Largest request body the server accepts (larger: 413)."
+    )
+    max_upload_files: int = Field(20, ge=1, le=1000, description="Most files one upload may carry.")
+    build_demo_if_missing: bool = Field(
+        True, description="`policyqa serve` with no index at index_dir builds the demo corpus index first."
+    )
+    serve_ui: bool = Field(True, description="Mount the chat page at /ui.")
 
     @field_validator("fusion")
     @classmethod
