@@ -249,6 +249,7 @@ def plot_results(result: EvalResult) -> Any:
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     systems = list(result.systems.values())
     retrieval = result.retrieval_systems()
@@ -272,6 +273,7 @@ def plot_results(result: EvalResult) -> Any:
     if data:
         ax_latency.boxplot(data, tick_labels=[s.name for s in systems], showfliers=True, whis=(5, 95))
     ax_latency.set_yscale("log")
+    ax_latency.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     ax_latency.set_ylabel("latency per query (ms, log)")
     ax_latency.set_title("latency (whiskers p5–p95)")
     ax_latency.grid(True, axis="y", which="both", alpha=0.3)

@@ -52,6 +52,7 @@ from policyqa.settings import Settings
 __all__ = [
     "INDEX_SETTINGS",
     "MARKER_FILE",
+    "SEARCH_DEPTH",
     "BuiltSystem",
     "EvalError",
     "EvalResult",
@@ -86,16 +87,19 @@ INDEX_SETTINGS: tuple[str, ...] = (
     "max_seq_length",
     "bm25_k1",
     "bm25_b",
+    "bm25_method",
 )
 #: Settings left out of the recorded settings: local paths and display switches.
 _UNRECORDED = frozenset({"cache_dir", "index_dir", "progress"})
 
 MARKER_FILE = "policyqa-eval.json"
 
-#: Chunks asked of each system per query. Chunk level scores the top 100 chunks; doc level asks
-#: for more, since several chunks of one document collapse into one ranked document.
-CHUNK_LEVEL_DEPTH = 100
-DOC_LEVEL_DEPTH = 300
+#: Chunks asked of each system per query, at both levels. It equals the default
+#: ``candidate_depth``, so hybrid fuses exactly the candidate lists it fuses in production (asking
+#: a hybrid retriever for more also deepens its candidate lists and changes its top 10). At doc
+#: level the documents are those of these 100 chunks, so recall@100 there means "gold document
+#: among the documents of the top 100 chunks".
+SEARCH_DEPTH = 100
 
 #: How many of a query's top hits are kept for the failure report.
 KEEP_HITS = 3
@@ -107,8 +111,8 @@ class EvalError(Exception):
 
 
 def search_depth(level: Level) -> int:
-    """How many chunks each system is asked for at ``level``."""
-    return DOC_LEVEL_DEPTH if level == "doc" else CHUNK_LEVEL_DEPTH
+    """How many chunks each system is asked for at ``level`` (:data:`SEARCH_DEPTH` at both)."""
+    return SEARCH_DEPTH
 
 
 # --------------------------------------------------------------------------------------------
@@ -520,13 +524,12 @@ def evaluate_systems(
             )
         else:
             briefs = {qid: AnswerBrief.of(out) for qid, out in outputs.items()}
+            metrics: dict[str, float] = {}
+            answer_rows: dict[str, dict[str, float | None]] = {}
             if bench.has_answers:
                 scored_answers = answer_metrics(briefs, bench.answers, bench.no_answer)
                 metrics = scored_answers.aggregate
-                answer_rows = {q: dict(v) for q, v in scored_answers.per_query.items()}
-            else:
-                metrics = {}
-                answer_rows = {}
+                answer_rows = {q: dict(row) for q, row in scored_answers.per_query.items()}
             results[system.name] = SystemResult(
                 name=system.name,
                 kind="answer",

@@ -1,0 +1,182 @@
+"""``policyqa eval`` end to end on fixture benchmarks.
+
+Most tests run the real command line (``policyqa.cli.main``) over a fake index, so they need no
+model. ``test_real_pipeline`` runs the real pipeline (chunker, BM25, dense index, hybrid fusion)
+with the hashing test encoder in place of the neural model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policyqa.cli import main
+from policyqa.eval.metrics import RETRIEVAL_METRICS
+
+PASSAGE = "对月销售额十万元以下的小规模纳税人免征增值税"
+QUESTION = "小规模纳税人免征什么税"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings come from the environment: point the cache at tmp_path, no bars, no .env."""
+    monkeypatch.setenv("POLICYQA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("POLICYQA_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("POLICYQA_PROGRESS", "false")
+    monkeypatch.chdir(tmp_path)
+
+
+def test_full_run_writes_json_report_plot(
+    beir_tiny: Path, tmp_path: Path, fake_pipeline: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    code = main(
+        [
+            "eval",
+            str(beir_tiny),
+            "--level",
+            "doc",
+            "--systems",
+            "bm25,dense,hybrid",
+            "--json",
+            str(out / "r.json"),
+            "--report",
+            str(out / "r.md"),
+            "--plot",
+            str(out / "r.png"),
+            "--failures",
+            str(out / "local" / "failures.md"),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "bm25" in captured.out and "nDCG@10" in captured.out and "wall time" in captured.out
+
+    data = json.loads((out / "r.json").read_text(encoding="utf-8"))
+    assert {"benchmark", "n_queries", "systems", "answers", "settings", "index"} <= set(data)
+    assert data["benchmark"] == "beir-tiny" and data["n_queries"] == 4
+    assert list(data["systems"]) == ["bm25", "dense", "hybrid"]
+    for entry in data["systems"].values():
+        assert set(RETRIEVAL_METRICS) <= set(entry) and set(entry["latency_ms"]) == {"p50", "p95"}
+    assert set(data["index"]) >= {"chunks", "build_s"} and data["index"]["chunks"] > 0
+    assert data["command"].startswith(f"policyqa eval {beir_tiny} --level doc --systems bm25,dense,hybrid")
+
+    report = (out / "r.md").read_text(encoding="utf-8")
+    assert data["command"] in report
+    assert "| hybrid |" in report and "## Settings" in report and "worst queries" in report
+    # committed artefacts quote no benchmark text
+    for artefact in (report, json.dumps(data, ensure_ascii=False)):
+        assert PASSAGE not in artefact and QUESTION not in artefact
+
+    failures = (out / "local" / "failures.md").read_text(encoding="utf-8")
+    assert "## Failures" in failures and QUESTION in failures
+
+    assert (out / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_second_run_reuses_index(
+    beir_tiny: Path, fake_pipeline: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval", str(beir_tiny), "--systems", "bm25"]) == 0
+    assert main(["eval", str(beir_tiny), "--systems", "hybrid"]) == 0
+    assert fake_pipeline.builds == 1
+    assert "cached index" in capsys.readouterr().out
+
+
+def test_limit_and_index_dir(beir_tiny: Path, tmp_path: Path, fake_pipeline: Any) -> None:
+    out = tmp_path / "r.json"
+    index_dir = tmp_path / "bench-index"
+    assert (
+        main(["eval", str(beir_tiny), "--limit", "2", "--index-dir", str(index_dir), "--json", str(out)]) == 0
+    )
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["n_queries"] == 2 and data["query_ids"] == ["q1", "q2"]
+    assert list(data["systems"]) == ["bm25", "dense", "hybrid"]  # default: every available system
+    assert (index_dir / "policyqa-eval.json").is_file()
+
+
+def test_squad_chunk_level(squad_tiny: Path, tmp_path: Path, fake_pipeline: Any) -> None:
+    out = tmp_path / "r.json"
+    assert main(["eval", str(squad_tiny), "--format", "squad", "--level", "chunk", "--json", str(out)]) == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["level"] == "chunk" and data["format"] == "squad" and data["n_queries"] == 5
+
+
+def test_malformed_qrels_exits_nonzero_naming_file_and_line(
+    beir_copy: Path, fake_pipeline: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    qrels = beir_copy / "qrels.tsv"
+    lines = qrels.read_text(encoding="utf-8").splitlines()
+    lines[3] = "q2 d3"  # line 4: two columns
+    qrels.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code = main(["eval", str(beir_copy)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{qrels}:4:" in err and "expected 3 tab-separated columns" in err
+    assert "Traceback" not in err
+    assert fake_pipeline.builds == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--systems", "rerank,answer"], "system 'rerank' is not available yet"),
+        (["--systems", "answer"], "system 'answer' is not available yet"),
+        (["--systems", "bm25,colbert"], "unknown system 'colbert'"),
+    ],
+)
+def test_bad_systems_exit_2(
+    beir_tiny: Path, fake_pipeline: Any, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main(["eval", str(beir_tiny), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert fake_pipeline.builds == 0
+
+
+def test_chunk_level_without_spans_exits_2(
+    beir_copy: Path, fake_pipeline: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (beir_copy / "answers.jsonl").unlink()
+    assert main(["eval", str(beir_copy), "--level", "chunk"]) == 2
+    assert "--level chunk needs chunk-level gold" in capsys.readouterr().err
+
+
+def test_missing_benchmark_exits_2(
+    tmp_path: Path, fake_pipeline: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval", str(tmp_path / "nope")]) == 2
+    assert "no such file or directory" in capsys.readouterr().err
+
+
+def test_bad_limit_is_a_usage_error(beir_tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["eval", str(beir_tiny), "--limit", "0"])
+    assert info.value.code == 2
+    assert "expected a positive integer" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("policyqa.corpus.chunker") is None
+    or importlib.util.find_spec("policyqa.index.encoder") is None,
+    reason="the real pipeline needs policyqa.corpus.chunker and policyqa.index.encoder",
+)
+def test_real_pipeline(beir_tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``policyqa eval`` over the real index with the hashing encoder instead of the neural model."""
+    from tests.helpers import HashingEncoder
+
+    encoder = HashingEncoder()
+    monkeypatch.setattr("policyqa.pipeline.make_encoder", lambda *args, **kwargs: encoder)
+    out = tmp_path / "r.json"
+    assert main(["eval", str(beir_tiny), "--systems", "bm25,dense,hybrid", "--json", str(out)]) == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["index"]["chunks"] >= 5 and not data["index"]["reused"]
+    for name in ("bm25", "dense", "hybrid"):
+        # the tiny questions share words with their gold documents: BM25 finds most at rank 1
+        assert 0.0 < data["systems"][name]["recall@100"] <= 1.0
+    assert data["systems"]["bm25"]["mrr@10"] >= 0.5
+    assert main(["eval", str(beir_tiny), "--systems", "bm25", "--json", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["index"]["reused"]
