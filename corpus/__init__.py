@@ -1,1 +1,58 @@
-"""policyqa.corpus."""
+"""policyqa.corpus: documents in, cited passages out.
+
+- :mod:`~policyqa.corpus.models`: :class:`Document`, :class:`DocMeta`, :class:`Chunk`.
+- :mod:`~policyqa.corpus.encoding`: :func:`read_text` (UTF-8/BOM/GB18030/detected).
+- :mod:`~policyqa.corpus.metadata`: 发文字号, dates, issuer, title and type from text.
+- :mod:`~policyqa.corpus.loaders`: :func:`load_path` / :func:`load_paths` for
+  .txt/.md/.html/.docx/.pdf/.jsonl files and folders.
+- :mod:`~policyqa.corpus.chunker`: :class:`Chunker`, structure-aware passages with heading paths.
+- :mod:`~policyqa.corpus.demo`: :func:`load_demo`, the built-in Qingdao demo corpus.
+"""
+
+from .chunker import Chunker
+from .demo import DEMO_PATH, load_demo
+from .encoding import UnreadableFileError, decode_bytes, read_text
+from .loaders import KNOWN_EXTENSIONS, JsonlFields, LoadReport, load_path, load_paths
+from .metadata import (
+    ExtractedMeta,
+    doc_type_from_title,
+    extract_date,
+    extract_doc_number,
+    extract_issuer,
+    extract_metadata,
+    extract_title,
+    fill_missing,
+    find_dates,
+    find_doc_numbers,
+    parse_date,
+)
+from .models import Chunk, DocMeta, Document, stable_id
+
+__all__ = [
+    "DEMO_PATH",
+    "KNOWN_EXTENSIONS",
+    "Chunk",
+    "Chunker",
+    "DocMeta",
+    "Document",
+    "ExtractedMeta",
+    "JsonlFields",
+    "LoadReport",
+    "UnreadableFileError",
+    "decode_bytes",
+    "doc_type_from_title",
+    "extract_date",
+    "extract_doc_number",
+    "extract_issuer",
+    "extract_metadata",
+    "extract_title",
+    "fill_missing",
+    "find_dates",
+    "find_doc_numbers",
+    "load_demo",
+    "load_path",
+    "load_paths",
+    "parse_date",
+    "read_text",
+    "stable_id",
+]
