@@ -17,7 +17,9 @@ def corpus_tokens() -> list[list[str]]:
     return [tok.tokenize(d.title + "\n" + d.text) for d in fixture_documents()]
 
 
-@pytest.mark.parametrize(("k1", "b", "eps"), [(1.5, 0.75, 0.25), (1.2, 0.4, 0.25), (0.9, 1.0, 0.0), (1.5, 0.75, 0.5)])
+@pytest.mark.parametrize(
+    ("k1", "b", "eps"), [(1.5, 0.75, 0.25), (1.2, 0.4, 0.25), (0.9, 1.0, 0.0), (1.5, 0.75, 0.5)]
+)
 def test_scores_equal_rank_bm25(corpus_tokens: list[list[str]], k1: float, b: float, eps: float) -> None:
     ours = BM25Index(k1=k1, b=b, epsilon=eps)
     ours.build(corpus_tokens)
