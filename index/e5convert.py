@@ -266,6 +266,8 @@ def read_blob(path: Path) -> E5Blob:
         dtype = data[cur.take(1)]
         (numel,) = cur.unpack("<I")
         offset, nbytes = cur.unpack("<QQ")
+        if offset + nbytes > len(data):
+            raise E5BlobError(f"{path}: tensor {name!r} runs past the end of the file (truncated download?)")
         tensors[name] = TensorEntry(name, dtype, numel, offset, nbytes)
 
     return E5Blob(
@@ -725,11 +727,13 @@ def _marker_matches(model_dir: Path, blob_path: Path) -> bool:
 
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    from filelock import FileLock
+    from filelock import FileLock, Timeout
 
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(path))
-    if not lock.acquire(blocking=False):
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
         logger.info("waiting for another process converting the default model (%s)", path)
         lock.acquire()
     try:
