@@ -274,6 +274,17 @@ class _Piece:
     path: tuple[str, ...]
 
 
+def _drop_contained(pieces: list[_Piece]) -> list[_Piece]:
+    """Sorted by start; a piece inside another one (re-split overlaps) is dropped."""
+    pieces.sort(key=lambda p: (p.start, -p.end))
+    out: list[_Piece] = []
+    for p in pieces:
+        if out and p.end <= out[-1].end:
+            continue
+        out.append(p)
+    return out
+
+
 def _common_path(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
     n = 0
     while n < len(a) and n < len(b) and a[n] == b[n]:
@@ -350,8 +361,7 @@ class Chunker:
         pieces = self._pieces(text, doc.title.strip())
         pieces = self._merge_small(pieces)
         if self.token_counter is not None and self.max_tokens is not None and pieces:
-            pieces = self._fit_tokens(text, pieces, self.token_counter, self.max_tokens)
-            pieces.sort(key=lambda p: (p.start, p.end))
+            pieces = _drop_contained(self._fit_tokens(text, pieces, self.token_counter, self.max_tokens))
         return [
             Chunk(
                 id=stable_id(doc.id, str(p.start), str(p.end)),

@@ -17,7 +17,7 @@ known are never overwritten.
 - ``.md``: YAML-ish front matter is read as metadata and removed; links, images, emphasis,
   inline code, html tags, blockquote and bullet markers and table pipes are removed; ``#``
   heading lines are kept as they are (the chunker reads them as headings).
-- ``.html``: script/style/nav/… removed; block elements become lines; table cells are joined
+- ``.html``: script/style/nav/footer/… removed; block elements become lines; table cells are joined
   with ``' | '``.
 - ``.docx``: paragraphs and tables in body order; a table row is its cells joined with ``' | '``.
 - ``.pdf``: page texts; a line broken inside a sentence is joined to the next one (see
@@ -179,7 +179,9 @@ def markdown_to_text(markdown: str) -> str:
         if in_fence:
             out.append(line)
             continue
-        if _MD_RULE.match(line) or _MD_TABLE_SEP.match(line) or _MD_LINK_DEF.match(line):
+        if _MD_TABLE_SEP.match(line) and "-" in line:
+            continue
+        if _MD_RULE.match(line) or _MD_LINK_DEF.match(line):
             out.append("")
             continue
         line = _MD_QUOTE.sub("", line)
@@ -232,6 +234,7 @@ _HTML_DROP = (
     "script",
     "style",
     "nav",
+    "footer",
     "noscript",
     "template",
     "iframe",
@@ -464,13 +467,8 @@ def load_pdf(path: str | Path) -> Document:
         if isinstance(exc, FileNotFoundError):
             raise
         raise UnreadableFileError(p, f"not a readable PDF ({type(exc).__name__}: {exc})") from exc
-    lines: list[str] = []
-    line_pages: list[int] = []
-    for page_no, page_text in enumerate(page_texts):
-        for line in page_text.split("\n"):
-            lines.append(line)
-            line_pages.append(page_no)
-    # join per page boundary-aware: join everything, then map page starts by first line of a page
+    # lines of all pages in one run, so that a sentence broken across pages is joined too
+    lines = [line for page_text in page_texts for line in page_text.strip("\n").split("\n")]
     paragraphs = join_pdf_lines(lines)
     text = "\n".join(paragraphs)
     _require_text(p, text, "no extractable text (a scanned PDF needs OCR first)")

@@ -206,7 +206,8 @@ def extract_date(text: str) -> str | None:
     """The document's own date (成文/发布日期) as ISO, or ``None``.
 
     In order: a labelled date (``发布日期：2024-02-18``) near the top; a date line in the
-    signature block (last lines); a header line that starts with a date (``（2024年2月18日
+    signature block (last lines), or a date line under an organisation line further up (a
+    notice printed before its attachment); a header line that starts with a date (``（2024年2月18日
     国务院第25次常务会议通过）``, ``——2022年3月5日在…会议上``); a date ending the text.
     Dates mentioned inside sentences (``自2024年1月1日起施行``) are never taken.
     """
@@ -220,18 +221,25 @@ def extract_date(text: str) -> str | None:
         iso = _date_only(line) if len(line) <= 40 else None
         if iso:
             return iso
+    # a signature block further up (a notice that prints its attachment after it)
+    head_lines = _head_lines(text, 6000)
+    for prev, line in zip(head_lines, head_lines[1:], strict=False):
+        if len(line) <= 40 and len(prev) <= 40:
+            iso = _date_only(line)
+            if iso and _issuers_in(prev):
+                return iso
     for line in _head_lines(text)[:8]:
         if len(line) > 200:
             break
         iso = _leading_date(line)
         if iso:
             return iso
-    tail = text.rstrip(" \t\n\u3000\xa0\u200b。.)）")[-40:]
+    tail = text.rstrip(" \t\n\u3000\xa0\u200b。.")[-40:]
     tail_dates = find_dates(tail)
     if tail_dates:
         iso, _start, end = tail_dates[-1]
-        rest = tail[end:].strip(" \t\n\u3000\xa0")
-        if rest in ("", "印发", "发布", "公布"):
+        rest = tail[end:].strip(" \t\n\u3000\xa0。.")
+        if _TAIL_REST_OK.match(rest):
             return iso
     return None
 
@@ -573,6 +581,13 @@ _NOT_ORG_ENDINGS = (
     "开局",
     "布局",
     "结局",
+    "新局",
+    "变局",
+    "僵局",
+    "残局",
+    "棋局",
+    "饭局",
+    "骗局",
     "当局",
     "全部",
     "内部",
@@ -694,6 +709,10 @@ def extract_issuer(text: str, title: str | None = None) -> str | None:
             if is_org_name(body + "政府"):  # 青岛市 + 政府工作报告
                 return body + "政府"
     lines = _head_lines(text)
+    for line in lines[:12]:
+        by = _BYLINE.match(line)
+        if by:
+            return by.group(1)
     for line in lines[:5]:
         if len(line) > 60:
             first = re.split(r"[ \t\u3000\xa0]+", line, maxsplit=1)[0]
@@ -709,10 +728,6 @@ def extract_issuer(text: str, title: str | None = None) -> str | None:
         found = _issuers_in(line)
         if found:
             return found
-    for line in lines[:12]:
-        by = _BYLINE.match(line)
-        if by:
-            return by.group(1)
     tail = _tail_lines(text)[-8:]
     if not tail:
         return None
@@ -750,6 +765,8 @@ _KEY_VALUE = re.compile(r"^[\u4e00-\u9fff]{2,6}[ \t\u3000]*[:：]")
 _SENTENCE_END = re.compile(r"[。！？!?]")
 _CLAUSE_BREAK = re.compile(r"[，、；：,;:]")
 _SPACE_RUN = re.compile(r"\s+")
+#: A first line that holds a title and the start of the body (``…的通知 各区市：…``).
+_TITLE_BODY_MIX = re.compile(r"\S\s+\S[^。：:]*[。：:]")
 _TITLE_SUFFIX_JOIN = re.compile(
     r"(?:通知|意见|办法|规定|条例|决定|公告|通告|批复|方案|法|报告|规划|计划|细则|函|措施|指引|纲要)$"
 )
@@ -828,15 +845,15 @@ def extract_title(text: str, max_chars: int = 80) -> str | None:
     for i, line in enumerate(lines):
         if _is_header_noise(line):
             continue
-        if len(line) > max_chars:
-            return first_sentence(line) or None
+        if len(line) > max_chars or _TITLE_BODY_MIX.search(line):
+            return first_sentence(line, min(max_chars, 60)) or None
         if (
             not _TITLE_SUFFIX_JOIN.search(line)
             and i + 1 < len(lines)
             and _TITLE_SUFFIX_JOIN.search(lines[i + 1])
             and len(line) + len(lines[i + 1]) <= max_chars
             and not _SENTENCE_END.search(line)
-            and line.endswith(("关于", "印发", "转发", "的", "和", "及", "《"))
+            and (line.endswith(("关于", "印发", "转发", "的", "和", "及", "《")) or "关于" in line)
         ):
             return line + lines[i + 1]
         if _issuers_in(line) and i + 1 < len(lines) and _TITLE_SUFFIX_JOIN.search(lines[i + 1]):
