@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import SecretStr
 from tqdm import tqdm
 
 import policyqa
@@ -90,7 +91,27 @@ INDEX_SETTINGS: tuple[str, ...] = (
     "bm25_method",
 )
 #: Settings left out of the recorded settings: local paths and display switches.
-_UNRECORDED = frozenset({"cache_dir", "index_dir", "progress"})
+#: Settings left out of the recorded settings: local paths, display switches and the HTTP
+#: service's settings, none of which changes a ranking. Secret fields are always left out.
+_UNRECORDED = frozenset(
+    {
+        "cache_dir",
+        "index_dir",
+        "progress",
+        "api_key",
+        "host",
+        "port",
+        "cors_origins",
+        "max_query_chars",
+        "max_top_k",
+        "max_request_bytes",
+        "max_upload_files",
+        "build_demo_if_missing",
+        "serve_ui",
+    }
+)
+#: Settings that may hold a local path: recorded by their last path component only.
+_PATH_LIKE = frozenset({"user_dict", "stopwords", "model", "rerank_model", "answer_reader"})
 
 MARKER_FILE = "policyqa-eval.json"
 
@@ -120,13 +141,16 @@ def search_depth(level: Level) -> int:
 
 
 def settings_summary(settings: Settings) -> dict[str, Any]:
-    """The settings as JSON values, without local paths (files are given by name only)."""
+    """The settings that can change a ranking or an answer, as JSON values.
+
+    Left out: :data:`_UNRECORDED` and every secret; a local path is given by its file name only.
+    """
     data = settings.model_dump(mode="json")
     out: dict[str, Any] = {}
     for key, value in data.items():
-        if key in _UNRECORDED:
+        if key in _UNRECORDED or isinstance(getattr(settings, key, None), SecretStr):
             continue
-        if key in ("user_dict", "stopwords") and value:
+        if key in _PATH_LIKE and isinstance(value, str) and ("/" in value or "\\" in value):
             value = Path(value).name
         out[key] = value
     return out

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from policyqa.corpus.models import Document
+from policyqa.eval import systems
 from policyqa.retriever.base import Filters, Hit
 from policyqa.settings import Settings
 
@@ -144,3 +145,11 @@ def squad_tiny() -> Path:
 @pytest.fixture
 def fake_index() -> type[FakeIndex]:
     return FakeIndex
+
+
+@pytest.fixture
+def unavailable_system(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A registered system without an implementation (what rerank/answer were before they landed)."""
+    name = "later"
+    monkeypatch.setitem(systems._REGISTRY, name, systems.SystemSpec(name, "retrieval", None, "not yet"))
+    return name

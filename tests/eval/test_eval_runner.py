@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from policyqa.eval.datasets import load_beir, load_squad
 from policyqa.eval.metrics import RETRIEVAL_METRICS
@@ -17,8 +18,10 @@ from policyqa.eval.runner import (
     index_cache_key,
     prepare_index,
     run_benchmark,
+    settings_summary,
 )
 from policyqa.eval.systems import (
+    SystemContext,
     SystemNotAvailableError,
     UnknownSystemError,
     available_systems,
@@ -248,22 +251,36 @@ def test_run_benchmark_end_to_end(beir_tiny: Path, settings: Settings, fake_pipe
 
 
 def test_run_benchmark_rejects_unavailable_before_indexing(
-    beir_tiny: Path, settings: Settings, fake_pipeline: Any
+    beir_tiny: Path, settings: Settings, fake_pipeline: Any, unavailable_system: str
 ) -> None:
-    with pytest.raises(SystemNotAvailableError, match="system 'rerank' is not available yet"):
-        run_benchmark(load_beir(beir_tiny), settings, systems=["bm25", "rerank"])
+    with pytest.raises(SystemNotAvailableError, match=f"system '{unavailable_system}' is not available yet"):
+        run_benchmark(load_beir(beir_tiny), settings, systems=["bm25", unavailable_system])
     assert fake_pipeline.builds == 0
+
+
+def test_settings_summary_leaves_out_secrets_paths_and_service(settings: Settings) -> None:
+    custom = settings.model_copy(
+        update={"api_key": SecretStr("s3cret"), "user_dict": Path("/home/me/dict.txt"), "rrf_k": 7}
+    )
+    summary = settings_summary(custom)
+    assert "api_key" not in summary and "s3cret" not in str(summary)
+    assert summary["user_dict"] == "dict.txt" and summary["rrf_k"] == 7
+    assert not {"cache_dir", "index_dir", "progress", "host", "port"} & set(summary)
 
 
 # --- the registry ---------------------------------------------------------------------------
 
 
-def test_registry() -> None:
+def test_registry(unavailable_system: str) -> None:
     assert known_systems()[:5] == ["bm25", "dense", "hybrid", "rerank", "answer"]
     assert {"bm25", "dense", "hybrid"} <= set(available_systems())
+    assert unavailable_system in known_systems() and unavailable_system not in available_systems()
     assert [s.name for s in resolve_systems(["hybrid", " BM25", "hybrid", ""])] == ["hybrid", "bm25"]
-    with pytest.raises(SystemNotAvailableError, match="system 'answer' is not available yet"):
-        resolve_systems(["answer"])
+    with pytest.raises(SystemNotAvailableError, match=f"system '{unavailable_system}' is not available yet"):
+        resolve_systems([unavailable_system])
+    spec = resolve_systems(["bm25"])[0]
+    with pytest.raises(TypeError, match="retrieval system"):
+        spec.build_answer(SystemContext(index=None, settings=Settings(), depth=10))
     with pytest.raises(UnknownSystemError, match="unknown system 'bm52'"):
         resolve_systems(["bm52"])
     with pytest.raises(UnknownSystemError, match="no system given"):
