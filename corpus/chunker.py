@@ -81,6 +81,7 @@ _NUMBERED: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("circ", re.compile(r"[①-⑳]")),
 )
 _LEGAL_KIND = {"编": "bian", "分编": "fenbian", "章": "zhang", "节": "jie"}
+_ITEM_KINDS = frozenset(("cn", "pcn", "num", "pnum", "circ"))
 _LEGAL_RANK = {"bian": 1, "fenbian": 2, "zhang": 3, "jie": 4, "tiao": 5}
 _LEAD_END = re.compile(r"[。！？；：:!?;]")
 _TERMINAL = re.compile(r"[。！？；：!?;:…][”’」』）)】》\"']*$")
@@ -452,14 +453,14 @@ class Chunker:
         stack: list[tuple[str, str]] = []
         sections: list[tuple[tuple[str, ...], list[_Block]]] = []
         current: list[_Block] = []
+        current_has_body = False  # a section of heading lines only joins the next one
         current_path: tuple[str, ...] = ()
         seen_body = False
+        in_article = False
         for i, blk in enumerate(blocks):
-            block_text = text[blk.start : blk.end]
             kind = blk.kind
-            in_article = any(k == "tiao" for k, _ in stack)
-            if kind in ("cn", "pcn", "num", "pnum", "circ") and in_article:
-                kind = None
+            if kind in _ITEM_KINDS and in_article:
+                kind = None  # the items of an article are a list, not sections
             if kind is not None and blk.heading_only and blk.label == title:
                 kind = None  # the document's own title line
             if (
@@ -469,22 +470,26 @@ class Chunker:
                 and not in_article
                 and self._title_like(text, blocks, i, title)
             ):
-                kind, blk.label, blk.heading_only = "title", _label(block_text), True
+                kind, blk.label, blk.heading_only = "title", _label(text[blk.start : blk.end]), True
             blk.kind = kind
             if kind is None:
                 current.append(blk)
-                if (
-                    len(block_text) > _TITLE_LINE_MAX
-                    or _TERMINAL.search(block_text)
-                    or _BYLINE.match(block_text)
-                ):
-                    seen_body = True
+                current_has_body = True
+                if not seen_body:
+                    block_text = text[blk.start : blk.end]
+                    seen_body = bool(
+                        len(block_text) > _TITLE_LINE_MAX
+                        or _TERMINAL.search(block_text)
+                        or _BYLINE.match(block_text)
+                    )
                 continue
             _push(stack, kind, blk.label)
-            if current and not all(b.heading_only and b.kind is not None for b in current):
+            in_article = any(k == "tiao" for k, _ in stack)
+            if current_has_body:
                 sections.append((current_path, current))
                 current = []
             current.append(blk)
+            current_has_body = not blk.heading_only
             current_path = tuple(label for _k, label in stack)
             seen_body = True
         if current:
