@@ -722,7 +722,14 @@ def _load_file(path: Path, fields: JsonlFields | None, on_error: ErrorHandler | 
         raise UnreadableFileError(
             path, f"unsupported file type {suffix or '(none)'!r}; known: {', '.join(KNOWN_EXTENSIONS)}"
         )
-    yield loader(path)
+    try:
+        doc = loader(path)
+    except (UnreadableFileError, OSError):
+        raise
+    except Exception as exc:  # a parser failing on odd input: this file is unreadable, not the run
+        logger.debug("%s: %s failed", path, loader.__name__, exc_info=True)
+        raise UnreadableFileError(path, f"cannot parse ({type(exc).__name__}: {exc})") from exc
+    yield doc
 
 
 def load_path(
