@@ -43,11 +43,13 @@ class UnreadableFileError(Exception):
 
 
 def normalize_newlines(text: str) -> str:
-    """``\\r\\n``, ``\\r`` and the Unicode line/paragraph separators become ``\\n``."""
+    """``\\r\\n`` and ``\\r`` become ``\\n``.
+
+    U+2028/U+2029 are left alone: JSON strings may hold them unescaped, so turning them into
+    ``\\n`` would split a jsonl record; the chunker treats them as whitespace.
+    """
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if "\u2028" in text or "\u2029" in text or "\x85" in text:
-        text = text.replace("\u2028", "\n").replace("\u2029", "\n").replace("\x85", "\n")
     return text
 
 

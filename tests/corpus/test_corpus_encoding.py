@@ -68,7 +68,8 @@ def test_newlines_normalised(tmp_path: Path) -> None:
     p = tmp_path / "a.txt"
     p.write_bytes("第一行\r\n第二行\r第三行\n".encode())
     assert read_text(p) == "第一行\n第二行\n第三行\n"
-    assert normalize_newlines("a\u2028b\u2029c") == "a\nb\nc"
+    # kept: JSON strings may hold them unescaped, a jsonl record must stay on its line
+    assert normalize_newlines("a\u2028b\u2029c") == "a\u2028b\u2029c"
 
 
 def test_empty_file_is_empty_text(tmp_path: Path) -> None:

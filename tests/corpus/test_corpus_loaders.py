@@ -520,6 +520,15 @@ def test_jsonl_bad_lines_are_skipped_and_named(tmp_path: Path) -> None:
     assert "no text" in report.errors[2][1]
 
 
+def test_jsonl_text_with_line_separator_characters(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    record = {"id": "u2028", "text": "第一句。\u2028第二句。\r\n第三句。"}
+    path.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert "\u2028" in path.read_text(encoding="utf-8")
+    doc = _one(path)
+    assert doc.text == "第一句。\u2028第二句。\n第三句。"
+
+
 def test_jsonl_bad_line_without_handler_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "mixed.jsonl"
     _write_jsonl(path, [{"id": "ok1", "text": "第一篇。"}, "{oops"])
