@@ -168,3 +168,6 @@ register_system("dense", "retrieval", _index_retriever("dense"), "dense embeddin
 register_system("hybrid", "retrieval", _index_retriever("hybrid"), "BM25 + dense, fused (settings.fusion)")
 register_system("rerank", "retrieval", None, "hybrid candidates re-ranked by a cross-encoder")
 register_system("answer", "answer", None, "extractive answer over the retrieved passages")
+
+# The rerank and answer implementations live beside the QA code; importing registers them.
+from policyqa.eval import qa_systems as _qa_systems  # noqa: E402, F401

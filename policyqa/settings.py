@@ -127,6 +127,48 @@ class Settings(BaseSettings):
     )
     serve_ui: bool = Field(True, description="Mount the chat page at /ui.")
 
+    # --- answers / rerank (`policyqa ask`; policyqa.qa) ---------------------------------------
+    reranker: str = Field(
+        "features",
+        description="Rerank stage: 'features' (the embedded linear model, default), 'none', or "
+        "'cross-encoder' (needs rerank_model).",
+    )
+    rerank_model: str | None = Field(
+        None,
+        description="For 'cross-encoder': a sentence-transformers CrossEncoder name or local path "
+        "(e.g. a local bge-reranker-v2-m3); for 'features': a model JSON (None: the shipped one).",
+    )
+    rerank_candidates: int = Field(
+        20, ge=1, le=1000, description="Hybrid candidates the reranker re-orders per question."
+    )
+    rerank_max_length: int = Field(512, ge=8, le=8192, description="Cross-encoder token limit of a pair.")
+    rerank_batch_size: int = Field(16, ge=1, le=1024, description="Cross-encoder pairs per forward pass.")
+    answer_passages: int = Field(
+        5, ge=1, le=100, description="Top reranked passages searched for the answer sentence."
+    )
+    answer_min_confidence: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Below this confidence `ask` answers 'not found' (None: the shipped model's tuned value).",
+    )
+    answer_reader: str | None = Field(
+        None,
+        description="Local path of a transformers question-answering model (e.g. a Chinese MacBERT "
+        "fine-tuned on CMRC 2018) that replaces the sentence selector; None: the selector.",
+    )
+    answer_narrow: bool = Field(
+        True, description="Narrow 何时/多少/哪个部门/哪里 answers to the date, amount, body or place."
+    )
+
+    @field_validator("reranker")
+    @classmethod
+    def _check_reranker(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in {"features", "none", "cross-encoder"}:
+            raise ValueError(f"reranker must be 'features', 'none' or 'cross-encoder', got {value!r}")
+        return value
+
     @field_validator("fusion")
     @classmethod
     def _check_fusion(cls, value: str) -> str:

@@ -1,0 +1,592 @@
+"""Extractive answers: the sentence (or the date, amount, body or place in it) that answers a
+question, verbatim, with character offsets into its source document and numbered citations.
+
+:class:`SpanSelector` scores every sentence of the top reranked passages with a small linear
+model (shipped as ``retriever/data/answer_sentences.json``) over interpretable features: the
+passage's rerank rank, IDF-weighted query-term and bigram coverage of the sentence and of the
+sentence before it, whether the sentence holds what the question asks for (a number for 多少,
+a date for 何时, an organisation for 哪个部门, a place for 哪里), and its length. When the
+question asks for one of those types, the answer is narrowed to the matching expression inside
+the best sentence that is nearest to the words the sentence shares with the question.
+
+Confidence is a logistic calibration of the best sentence's score and its margin over the
+runner-up (fitted with the sentence weights); below ``min_confidence`` the answer is
+``no_answer`` and the closest passages are still listed as citations.
+
+Every answer satisfies ``document.text[answer.start:answer.end] == answer.text`` (checked by
+:func:`verify_answer`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from .base import Hit
+from .rerank import QueryTerms, TermStats, split_sentences
+
+__all__ = [
+    "DEFAULT_SENTENCE_MODEL",
+    "SENTENCE_FEATURES",
+    "Answer",
+    "AnswerType",
+    "CitationError",
+    "Citation",
+    "SentenceCandidate",
+    "SentenceModel",
+    "SpanSelector",
+    "citations_from_hits",
+    "expected_type",
+    "find_typed_spans",
+    "no_answer",
+    "verify_answer",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SENTENCE_MODEL = "answer_sentences.json"
+SNIPPET_CHARS = 160
+
+AnswerType = Literal["sentence", "amount", "date", "organization", "place", "reader", "none"]
+
+
+class CitationError(RuntimeError):
+    """An answer's offsets do not reproduce its text in the source document."""
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A numbered source of an answer: where a passage comes from and what it says.
+
+    ``start``/``end`` are the passage's character offsets into the document text.
+    """
+
+    number: int
+    doc_id: str
+    chunk_id: str
+    title: str
+    issuer: str | None
+    doc_number: str | None
+    date: str | None
+    heading: str
+    snippet: str
+    start: int
+    end: int
+    score: float
+    source: str | None = None
+
+    def label(self) -> str:
+        """``title · issuer · doc number · date · heading`` with the parts that are known."""
+        parts = [self.title or self.doc_id, self.issuer, self.doc_number, self.date, self.heading]
+        return " · ".join(p for p in parts if p)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "doc_id": self.doc_id,
+            "chunk_id": self.chunk_id,
+            "title": self.title,
+            "issuer": self.issuer,
+            "doc_number": self.doc_number,
+            "date": self.date,
+            "heading": self.heading,
+            "snippet": self.snippet,
+            "start": self.start,
+            "end": self.end,
+            "score": self.score,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The answer to a question.
+
+    ``text == document.text[start:end]`` for the document ``doc_id``; ``sentence`` (with
+    ``sentence_start``/``sentence_end``) is the sentence that holds it (equal to ``text`` when
+    the answer is a whole sentence). When ``no_answer`` is true, ``text`` is empty, the offsets
+    are None and ``citations`` still lists the closest passages. ``citation`` is the number of
+    the citation the answer comes from (None for no answer).
+    """
+
+    question: str
+    text: str
+    no_answer: bool
+    confidence: float
+    doc_id: str | None = None
+    chunk_id: str | None = None
+    start: int | None = None
+    end: int | None = None
+    sentence: str = ""
+    sentence_start: int | None = None
+    sentence_end: int | None = None
+    answer_type: AnswerType = "sentence"
+    citation: int | None = None
+    citations: tuple[Citation, ...] = ()
+    passages: tuple[Hit, ...] = ()
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self, explain: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "question": self.question,
+            "answer": self.text,
+            "no_answer": self.no_answer,
+            "confidence": round(self.confidence, 4),
+            "answer_type": self.answer_type,
+            "doc_id": self.doc_id,
+            "chunk_id": self.chunk_id,
+            "start": self.start,
+            "end": self.end,
+            "sentence": self.sentence,
+            "sentence_start": self.sentence_start,
+            "sentence_end": self.sentence_end,
+            "citation": self.citation,
+            "citations": [c.to_dict() for c in self.citations],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
+        if explain:
+            out["passages"] = [
+                {
+                    "rank": h.rank,
+                    "doc_id": h.doc_id,
+                    "chunk_id": h.chunk_id,
+                    "scores": dict(h.scores),
+                    "ranks": dict(h.ranks),
+                }
+                for h in self.passages
+            ]
+        return out
+
+
+def _snippet(text: str, focus: tuple[int, int] | None = None, width: int = SNIPPET_CHARS) -> str:
+    if len(text) <= width:
+        return text
+    if focus is None:
+        return text[:width] + "…"
+    s, e = focus
+    left = max(0, min(s - width // 4, len(text) - width))
+    right = min(len(text), max(left + width, e))
+    return ("…" if left else "") + text[left:right] + ("…" if right < len(text) else "")
+
+
+def citations_from_hits(
+    hits: Sequence[Hit], focus: dict[str, tuple[int, int]] | None = None
+) -> list[Citation]:
+    """Numbered citations (1, 2, …) of passages, in order. ``focus`` maps a chunk id to the
+    part of its text (chunk-relative offsets) the snippet should show."""
+    out: list[Citation] = []
+    for i, h in enumerate(hits, start=1):
+        out.append(
+            Citation(
+                number=i,
+                doc_id=h.doc_id,
+                chunk_id=h.chunk_id,
+                title=h.title,
+                issuer=h.issuer,
+                doc_number=h.doc_number,
+                date=h.date,
+                heading=h.heading,
+                snippet=_snippet(h.text, (focus or {}).get(h.chunk_id)),
+                start=h.start,
+                end=h.end,
+                score=float(h.score),
+                source=h.source,
+            )
+        )
+    return out
+
+
+def no_answer(question: str, hits: Sequence[Hit], confidence: float = 0.0) -> Answer:
+    """The "the passages do not answer this" result, still listing the closest passages."""
+    return Answer(
+        question=question,
+        text="",
+        no_answer=True,
+        confidence=confidence,
+        answer_type="none",
+        citations=tuple(citations_from_hits(hits)),
+        passages=tuple(hits),
+    )
+
+
+def verify_answer(answer: Answer, document_text: str) -> None:
+    """Raise :class:`CitationError` unless the answer's offsets reproduce it verbatim."""
+    if answer.no_answer:
+        return
+    if answer.start is None or answer.end is None:
+        raise CitationError("answer has no offsets")
+    if document_text[answer.start : answer.end] != answer.text:
+        raise CitationError(
+            f"answer text does not equal document {answer.doc_id} [{answer.start}:{answer.end}]"
+        )
+    if (
+        answer.sentence_start is not None
+        and answer.sentence_end is not None
+        and document_text[answer.sentence_start : answer.sentence_end] != answer.sentence
+    ):
+        raise CitationError(f"answer sentence does not equal document {answer.doc_id} text")
+
+
+# --------------------------------------------------------------------------------------------
+# question types and typed spans
+
+_AMOUNT_Q = re.compile(
+    r"多少|多大|多高|多长|多久|几[个项条家人户天日年月次批所名元亿万]|比例|金额|额度|数量|几成|多少钱"
+)
+_DATE_Q = re.compile(r"何时|什么时[候间]|哪一?天|哪一?年|几月|几号|何日|哪个时间|截至?止?到?什么|期限是|起止")
+_ORG_Q = re.compile(
+    r"哪个部门|哪些部门|哪个单位|哪些单位|哪家|哪个机构|哪些机构|什么部门|什么机构|什么单位|由谁|谁"
+)
+_PLACE_Q = re.compile(r"哪里|哪儿|什么地方|何地|哪个地方|在哪|地点|哪个城市|哪个省|哪个区")
+
+_CN_NUM = "零〇一二两三四五六七八九十百千万亿半"
+_UNIT = (
+    r"(?:万亿元|亿元|万元|千元|百元|元|美元|%|％|个百分点|倍|个月|年|月|天|日|小时|分钟|周|"
+    r"户|家|人次|人|名|位|个|项|条|件|批|次|所|台|套|辆|架|吨|千克|公斤|立方米|平方米|亩|公里|千米|米|"
+    r"张|份|只|副|双|箱|包|盒|支|瓶|剂|床|间|元/[^\s，。]{1,3})?"
+)
+_AMOUNT = re.compile(
+    r"(?:约|近|超过|不超过|不低于|达到?|最高|最低|共计?|累计|合计|总计|逾|高达)?"
+    rf"(?:\d+(?:[.,]\d+)*(?:\s*[万亿千百])*|[{_CN_NUM}]{{1,6}}(?=[万亿千百元个项条家人户天日年月次批所名%]))"
+    rf"(?:\s*[-~至到—]\s*\d+(?:\.\d+)?)?\s*{_UNIT}(?:以上|以下|以内|左右|多)?"
+)
+_ONE_DATE = r"(?:\d{4}年(?:\d{1,2}月(?:\d{1,2}日)?)?|\d{1,2}月\d{1,2}日|\d{1,2}月(?:份|底|中旬|上旬|下旬)?)(?:\d{1,2}[时点])?"
+_DATE = re.compile(
+    rf"{_ONE_DATE}(?:\s*(?:起)?(?:至|到|—|-|~)\s*{_ONE_DATE})?(?:起|前|以前|之前|后|以后|底)?"
+    r"|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}"
+    r"|[一二三四]季度|上半年|下半年|年底|年内|月底|春节前|节后"
+)
+_ORG_SUFFIX = re.compile(
+    r"(?:部|局|委员会|委|厅|办公室|办公厅|办|署|院|中心|公司|银行|集团|协会|政府|法院|检察院|大学|"
+    r"医院|管委会|工作组|指挥部|领导小组|联合会|商会|基金会|研究所|所|站|馆|总队|支队)$"
+)
+_PLACE_SUFFIX = re.compile(
+    r"(?:省|市|区|县|镇|乡|村|街道|园区|开发区|新区|自贸区|片区|港|机场|口岸|广场|中心|馆)$"
+)
+_ORG_PARTS = frozenset({"n", "nt", "ns", "nz", "j", "vn", "nr", "l", "b", "an", "ng", "zg"})
+_PLACE_PARTS = frozenset({"ns", "n", "nz", "j", "l", "b", "f"})
+
+
+def expected_type(question: str) -> AnswerType:
+    """What a question asks for: ``date``, ``amount``, ``organization``, ``place`` or ``sentence``."""
+    q = question.strip()
+    if _DATE_Q.search(q):
+        return "date"
+    if _AMOUNT_Q.search(q):
+        return "amount"
+    if _ORG_Q.search(q):
+        return "organization"
+    if _PLACE_Q.search(q):
+        return "place"
+    return "sentence"
+
+
+def _posseg(text: str) -> list[tuple[str, str, int, int]]:
+    import jieba.posseg
+
+    out: list[tuple[str, str, int, int]] = []
+    pos = 0
+    for pair in jieba.posseg.cut(text, HMM=True):
+        word, flag = pair.word, pair.flag
+        start = text.find(word, pos)
+        if start < 0:
+            start = pos
+        out.append((word, flag, start, start + len(word)))
+        pos = start + len(word)
+    return out
+
+
+def _noun_phrases(text: str, suffix: re.Pattern[str], parts: frozenset[str]) -> list[tuple[int, int]]:
+    """Runs of noun-like tokens that end with a token matching ``suffix`` (jieba POS)."""
+    toks = _posseg(text)
+    spans: list[tuple[int, int]] = []
+    for i, (word, flag, _s, e) in enumerate(toks):
+        if not (suffix.search(word) or flag in ("nt", "ns") and suffix.pattern == _PLACE_SUFFIX.pattern):
+            continue
+        if flag.startswith(("v", "p", "c", "u", "x", "r", "d")) and flag not in ("vn",):
+            continue
+        j = i
+        while (
+            j > 0 and toks[j - 1][1] in parts and i - j < 7 and toks[j - 1][0] not in ("和", "与", "及", "等")
+        ):
+            j -= 1
+        start = toks[j][2]
+        if e - start >= 2:
+            spans.append((start, e))
+    return spans
+
+
+def find_typed_spans(text: str, kind: AnswerType) -> list[tuple[int, int]]:
+    """Spans of ``text`` that are a date, an amount, an organisation or a place."""
+    if kind == "amount":
+        return [
+            (m.start(), m.end())
+            for m in _AMOUNT.finditer(text)
+            if any(ch.isdigit() or ch in _CN_NUM for ch in m.group())
+        ]
+    if kind == "date":
+        return [(m.start(), m.end()) for m in _DATE.finditer(text) if len(m.group()) >= 2]
+    if kind == "organization":
+        return _noun_phrases(text, _ORG_SUFFIX, _ORG_PARTS)
+    if kind == "place":
+        return _noun_phrases(text, _PLACE_SUFFIX, _PLACE_PARTS)
+    return []
+
+
+# --------------------------------------------------------------------------------------------
+# sentence scoring
+
+SENTENCE_FEATURES: tuple[str, ...] = (
+    "passage_rank",  # -log(rerank rank of the passage)
+    "passage_score",  # passage rerank score minus the best one
+    "cov",  # IDF-weighted query-term coverage of the sentence
+    "bigram",  # query bigram coverage of the sentence
+    "cov_prev",  # coverage of the preceding sentence in the passage
+    "cov_next",  # coverage of the following sentence
+    "type_match",  # the sentence holds what the question asks for (0 for plain questions)
+    "log_len",  # log(sentence length)
+    "first",  # the sentence is the first of its passage
+    "new_chars",  # share of the sentence's characters not in the question
+)
+
+
+@dataclass(slots=True)
+class SentenceModel:
+    """Linear sentence scorer plus the logistic confidence calibration."""
+
+    weights: npt.NDArray[np.float64]
+    mean: npt.NDArray[np.float64]
+    std: npt.NDArray[np.float64]
+    calib: tuple[float, float, float]  # a * best + b * margin + c → sigmoid
+    min_confidence: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def score(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        out: npt.NDArray[np.float64] = ((x - self.mean) / self.std) @ self.weights
+        return out
+
+    def confidence(self, best: float, margin: float) -> float:
+        a, b, c = self.calib
+        z = a * best + b * margin + c
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "features": list(SENTENCE_FEATURES),
+            "weights": [round(float(w), 6) for w in self.weights],
+            "mean": [round(float(m), 6) for m in self.mean],
+            "std": [round(float(s), 6) for s in self.std],
+            "calibration": [round(float(v), 6) for v in self.calib],
+            "min_confidence": round(self.min_confidence, 4),
+            "info": self.info,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SentenceModel:
+        if data.get("format") != 1 or tuple(data.get("features") or ()) != SENTENCE_FEATURES:
+            raise ValueError("not a policyqa answer sentence model (format 1, current features)")
+        std = np.asarray(data["std"], dtype=np.float64)
+        calib = [float(v) for v in data["calibration"]]
+        if len(calib) != 3:
+            raise ValueError("answer sentence model: calibration needs three numbers")
+        return cls(
+            weights=np.asarray(data["weights"], dtype=np.float64),
+            mean=np.asarray(data["mean"], dtype=np.float64),
+            std=np.where(std > 1e-12, std, 1.0),
+            calib=(calib[0], calib[1], calib[2]),
+            min_confidence=float(data.get("min_confidence", 0.0)),
+            info=dict(data.get("info") or {}),
+        )
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> SentenceModel:
+        if path is None:
+            text = (resources.files("policyqa.retriever") / "data" / DEFAULT_SENTENCE_MODEL).read_text(
+                encoding="utf-8"
+            )
+        else:
+            text = Path(path).read_text(encoding="utf-8")
+        return cls.from_json(json.loads(text))
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceCandidate:
+    """A sentence of a passage (offsets relative to the passage text)."""
+
+    hit_index: int
+    start: int
+    end: int
+
+
+def _new_chars(sentence: str, question: str) -> float:
+    chars = [ch for ch in sentence if not ch.isspace()]
+    if not chars:
+        return 0.0
+    q = set(question)
+    return sum(ch not in q for ch in chars) / len(chars)
+
+
+class SpanSelector:
+    """Picks the answer sentence among the top passages and narrows typed answers.
+
+    :param tokenizer: the index's tokenizer (query terms); None: character bigrams only.
+    :param bm25_index: the index's BM25 index (term IDFs).
+    :param model_path: sentence model JSON; None: the shipped one.
+    :param passages: how many of the top passages are searched for the answer.
+    :param min_confidence: below it the answer is "no answer"; None: the model's tuned value.
+    :param narrow: narrow typed questions (何时/多少/哪个部门/哪里) to the matching expression.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any = None,
+        bm25_index: Any = None,
+        *,
+        model_path: Path | None = None,
+        passages: int = 5,
+        min_confidence: float | None = None,
+        narrow: bool = True,
+    ) -> None:
+        if passages < 1:
+            raise ValueError(f"passages must be at least 1, got {passages}")
+        if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
+        self.tokenizer = tokenizer
+        self.stats = TermStats(bm25_index)
+        self.model_path = model_path
+        self.passages = passages
+        self._min_confidence = min_confidence
+        self.narrow = narrow
+        self._model: SentenceModel | None = None
+
+    def warm_up(self) -> None:
+        if self._model is None:
+            self._model = SentenceModel.load(self.model_path)
+        self.stats.idf("")
+
+    @property
+    def model(self) -> SentenceModel:
+        self.warm_up()
+        assert self._model is not None  # set by warm_up
+        return self._model
+
+    @property
+    def min_confidence(self) -> float:
+        return self.model.min_confidence if self._min_confidence is None else self._min_confidence
+
+    def candidates(
+        self, question: str, hits: Sequence[Hit]
+    ) -> tuple[list[SentenceCandidate], npt.NDArray[np.float64]]:
+        """Every sentence of the top passages and its feature row."""
+        qt = QueryTerms.of(question, self.tokenizer, self.stats)
+        kind = expected_type(question)
+        top = list(hits)[: self.passages]
+        best_score = max((h.score for h in top), default=0.0)
+        cands: list[SentenceCandidate] = []
+        rows: list[tuple[float, ...]] = []
+        for hi, h in enumerate(top):
+            sents = split_sentences(h.text)
+            covs = [qt.coverage(h.text[s:e]) for s, e in sents]
+            for si, (s, e) in enumerate(sents):
+                sent = h.text[s:e]
+                typed = 1.0 if kind != "sentence" and find_typed_spans(sent, kind) else 0.0
+                rows.append(
+                    (
+                        -math.log(hi + 1),
+                        h.score - best_score,
+                        covs[si],
+                        qt.bigram_coverage(sent),
+                        covs[si - 1] if si > 0 else 0.0,
+                        covs[si + 1] if si + 1 < len(sents) else 0.0,
+                        typed,
+                        math.log(max(1, e - s)),
+                        1.0 if si == 0 else 0.0,
+                        _new_chars(sent, question),
+                    )
+                )
+                cands.append(SentenceCandidate(hi, s, e))
+        x = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(SENTENCE_FEATURES))
+        return cands, x
+
+    def _narrow(self, question: str, sentence: str, kind: AnswerType) -> tuple[int, int] | None:
+        spans = find_typed_spans(sentence, kind)
+        if not spans:
+            return None
+        q = set(question)
+        # the expression nearest to the words the sentence shares with the question, not itself
+        # part of the question (so "2020年" in "2020年新增…多少" is not the answer)
+        anchors = [i for i, ch in enumerate(sentence) if ch in q and not ch.isspace()]
+        best: tuple[float, int, int] | None = None
+        for s, e in spans:
+            piece = sentence[s:e]
+            if piece and piece in question:
+                continue
+            dist = min(min(abs(a - s), abs(a - (e - 1))) for a in anchors) if anchors else s
+            key = (float(dist), s, e)
+            if best is None or key < best:
+                best = key
+        return None if best is None else (best[1], best[2])
+
+    def select(self, question: str, hits: Sequence[Hit]) -> Answer:
+        """The answer from ``hits`` (reranked passages, best first), or no answer."""
+        if not hits:
+            return no_answer(question, hits)
+        model = self.model
+        cands, x = self.candidates(question, hits)
+        if not cands:
+            return no_answer(question, hits)
+        scores = model.score(x)
+        order = np.argsort(-scores, kind="stable")
+        best = cands[int(order[0])]
+        best_score = float(scores[order[0]])
+        margin = best_score - float(scores[order[1]]) if len(order) > 1 else 1.0
+        confidence = model.confidence(best_score, margin)
+        top = list(hits)[: self.passages]
+        hit = top[best.hit_index]
+        sentence = hit.text[best.start : best.end]
+        focus = {hit.chunk_id: (best.start, best.end)}
+        citations = citations_from_hits(list(hits), focus)
+        if confidence < self.min_confidence:
+            return Answer(
+                question=question,
+                text="",
+                no_answer=True,
+                confidence=confidence,
+                answer_type="none",
+                citations=tuple(citations),
+                passages=tuple(hits),
+            )
+        kind = expected_type(question)
+        a_start, a_end, a_type = best.start, best.end, "sentence"
+        if self.narrow and kind != "sentence":
+            span = self._narrow(question, sentence, kind)
+            if span is not None:
+                a_start, a_end, a_type = best.start + span[0], best.start + span[1], kind
+        return Answer(
+            question=question,
+            text=hit.text[a_start:a_end],
+            no_answer=False,
+            confidence=confidence,
+            doc_id=hit.doc_id,
+            chunk_id=hit.chunk_id,
+            start=hit.start + a_start,
+            end=hit.start + a_end,
+            sentence=sentence,
+            sentence_start=hit.start + best.start,
+            sentence_end=hit.start + best.end,
+            answer_type=a_type,  # type: ignore[arg-type]
+            citation=best.hit_index + 1,
+            citations=tuple(citations),
+            passages=tuple(hits),
+        )

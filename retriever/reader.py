@@ -1,0 +1,193 @@
+"""Optional transformers question-answering reader (replaces the sentence selector).
+
+Any local ``*ForQuestionAnswering`` model directory works, e.g. a Chinese MacBERT or RoBERTa
+fine-tuned on CMRC 2018 / DuReader-robust. Select it with ``POLICYQA_ANSWER_READER=/path``.
+
+Each of the top passages is read in windows of ``max_seq_length`` tokens (``stride`` tokens of
+overlap); the best span of at most ``max_answer_tokens`` tokens over all windows wins. Its
+score is ``start_logit + end_logit``; the window's no-answer score is the same at the ``[CLS]``
+position. The confidence is ``sigmoid(best span score - no-answer score of its window)``. The
+answer's character offsets come from the tokenizer's offset mapping, so the text is the
+passage's own characters.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .answer import Answer, citations_from_hits, no_answer
+from .base import Hit
+from .rerank import split_sentences
+
+__all__ = ["TransformersReader"]
+
+logger = logging.getLogger(__name__)
+
+
+class TransformersReader:
+    """Extractive QA with a transformers model loaded from a local path.
+
+    :param model: directory of a ``*ForQuestionAnswering`` model and its (fast) tokenizer.
+    :param passages: how many of the top passages are read.
+    :param min_confidence: below it the result is "no answer" (None: 0.5).
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        passages: int = 5,
+        min_confidence: float | None = None,
+        max_seq_length: int = 384,
+        stride: int = 128,
+        max_answer_tokens: int = 64,
+        batch_size: int = 8,
+        device: str = "cpu",
+    ) -> None:
+        if passages < 1:
+            raise ValueError(f"passages must be at least 1, got {passages}")
+        if max_seq_length < 32 or stride < 0 or stride >= max_seq_length:
+            raise ValueError("need max_seq_length >= 32 and 0 <= stride < max_seq_length")
+        self.model_path = str(model)
+        self.passages = passages
+        self.min_confidence = 0.5 if min_confidence is None else min_confidence
+        self.max_seq_length = max_seq_length
+        self.stride = stride
+        self.max_answer_tokens = max_answer_tokens
+        self.batch_size = batch_size
+        self.device = device
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Load the tokenizer and the model (from the local path only)."""
+        with self._lock:
+            if self._model is not None:
+                return
+            from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+            if not Path(self.model_path).is_dir():
+                raise FileNotFoundError(
+                    f"reader model {self.model_path} is not a directory; give the local path of a "
+                    "question-answering model (models are never downloaded at run time)"
+                )
+            self._tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
+            if not getattr(self._tokenizer, "is_fast", False):
+                raise ValueError(f"reader {self.model_path}: needs a fast tokenizer (tokenizer.json)")
+            model = AutoModelForQuestionAnswering.from_pretrained(self.model_path, local_files_only=True)
+            self._model = model.to(self.device).eval()
+            logger.info("reader %s loaded on %s", self.model_path, self.device)
+
+    def _read(self, question: str, texts: Sequence[str]) -> list[tuple[float, float, int, int, int]]:
+        """Per window: (span score, null score, passage index, char start, char end)."""
+        import torch
+
+        tok = self._tokenizer
+        enc = tok(
+            [question] * len(texts),
+            list(texts),
+            truncation="only_second",
+            max_length=self.max_seq_length,
+            stride=self.stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=True,
+            return_tensors="np",
+        )
+        mapping = enc.pop("overflow_to_sample_mapping")
+        offsets = enc.pop("offset_mapping")
+        names = set(tok.model_input_names)
+        out: list[tuple[float, float, int, int, int]] = []
+        n = len(mapping)
+        for b in range(0, n, self.batch_size):
+            feed = {
+                k: torch.as_tensor(np.asarray(v[b : b + self.batch_size]), device=self.device)
+                for k, v in enc.items()
+                if k in names
+            }
+            with torch.no_grad():
+                res = self._model(**feed)
+            starts = res.start_logits.float().cpu().numpy()
+            ends = res.end_logits.float().cpu().numpy()
+            for j in range(starts.shape[0]):
+                w = b + j
+                seq_ids = enc.sequence_ids(w)
+                ctx = np.array([s == 1 for s in seq_ids], dtype=bool)
+                s_log, e_log = starts[j], ends[j]
+                null = float(s_log[0] + e_log[0])
+                idx = np.flatnonzero(ctx)
+                if idx.size == 0:
+                    continue
+                best = (-math.inf, 0, 0)
+                # top candidates of start and end among context tokens
+                s_top = idx[np.argsort(-s_log[idx])[:20]]
+                e_top = idx[np.argsort(-e_log[idx])[:20]]
+                for si in s_top:
+                    for ei in e_top:
+                        if ei < si or ei - si + 1 > self.max_answer_tokens:
+                            continue
+                        score = float(s_log[si] + e_log[ei])
+                        if score > best[0]:
+                            best = (score, int(si), int(ei))
+                if best[0] == -math.inf:
+                    continue
+                c_start = int(offsets[w][best[1]][0])
+                c_end = int(offsets[w][best[2]][1])
+                if c_end > c_start:
+                    out.append((best[0], null, int(mapping[w]), c_start, c_end))
+        return out
+
+    def select(self, question: str, hits: Sequence[Hit]) -> Answer:
+        """The best span over the top passages, or no answer."""
+        self.warm_up()
+        top = list(hits)[: self.passages]
+        if not top:
+            return no_answer(question, hits)
+        windows = self._read(question, [h.text for h in top])
+        if not windows:
+            return no_answer(question, hits)
+        score, null, pi, s, e = max(windows, key=lambda t: (t[0], -t[2]))
+        confidence = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, score - null))))
+        hit = top[pi]
+        # trim whitespace the tokenizer offsets may include
+        while s < e and hit.text[s].isspace():
+            s += 1
+        while e > s and hit.text[e - 1].isspace():
+            e -= 1
+        sent = next(((a, b) for a, b in split_sentences(hit.text) if a <= s and e <= b), (s, e))
+        citations = citations_from_hits(list(hits), {hit.chunk_id: sent})
+        if confidence < self.min_confidence or e <= s:
+            return Answer(
+                question=question,
+                text="",
+                no_answer=True,
+                confidence=confidence,
+                answer_type="none",
+                citations=tuple(citations),
+                passages=tuple(hits),
+            )
+        return Answer(
+            question=question,
+            text=hit.text[s:e],
+            no_answer=False,
+            confidence=confidence,
+            doc_id=hit.doc_id,
+            chunk_id=hit.chunk_id,
+            start=hit.start + s,
+            end=hit.start + e,
+            sentence=hit.text[sent[0] : sent[1]],
+            sentence_start=hit.start + sent[0],
+            sentence_end=hit.start + sent[1],
+            answer_type="reader",
+            citation=pi + 1,
+            citations=tuple(citations),
+            passages=tuple(hits),
+        )

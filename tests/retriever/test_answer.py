@@ -1,0 +1,176 @@
+"""Extractive answers: question types, typed spans, sentence choice, offsets, no-answer, ask()."""
+
+from __future__ import annotations
+
+import pytest
+
+from policyqa.pipeline import Index
+from policyqa.qa import ask, make_answerer, reranked_search
+from policyqa.retriever.answer import (
+    Answer,
+    CitationError,
+    SentenceModel,
+    SpanSelector,
+    expected_type,
+    find_typed_spans,
+    verify_answer,
+)
+from policyqa.retriever.base import Hit
+from policyqa.retriever.rerank import NoReranker
+from policyqa.settings import Settings
+from tests.helpers import fixture_documents, fixture_queries
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("青岛市南区一季度计划落地多少个重点项目？", "amount"),
+        ("稳岗返还的比例是多少？", "amount"),
+        ("小型微利企业所得税优惠政策执行到什么时候？", "date"),
+        ("该政策何时起施行？", "date"),
+        ("由哪个部门负责受理申请？", "organization"),
+        ("展会在哪里举办？", "place"),
+        ("什么是行政许可？", "sentence"),
+        ("中小微企业房租怎么减免？", "sentence"),
+    ],
+)
+def test_expected_type(question: str, kind: str) -> None:
+    assert expected_type(question) == kind
+
+
+def test_typed_spans() -> None:
+    text = "力争一季度落地重点项目28个，总投资约120亿元，比上年增长15%。"
+    amounts = [text[s:e] for s, e in find_typed_spans(text, "amount")]
+    assert "28个" in amounts and "约120亿元" in amounts and "15%" in amounts
+    when = "延续执行至2027年12月31日。自2月1日起至6月30日止。"
+    dates = [when[s:e] for s, e in find_typed_spans(when, "date")]
+    assert "2027年12月31日" in dates
+    assert any(d.startswith("2月1日") and "6月30日" in d for d in dates)
+    orgs = [
+        t
+        for s, e in find_typed_spans("由青岛市商务局负责受理。", "organization")
+        for t in ["由青岛市商务局负责受理。"[s:e]]
+    ]
+    assert any(o.endswith("商务局") for o in orgs)
+    places = [
+        "展会在山东省济南市举办。"[s:e] for s, e in find_typed_spans("展会在山东省济南市举办。", "place")
+    ]
+    assert any("济南市" in p for p in places)
+
+
+def _hit(rank: int, doc_id: str, text: str, start: int = 0) -> Hit:
+    return Hit(
+        chunk_id=f"{doc_id}-c{rank}",
+        doc_id=doc_id,
+        score=1.0 / rank,
+        rank=rank,
+        text=text,
+        start=start,
+        end=start + len(text),
+        title=f"标题{doc_id}",
+        issuer="某某局",
+        doc_number="某发〔2024〕1号",
+        date="2024-02-01",
+        heading="一、总则",
+        scores={"fused": 1.0 / rank, "rerank": 1.0 / rank},
+        ranks={"fused": rank, "rerank": rank},
+    )
+
+
+def test_span_selector_picks_and_narrows() -> None:
+    doc = "前言部分。今年我区将持续发力招商引资。力争一季度落地重点项目28个，总投资约120亿元。其他内容。"
+    start = 3
+    chunk = doc[start:]
+    sel = SpanSelector(passages=3, min_confidence=0.0)
+    hits = [_hit(1, "a", chunk, start=start), _hit(2, "b", "无关的段落，讲的是别的事情。")]
+    ans = sel.select("一季度计划落地多少个重点项目？", hits)
+    assert not ans.no_answer
+    assert ans.answer_type == "amount"
+    assert ans.text == "28个"
+    assert "力争一季度落地重点项目28个" in ans.sentence
+    assert doc[ans.start : ans.end] == ans.text  # type: ignore[misc]
+    assert doc[ans.sentence_start : ans.sentence_end] == ans.sentence  # type: ignore[misc]
+    verify_answer(ans, doc)
+    assert ans.citation == 1
+    assert [c.number for c in ans.citations] == [1, 2]
+    c = ans.citations[0]
+    assert (c.title, c.issuer, c.doc_number, c.date, c.heading) == (
+        "标题a",
+        "某某局",
+        "某发〔2024〕1号",
+        "2024-02-01",
+        "一、总则",
+    )
+    assert 0.0 <= ans.confidence <= 1.0
+    plain = SpanSelector(passages=3, min_confidence=0.0, narrow=False).select(
+        "一季度计划落地多少个重点项目？", hits
+    )
+    assert plain.answer_type == "sentence" and plain.text == plain.sentence
+
+
+def test_span_selector_says_no_answer_below_threshold() -> None:
+    hits = [_hit(1, "a", "完全无关的一句话。另一句也无关。")]
+    ans = SpanSelector(min_confidence=1.0).select("稳岗返还的比例是多少？", hits)
+    assert ans.no_answer and ans.text == "" and ans.start is None
+    assert len(ans.citations) == 1  # still lists the closest passage
+    assert SpanSelector().select("问题", []).no_answer
+
+
+def test_verify_answer_rejects_wrong_offsets() -> None:
+    ans = Answer(question="q", text="28个", no_answer=False, confidence=0.9, doc_id="a", start=0, end=3)
+    with pytest.raises(CitationError):
+        verify_answer(ans, "abcdef")
+
+
+def test_sentence_model_round_trip() -> None:
+    m = SentenceModel.load()
+    again = SentenceModel.from_json(m.to_json())
+    assert again.min_confidence == pytest.approx(m.min_confidence)
+    assert 0.0 <= m.confidence(0.0, 0.0) <= 1.0
+    with pytest.raises(ValueError):
+        SentenceModel.from_json({"format": 2})
+
+
+def test_ask_on_the_fixture_index_cites_exactly(fixture_index: Index) -> None:
+    settings = fixture_index.settings.model_copy(update={"answer_min_confidence": 0.0})
+    docs = {d.id: d for d in fixture_documents()}
+    for _qid, question, _gold in fixture_queries():
+        ans = ask(fixture_index, question, settings, top_k=3, explain=True)
+        assert not ans.no_answer
+        assert ans.doc_id is not None and ans.start is not None and ans.end is not None
+        text = docs[ans.doc_id].text
+        assert text[ans.start : ans.end] == ans.text
+        assert 1 <= len(ans.citations) <= 4
+        for c in ans.citations:
+            assert docs[c.doc_id].text[c.start : c.end].startswith(c.snippet.rstrip("…")[:20])
+        for h in ans.passages:
+            assert "rerank" in h.scores and "fused" in h.scores
+        assert "retrieve_rerank" in ans.timings_ms
+    ans = ask(fixture_index, "青岛市南区一季度计划落地多少个重点项目？", settings)
+    assert ans.doc_id == "d06"
+    assert "28个" in ans.text
+    assert ans.to_dict()["answer"] == ans.text
+
+
+def test_ask_rejects_bad_input(fixture_index: Index) -> None:
+    with pytest.raises(ValueError):
+        ask(fixture_index, "   ", fixture_index.settings)
+    with pytest.raises(ValueError):
+        ask(fixture_index, "问题", fixture_index.settings, top_k=0)
+
+
+def test_ask_with_threshold_one_says_no_answer(fixture_index: Index) -> None:
+    settings = fixture_index.settings.model_copy(update={"answer_min_confidence": 1.0})
+    ans = ask(fixture_index, "稳岗返还的比例是多少？", settings, top_k=2)
+    assert ans.no_answer and ans.citations
+
+
+def test_reranked_search_keeps_the_tail(fixture_index: Index) -> None:
+    hits = reranked_search(fixture_index, "税收优惠", NoReranker(), candidates=2, top_k=5)
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    plain = fixture_index.retriever("hybrid").search("税收优惠", top_k=5)
+    assert [h.chunk_id for h in hits] == [h.chunk_id for h in plain]
+
+
+def test_make_answerer_default_is_the_selector(fixture_index: Index) -> None:
+    assert isinstance(make_answerer(Settings(), fixture_index), SpanSelector)

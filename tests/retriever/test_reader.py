@@ -1,0 +1,90 @@
+"""The optional transformers QA reader, with a tiny model the test builds and saves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from policyqa.retriever.base import Hit
+
+_VOCAB = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    *list("的是在和了有多少个项目一季度落地重点力争年月日计划区市南青岛，。？0123456789"),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_qa(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch = pytest.importorskip("torch")
+    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizerFast
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-qa") / "model"
+    path.mkdir()
+    vocab = path / "vocab.txt"
+    vocab.write_text("\n".join(_VOCAB) + "\n", encoding="utf-8")
+    tok = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=False, tokenize_chinese_chars=True)
+    config = BertConfig(
+        vocab_size=len(_VOCAB),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=128,
+    )
+    BertForQuestionAnswering(config).eval().save_pretrained(str(path))
+    tok.save_pretrained(str(path))
+    return path
+
+
+def _hit(rank: int, text: str, start: int) -> Hit:
+    return Hit(
+        chunk_id=f"c{rank}",
+        doc_id=f"d{rank}",
+        score=1.0 / rank,
+        rank=rank,
+        text=text,
+        start=start,
+        end=start + len(text),
+        title="标题",
+    )
+
+
+def test_reader_returns_a_verbatim_span_with_offsets(tiny_qa: Path) -> None:
+    from policyqa.retriever.reader import TransformersReader
+
+    doc = "青岛市南区。力争一季度落地重点项目28个，计划年内完成。" * 6
+    hits = [_hit(1, doc[6:], 6), _hit(2, doc[:40], 0)]
+    reader = TransformersReader(tiny_qa, passages=2, min_confidence=0.0, max_seq_length=48, stride=16)
+    ans = reader.select("一季度落地多少个重点项目？", hits)
+    assert not ans.no_answer
+    assert ans.answer_type == "reader"
+    assert ans.text
+    assert ans.start is not None and ans.end is not None
+    assert doc[ans.start : ans.end] == ans.text
+    assert ans.sentence_start is not None and ans.sentence_end is not None
+    assert doc[ans.sentence_start : ans.sentence_end] == ans.sentence
+    assert ans.text in ans.sentence
+    assert 0.0 <= ans.confidence <= 1.0
+    assert ans.citation in (1, 2)
+
+    strict = TransformersReader(tiny_qa, min_confidence=1.0, max_seq_length=48, stride=16)
+    assert strict.select("多少个项目？", hits).no_answer
+
+
+def test_reader_is_chosen_by_settings_and_needs_a_local_path(tiny_qa: Path, tmp_path: Path) -> None:
+    from policyqa.qa import make_answerer
+    from policyqa.retriever.reader import TransformersReader
+    from policyqa.settings import Settings
+
+    settings = Settings(cache_dir=tmp_path, answer_reader=str(tiny_qa))
+    assert isinstance(make_answerer(settings), TransformersReader)
+    with pytest.raises(FileNotFoundError):
+        TransformersReader(tmp_path / "missing").warm_up()
+    with pytest.raises(ValueError):
+        TransformersReader(tiny_qa, passages=0)

@@ -1,0 +1,208 @@
+"""The rerank stage: the protocol, the feature reranker, and a real (tiny) cross-encoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from policyqa.pipeline import Index
+from policyqa.retriever.base import Hit
+from policyqa.retriever.rerank import (
+    FEATURE_NAMES,
+    CrossEncoderReranker,
+    FeatureModel,
+    FeatureReranker,
+    NoReranker,
+    Reranker,
+    apply_rerank_scores,
+    export_cross_encoder_onnx,
+    split_sentences,
+)
+from policyqa.settings import Settings
+
+
+def _hit(i: int, doc: str = "d", text: str = "文本", score: float = 1.0) -> Hit:
+    return Hit(
+        chunk_id=f"c{i}",
+        doc_id=f"{doc}{i}",
+        score=score,
+        rank=i,
+        text=text,
+        start=0,
+        end=len(text),
+        scores={"fused": score, "bm25": 2.0, "dense": 0.5},
+        ranks={"fused": i, "bm25": i, "dense": i},
+    )
+
+
+def test_apply_rerank_scores_keeps_breakdown_and_renumbers() -> None:
+    hits = [_hit(1, score=0.3), _hit(2, score=0.2), _hit(3, score=0.1)]
+    out = apply_rerank_scores(hits, [0.1, 0.9, 0.5], top_k=2)
+    assert [h.chunk_id for h in out] == ["c2", "c3"]
+    assert [h.rank for h in out] == [1, 2]
+    assert out[0].scores["rerank"] == pytest.approx(0.9)
+    assert out[0].scores["fused"] == pytest.approx(0.2)
+    assert out[0].ranks == {"fused": 2, "bm25": 2, "dense": 2, "rerank": 1}
+    with pytest.raises(ValueError):
+        apply_rerank_scores(hits, [1.0])
+
+
+def test_ties_keep_the_earlier_order() -> None:
+    hits = [_hit(1), _hit(2), _hit(3)]
+    assert [h.chunk_id for h in apply_rerank_scores(hits, [1.0, 1.0, 1.0])] == ["c1", "c2", "c3"]
+
+
+def test_no_reranker_keeps_order() -> None:
+    r = NoReranker()
+    assert isinstance(r, Reranker)
+    hits = [_hit(1), _hit(2), _hit(3)]
+    out = r.rerank("问题", hits, top_k=2)
+    assert [h.chunk_id for h in out] == ["c1", "c2"]
+    assert r.rerank("问题", []) == []
+    with pytest.raises(ValueError):
+        r.rerank("问题", hits, top_k=0)
+
+
+def test_split_sentences_offsets() -> None:
+    text = "第一句。第二句！\n第三句没有句号  第四句；"
+    spans = split_sentences(text)
+    pieces = [text[s:e] for s, e in spans]
+    assert pieces == ["第一句。", "第二句！", "第三句没有句号", "第四句；"]
+    long = "，".join(["甲乙丙丁戊己庚辛"] * 40) + "。"
+    for s, e in split_sentences(long, max_chars=50):
+        assert e - s <= 50
+
+
+def test_feature_reranker_on_the_fixture_index(fixture_index: Index) -> None:
+    reranker = FeatureReranker.for_index(fixture_index)
+    assert isinstance(reranker, Reranker)
+    reranker.warm_up()
+    hits = fixture_index.retriever("hybrid").search("市南区一季度计划落地多少个重点项目？", top_k=10)
+    out = reranker.rerank("市南区一季度计划落地多少个重点项目？", hits, top_k=5)
+    assert 0 < len(out) <= 5
+    assert [h.rank for h in out] == list(range(1, len(out) + 1))
+    assert out[0].doc_id == "d06"
+    for h in out:
+        assert {"bm25", "dense", "fused", "rerank"} <= set(h.scores) | {"bm25", "dense"}
+        assert "rerank" in h.scores and "rerank" in h.ranks and "fused" in h.ranks
+        assert h.score == h.scores["rerank"]
+    x = reranker.features("市南区一季度计划落地多少个重点项目？", hits)
+    assert x.shape == (len(hits), len(FEATURE_NAMES))
+    assert np.isfinite(x).all()
+
+
+def test_feature_model_json_round_trip(tmp_path: Path) -> None:
+    model = FeatureModel.load()
+    data = model.to_json()
+    again = FeatureModel.from_json(json.loads(json.dumps(data)))
+    x = np.random.default_rng(0).normal(size=(4, len(FEATURE_NAMES)))
+    assert np.allclose(model.score(model.select(x)), again.score(again.select(x)), atol=1e-5)
+    bad = dict(data, features=["nope"], weights=[1.0], mean=[0.0], std=[1.0])
+    with pytest.raises(ValueError):
+        FeatureModel.from_json(bad)
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    assert FeatureReranker(model_path=path).model.features == model.features
+
+
+# --------------------------------------------------------------------------------------------
+# a tiny cross-encoder, built and saved by the test, loaded by path through the real code
+
+_VOCAB = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    *list("的是在和了有税费企业小微减免返还比例房租项目一季度落地重点个问题段落文本"),
+]
+
+
+def _tiny_cross_encoder(path: Path) -> Path:
+    torch = pytest.importorskip("torch")
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    torch.manual_seed(0)
+    vocab = path / "vocab.txt"
+    path.mkdir(parents=True, exist_ok=True)
+    vocab.write_text("\n".join(_VOCAB) + "\n", encoding="utf-8")
+    tok = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=False, tokenize_chinese_chars=True)
+    config = BertConfig(
+        vocab_size=len(_VOCAB),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        num_labels=1,
+    )
+    model = BertForSequenceClassification(config).eval()
+    model.save_pretrained(str(path))
+    tok.save_pretrained(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_ce(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _tiny_cross_encoder(tmp_path_factory.mktemp("tiny-ce") / "model")
+
+
+def test_cross_encoder_reranker_torch(tiny_ce: Path) -> None:
+    r = CrossEncoderReranker(tiny_ce, max_length=32, batch_size=2, backend="torch")
+    assert isinstance(r, Reranker)
+    hits = [_hit(i, text="小微企业减免房租" * (i + 1)) for i in range(1, 6)]
+    out = r.rerank("小微企业房租减免", hits, top_k=3)
+    assert r.active_backend == "torch"
+    assert len(out) == 3
+    assert [h.rank for h in out] == [1, 2, 3]
+    assert all("rerank" in h.scores and "fused" in h.scores for h in out)
+    direct = r.predict([("小微企业房租减免", h.text) for h in hits])
+    assert sorted(direct, reverse=True)[:3] == pytest.approx([h.scores["rerank"] for h in out])
+
+
+def test_cross_encoder_reranker_onnx_int8(tiny_ce: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    torch_scores = CrossEncoderReranker(tiny_ce, max_length=32, backend="torch").predict(
+        [("问题", "段落文本"), ("小微企业", "税费减免比例")]
+    )
+    path = export_cross_encoder_onnx(tiny_ce)
+    assert path.name == "model_int8.onnx" and path.is_file()
+    r = CrossEncoderReranker(tiny_ce, max_length=32, backend="auto")
+    scores = r.predict([("问题", "段落文本"), ("小微企业", "税费减免比例")])
+    assert r.active_backend == "onnx-int8"
+    assert scores == pytest.approx(torch_scores, abs=0.05)
+    hits = [_hit(i) for i in range(1, 4)]
+    assert len(r.rerank("问题", hits)) == 3
+
+
+def test_cross_encoder_onnx_int8_required_but_missing(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    r = CrossEncoderReranker(tmp_path / "m", backend="onnx-int8")
+    with pytest.raises(FileNotFoundError):
+        r.warm_up()
+
+
+def test_cross_encoder_arguments_are_checked() -> None:
+    with pytest.raises(ValueError):
+        CrossEncoderReranker("x", max_length=2)
+    with pytest.raises(ValueError):
+        CrossEncoderReranker("x", batch_size=0)
+    with pytest.raises(ValueError):
+        CrossEncoderReranker("x", backend="tensorrt")  # type: ignore[arg-type]
+
+
+def test_make_reranker_from_settings(tmp_path: Path, tiny_ce: Path) -> None:
+    from policyqa.qa import make_reranker
+
+    base = Settings(cache_dir=tmp_path, index_dir=tmp_path / "i")
+    assert isinstance(make_reranker(base.model_copy(update={"reranker": "none"})), NoReranker)
+    assert isinstance(make_reranker(base), FeatureReranker)
+    with pytest.raises(ValueError):
+        make_reranker(base.model_copy(update={"reranker": "cross-encoder"}))
+    ce = make_reranker(base.model_copy(update={"reranker": "cross-encoder", "rerank_model": str(tiny_ce)}))
+    assert isinstance(ce, CrossEncoderReranker)
+    with pytest.raises(ValueError):
+        Settings(reranker="bogus")
