@@ -487,10 +487,19 @@ def issuer_from_promulgation(lines: list[str]) -> str | None:
     ``X令第N号`` → X (without ``中华人民共和国``); ``…最高人民法院审判委员会第N次会议通过`` →
     最高人民法院; ``…全国人民代表大会常务委员会第N次会议通过`` → 全国人民代表大会常务委员会;
     ``上海市第十五届人民代表大会常务委员会…`` → 上海市人民代表大会常务委员会. The last line
-    that names one wins (the current version's enactor).
+    that names one wins (the current version's enactor), except approval lines (``…批准``) after
+    an enactor was found.
     """
     issuer: str | None = None
-    for raw in lines:
+    repaired: list[str] = []
+    for raw in lines:  # a date broken over two entries: "2014年9月26" + "日山东省…"
+        if repaired and raw.startswith("日") and repaired[-1][-1:].isdigit():
+            repaired[-1] += raw
+        else:
+            repaired.append(raw)
+    for raw in repaired:
+        if issuer is not None and "批准" in raw:
+            continue  # the approving body (省人大常委会 for a city's regulation) is not the enactor
         line = _ascii_digits(raw)
         found: str | None = None
         nums = [n for n in find_doc_numbers(line) if "令第" in n.number]
