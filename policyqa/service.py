@@ -1,0 +1,803 @@
+"""The service layer shared by the HTTP API and the chat page.
+
+:class:`QAService` owns the open :class:`~policyqa.pipeline.Index` of one index directory and
+everything both front ends do with it: search, ask, list/show/add/delete documents, health and
+statistics. It is safe to call from many threads at once:
+
+- Readers *lease* the current index for the length of one call (:meth:`QAService.index`).
+- Writers (adds, deletes) are serialised by a lock (and, across processes, by the index
+  directory's file lock). A write builds a complete new generation on disk, opens it, and only
+  then swaps it in; a reader therefore sees either the old index or the new one, never a
+  half-written one. The old index is closed when its last lease ends.
+- An index changed by another process (``policyqa index --add …`` while the server runs) is
+  noticed within :data:`RELOAD_CHECK_SECONDS` and loaded the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import tempfile
+import threading
+import time
+import unicodedata
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from policyqa import __version__, pipeline
+from policyqa.corpus.models import Chunk, DocMeta, Document, stable_id
+from policyqa.index.dense import PassageEncoder
+from policyqa.index.layout import IndexLayout
+from policyqa.retriever._common import MAX_QUERY_CHARS
+from policyqa.retriever.base import Filters, Hit
+from policyqa.settings import Settings
+
+if TYPE_CHECKING:
+    from policyqa.pipeline import Index
+    from policyqa.retriever.answer import Answer
+
+__all__ = [
+    "RELOAD_CHECK_SECONDS",
+    "AskResult",
+    "UPLOAD_EXTENSIONS",
+    "DocumentNotFoundError",
+    "DocumentView",
+    "FileStatus",
+    "NewDocument",
+    "NothingIndexedError",
+    "QAService",
+    "SearchResult",
+    "ServiceNotReadyError",
+    "ServiceState",
+    "UploadedFile",
+    "WriteResult",
+    "contextualize",
+    "is_follow_up",
+    "safe_filename",
+]
+
+logger = logging.getLogger(__name__)
+
+#: How often (at most) a read checks whether another process switched the index generation.
+RELOAD_CHECK_SECONDS = 2.0
+#: File types an upload may have (what the corpus loaders read).
+UPLOAD_EXTENSIONS: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".docx", ".pdf", ".jsonl")
+_MAX_FILENAME_CHARS = 120
+
+
+class ServiceState(StrEnum):
+    """Where the service is in its life."""
+
+    STARTING = "starting"  # warm-up not begun
+    LOADING = "loading"  # opening the index (loading the model)
+    BUILDING = "building"  # no index yet: building the demo corpus index
+    READY = "ready"
+    FAILED = "failed"  # warm-up failed; health() says why
+    CLOSED = "closed"
+
+
+class ServiceNotReadyError(RuntimeError):
+    """The index is not loaded (yet, or any more); the message says why."""
+
+
+class NothingIndexedError(ValueError):
+    """No file or document of a write could be indexed; ``files`` says why for each."""
+
+    def __init__(self, files: list[FileStatus]) -> None:
+        reasons = "; ".join(f"{f.name}: {f.reason}" for f in files if f.reason)
+        super().__init__(f"nothing to index: {reasons or 'no documents given'}")
+        self.files = files
+
+
+class DocumentNotFoundError(KeyError):
+    """No document with the given id in the index."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "document not found"
+
+
+# -- records ----------------------------------------------------------------------------------
+@dataclass(slots=True, frozen=True)
+class SearchResult:
+    """Ranked passages for one query."""
+
+    query: str
+    mode: str
+    top_k: int
+    hits: list[Hit]
+    took_ms: float
+    index_version: str
+
+
+@dataclass(slots=True, frozen=True)
+class AskResult:
+    """An answer and how it was reached: ``searched`` is the question as searched (for a
+    follow-up, with the context of the earlier question)."""
+
+    question: str
+    searched: str
+    answer: Answer
+    took_ms: float
+    index_version: str
+
+
+@dataclass(slots=True, frozen=True)
+class DocumentView:
+    """A stored document with its chunks."""
+
+    document: Document
+    chunks: list[Chunk]
+
+
+@dataclass(slots=True, frozen=True)
+class UploadedFile:
+    """A file as a client sent it: its (untrusted) name and its bytes."""
+
+    name: str
+    data: bytes
+
+
+@dataclass(slots=True)
+class NewDocument:
+    """A document given as data (the JSON form of ``POST /documents``).
+
+    A missing ``id`` is derived from the title and text; metadata the caller leaves out is
+    extracted from the text where it says so (发文机关, 发文字号, date, type).
+    """
+
+    text: str
+    title: str = ""
+    id: str | None = None
+    issuer: str | None = None
+    doc_number: str | None = None
+    date: str | None = None
+    doc_type: str | None = None
+    region: str | None = None
+    source: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_document(self) -> Document:
+        from policyqa.corpus.metadata import extract_title, fill_missing
+
+        text = self.text.replace("\r\n", "\n").replace("\r", "\n")
+        title = self.title.strip() or extract_title(text, max_chars=60) or text.strip()[:30]
+        doc_id = self.id or stable_id("api", title, text)
+        meta = DocMeta(
+            issuer=self.issuer,
+            doc_number=self.doc_number,
+            date=self.date,
+            doc_type=self.doc_type,
+            region=self.region,
+            source=self.source or "api",
+            extra=dict(self.extra),
+        )
+        fill_missing(meta, text, title)
+        return Document(id=doc_id, title=title, text=text, meta=meta)
+
+
+@dataclass(slots=True)
+class FileStatus:
+    """What happened to one uploaded file (or one JSON document).
+
+    ``status`` is ``indexed`` (``documents`` lists what it gave) or ``rejected`` (``reason`` says
+    why; nothing of it was indexed). ``warnings`` holds problems that did not stop it, such as
+    skipped jsonl lines.
+    """
+
+    name: str
+    status: str
+    reason: str | None = None
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True, frozen=True)
+class WriteResult:
+    """The outcome of an add or delete: per-file status and the index after it."""
+
+    files: list[FileStatus]
+    added: list[str]
+    replaced: list[str]
+    removed: list[str]
+    documents: int
+    chunks: int
+    index_version: str
+    took_ms: float
+
+
+# -- follow-up questions ----------------------------------------------------------------------
+_FOLLOW_UP_START = re.compile(
+    r"^(?:那么?|那个|那些|还有|另外|此外|以及|并且|而且|同时|其|它|该|此|这|上述|前者|后者|和|与|及|或者?)"
+)
+_FOLLOW_UP_REF = re.compile(
+    r"它们?|其[中他它余]|该[项类条款政策文件措施办法规定]|上述|前述|这[些个项条种]|那[些个项条种]|此[项类条]|前者|后者"
+)
+_FOLLOW_UP_END = re.compile(r"(?:呢|吗呢|又如何|怎么样|如何)[？?。!！\s]*$")
+_PUNCT = re.compile(r"[\s，,。.？?！!：:；;、（）()“”\"'《》]+")
+#: A question this short (in characters, punctuation not counted) is taken as a follow-up.
+FOLLOW_UP_MAX_CHARS = 6
+
+
+def is_follow_up(question: str) -> bool:
+    """Whether a question leans on an earlier one: it starts with 那/还有/其/该 …, refers back
+    (它, 上述, 这些 …), ends in 呢 / 怎么样, or is very short."""
+    q = question.strip()
+    core = _PUNCT.sub("", q)
+    if not core:
+        return False
+    return bool(
+        len(core) <= FOLLOW_UP_MAX_CHARS
+        or _FOLLOW_UP_START.match(core)
+        or _FOLLOW_UP_REF.search(core)
+        or _FOLLOW_UP_END.search(q)
+    )
+
+
+def contextualize(question: str, history: Sequence[str] = (), max_chars: int = MAX_QUERY_CHARS) -> str:
+    """The text to search for ``question`` in a conversation.
+
+    A follow-up (:func:`is_follow_up`) is searched together with the topic question: the latest
+    earlier question that was not itself a follow-up (so a chain of follow-ups keeps the
+    topic). Any other question stands alone. ``history`` holds the earlier questions, oldest
+    first; the topic is cut from the front so the result stays within ``max_chars``.
+    """
+    q = question.strip()
+    if not is_follow_up(q):
+        return q
+    topic = ""
+    for earlier in history:
+        earlier = earlier.strip()
+        if earlier and not is_follow_up(earlier):
+            topic = earlier
+    room = max_chars - len(q) - 1
+    if not topic or room <= 0:
+        return q
+    return f"{topic[-room:]} {q}"
+
+
+# -- uploads ----------------------------------------------------------------------------------
+_UNSAFE = re.compile(r"[^\w.\-()\[\]（）【】《》〔〕 ]+")
+
+
+def safe_filename(name: str) -> str:
+    """A file name that is safe to create in a directory of our own.
+
+    Only the last path component of what the client sent is kept (``/`` and ``\\`` both count as
+    separators), control characters and anything outside letters, digits, CJK and a few
+    punctuation marks become ``_``, leading dots are dropped (no hidden files, no ``..``), and
+    the stem is shortened so the whole name fits :data:`_MAX_FILENAME_CHARS` with the extension
+    kept. Never empty.
+    """
+    name = unicodedata.normalize("NFC", name or "")
+    name = name.replace("\\", "/").split("/")[-1]
+    name = "".join(ch if unicodedata.category(ch)[0] != "C" else "_" for ch in name)
+    name = _UNSAFE.sub("_", name).strip(" ._")
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    ext = ext[:10]
+    stem = stem[: _MAX_FILENAME_CHARS - len(ext) - 1].strip(" ._") or "upload"
+    return f"{stem}.{ext}" if ext else stem
+
+
+def _check_upload(name: str, data: bytes) -> str | None:
+    """Why an uploaded file cannot be indexed (type and content checks), or None."""
+    suffix = Path(name).suffix.lower()
+    if suffix not in UPLOAD_EXTENSIONS:
+        shown = suffix or "(none)"
+        return f"unsupported file type {shown}; accepted: {', '.join(UPLOAD_EXTENSIONS)}"
+    if not data.strip():
+        return "the file is empty"
+    if suffix == ".pdf":
+        if data.lstrip()[:5] != b"%PDF-":
+            return "not a PDF file (no %PDF- header)"
+    elif suffix == ".docx":
+        if data[:4] != b"PK\x03\x04":
+            return "not a .docx file (not a zip archive)"
+        try:
+            import io
+
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                if "word/document.xml" not in zf.namelist():
+                    return "not a .docx file (no word/document.xml in the archive)"
+        except zipfile.BadZipFile as exc:
+            return f"not a .docx file ({exc})"
+    elif b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return f"not a text file (binary content in a {suffix} file)"
+    return None
+
+
+# -- the service ------------------------------------------------------------------------------
+class _Lease:
+    """An open index, the number of calls using it, and its answer stages (built on first use)."""
+
+    __slots__ = ("_qa_lock", "index", "qa", "refs", "retired")
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+        self.refs = 0
+        self.retired = False
+        self.qa: tuple[Any, Any] | None = None
+        self._qa_lock = threading.Lock()
+
+    def answer_stages(self, settings: Settings) -> tuple[Any, Any]:
+        """The reranker and answerer for this index, built and warmed once."""
+        with self._qa_lock:
+            if self.qa is None:
+                from policyqa.qa import make_answerer, make_reranker
+
+                reranker = make_reranker(settings, self.index)
+                answerer = make_answerer(settings, self.index)
+                reranker.warm_up()
+                answerer.warm_up()
+                self.qa = (reranker, answerer)
+            return self.qa
+
+
+class QAService:
+    """Search, answers and document management over one index directory (see the module doc).
+
+    :param settings: the settings (``index_dir`` names the index).
+    :param encoder: the dense encoder to use; None loads the one the index was built with.
+    :param build_demo: build the demo corpus index when there is none (default: the
+        ``build_demo_if_missing`` setting).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        encoder: PassageEncoder | None = None,
+        build_demo: bool | None = None,
+    ) -> None:
+        self.settings = settings
+        self.index_dir = Path(settings.index_dir).expanduser()
+        self._encoder = encoder
+        self._build_demo = settings.build_demo_if_missing if build_demo is None else build_demo
+        self._lock = threading.Lock()  # guards _current, leases and state
+        self._write_lock = threading.Lock()  # one writer at a time (in this process)
+        self._current: _Lease | None = None
+        self._state = ServiceState.STARTING
+        self._error: str | None = None
+        self._started = time.monotonic()
+        self._last_check = 0.0
+        self._warm_thread: threading.Thread | None = None
+
+    # -- life -----------------------------------------------------------------------------------
+    @property
+    def state(self) -> ServiceState:
+        return self._state
+
+    @property
+    def ready(self) -> bool:
+        return self._state is ServiceState.READY
+
+    def warm_up(self) -> None:
+        """Open the index (building the demo index first when there is none and that is
+        configured) and load the models. Idempotent; raises what went wrong, which
+        :meth:`health` reports too."""
+        with self._write_lock:
+            if self._current is not None:
+                return
+            try:
+                index = self._open_or_build()
+            except Exception as exc:
+                self._state = ServiceState.FAILED
+                self._error = str(exc) or type(exc).__name__
+                logger.error("the index could not be loaded: %s", self._error)
+                raise
+            self._swap(index)
+            self._state = ServiceState.READY
+            self._error = None
+            logger.info(
+                "index %s ready: %s, %d documents, %d chunks",
+                self.index_dir,
+                index.generation.name,
+                index.store.count_documents(),
+                index.store.count_chunks(),
+            )
+
+    def start_warm_up(self) -> threading.Thread:
+        """Run :meth:`warm_up` in a background thread (the server answers meanwhile)."""
+        with self._lock:
+            if self._warm_thread is None:
+                self._warm_thread = threading.Thread(
+                    target=self._warm_up_logged, name="policyqa-warm-up", daemon=True
+                )
+                self._warm_thread.start()
+            return self._warm_thread
+
+    def _warm_up_logged(self) -> None:
+        with contextlib.suppress(Exception):  # recorded in the state and logged by warm_up
+            self.warm_up()
+
+    def _open_or_build(self) -> Index:
+        layout = IndexLayout(self.index_dir)
+        if not layout.exists():
+            if not self._build_demo:
+                # raises IndexNotFoundError with the remedy
+                layout.current()
+            self._state = ServiceState.BUILDING
+            self._build_demo_index()
+        self._state = ServiceState.LOADING
+        index = pipeline.open_index(self.index_dir, self.settings, encoder=self._encoder)
+        self._encoder = index.encoder
+        return index
+
+    def _build_demo_index(self) -> None:
+        from policyqa.corpus.demo import load_demo
+
+        documents = load_demo()
+        logger.info(
+            "no index at %s: building the demo corpus index (%d documents) first",
+            self.index_dir,
+            len(documents),
+        )
+        if self._encoder is None:
+            self._encoder = pipeline.make_encoder(self.settings)
+        manifest = pipeline.build_index(
+            documents,
+            self.index_dir,
+            self.settings,
+            show_progress=self.settings.progress,
+            encoder=self._encoder,
+        )
+        logger.info(
+            "demo index built: %d documents, %d chunks in %.1fs",
+            manifest["counts"]["documents"],
+            manifest["counts"]["chunks"],
+            manifest["build_seconds"],
+        )
+
+    def close(self) -> None:
+        """Close the index (at once if idle, else when the last running call ends)."""
+        with self._lock:
+            lease, self._current = self._current, None
+            self._state = ServiceState.CLOSED
+            if lease is not None:
+                self._retire(lease)
+
+    # -- leases -----------------------------------------------------------------------------
+    def _swap(self, index: Index) -> None:
+        with self._lock:
+            old, self._current = self._current, _Lease(index)
+            if old is not None:
+                self._retire(old)
+
+    @staticmethod
+    def _retire(lease: _Lease) -> None:
+        # call with self._lock held
+        lease.retired = True
+        if lease.refs == 0:
+            lease.index.close()
+
+    @contextlib.contextmanager
+    def _leased(self) -> Iterator[_Lease]:
+        self._maybe_reload()
+        with self._lock:
+            lease = self._current
+            if lease is None:
+                raise ServiceNotReadyError(self._not_ready_reason())
+            lease.refs += 1
+        try:
+            yield lease
+        finally:
+            with self._lock:
+                lease.refs -= 1
+                if lease.retired and lease.refs == 0:
+                    lease.index.close()
+
+    @contextlib.contextmanager
+    def index(self) -> Iterator[Index]:
+        """Lease the current index for the length of the ``with`` block."""
+        with self._leased() as lease:
+            yield lease.index
+
+    def _not_ready_reason(self) -> str:
+        if self._state is ServiceState.FAILED:
+            return f"the index could not be loaded: {self._error}"
+        if self._state is ServiceState.BUILDING:
+            return "the demo corpus index is being built; try again shortly"
+        if self._state is ServiceState.CLOSED:
+            return "the service is shutting down"
+        return "the index is loading; try again shortly"
+
+    def _maybe_reload(self) -> None:
+        """Load a generation another process made current (checked every few seconds)."""
+        now = time.monotonic()
+        lease = self._current
+        if lease is None or now - self._last_check < RELOAD_CHECK_SECONDS:
+            return
+        self._last_check = now
+        try:
+            live = (self.index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+        except OSError:
+            return
+        if live == lease.index.generation.name:
+            return
+        if not self._write_lock.acquire(blocking=False):
+            return  # a write of ours is under way and will swap in its own generation
+        try:
+            current = self._current
+            if current is None or live == current.index.generation.name:
+                return
+            logger.info("the index at %s changed on disk (%s): reloading", self.index_dir, live)
+            self._swap(pipeline.open_index(self.index_dir, self.settings, encoder=self._encoder))
+        except Exception:
+            logger.exception("reloading the changed index failed; still serving the previous one")
+        finally:
+            self._write_lock.release()
+
+    # -- reading ----------------------------------------------------------------------------
+    def search(
+        self, query: str, *, mode: str = "hybrid", top_k: int | None = None, filters: Filters | None = None
+    ) -> SearchResult:
+        """Rank passages for ``query``; raises ``ValueError`` for an empty query or a bad mode."""
+        k = self.settings.top_k if top_k is None else top_k
+        with self.index() as index:
+            retriever = index.retriever(mode)
+            t0 = time.perf_counter()
+            hits = retriever.search(query, top_k=k, filters=filters)
+            took = (time.perf_counter() - t0) * 1000
+            return SearchResult(query.strip(), mode, k, hits, took, index.generation.name)
+
+    def ask(
+        self,
+        question: str,
+        *,
+        top_k: int = 5,
+        filters: Filters | None = None,
+        history: Sequence[str] = (),
+        mode: str = "hybrid",
+        explain: bool = False,
+    ) -> AskResult:
+        """The extracted answer to ``question`` with numbered citations (``policyqa.qa.ask``).
+
+        ``history`` holds the earlier questions of the conversation, oldest first; a follow-up
+        question is asked in their context (see :func:`contextualize`). ``mode`` is the
+        retrieval that finds the candidate passages (bm25, dense or hybrid). Raises
+        ``ValueError`` for an empty question or an unknown mode.
+        """
+        from policyqa.qa import ask
+
+        searched = contextualize(question, history, MAX_QUERY_CHARS)
+        with self._leased() as lease:
+            reranker, answerer = lease.answer_stages(self.settings)
+            t0 = time.perf_counter()
+            index: Any = lease.index if mode == "hybrid" else _ModeView(lease.index, mode)
+            answer = ask(
+                index,
+                searched,
+                self.settings,
+                top_k=top_k,
+                filters=filters,
+                reranker=reranker,
+                answerer=answerer,
+                explain=explain,
+            )
+            took = (time.perf_counter() - t0) * 1000
+            return AskResult(question.strip(), searched, answer, took, lease.index.generation.name)
+
+    def passage(self, doc_id: str, start: int, end: int) -> str:
+        """``document.text[start:end]`` of a stored document (for showing a cited passage)."""
+        view = self.get_document(doc_id)
+        return view.document.text[start:end]
+
+    def list_documents(self, offset: int = 0, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
+        """``(total, rows)``: one page of the documents in index order."""
+        with self.index() as index:
+            return index.store.count_documents(), index.store.list_documents(offset=offset, limit=limit)
+
+    def get_document(self, doc_id: str) -> DocumentView:
+        """A document and its chunks; raises :class:`DocumentNotFoundError`."""
+        with self.index() as index:
+            document = index.store.get_document(doc_id)
+            if document is None:
+                raise DocumentNotFoundError(f"no document with id {doc_id!r} in the index")
+            return DocumentView(document, index.store.chunks_of(doc_id))
+
+    def facets(self) -> dict[str, list[str]]:
+        """Distinct issuers and document types in the index (for filter menus)."""
+        with self.index() as index:
+            total = index.store.count_documents()
+            rows = index.store.list_documents(offset=0, limit=max(total, 1))
+        issuers = sorted({r["issuer"] for r in rows if r.get("issuer")})
+        types = sorted({r["doc_type"] for r in rows if r.get("doc_type")})
+        return {"issuer": issuers, "doc_type": types}
+
+    def health(self) -> dict[str, Any]:
+        """Liveness and readiness: ``ready`` is true once the index is loaded."""
+        out: dict[str, Any] = {
+            "status": "ok" if self.ready else self._state.value,
+            "ready": self.ready,
+            "detail": None if self.ready else self._not_ready_reason(),
+            "index_version": None,
+            "documents": None,
+            "uptime_s": round(time.monotonic() - self._started, 3),
+        }
+        if self.ready:
+            with contextlib.suppress(ServiceNotReadyError), self.index() as index:
+                out["index_version"] = index.generation.name
+                out["documents"] = index.store.count_documents()
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        """Counts, model and index version of the served index."""
+        with self.index() as index:
+            m = index.manifest
+            return {
+                "documents": index.store.count_documents(),
+                "chunks": index.store.count_chunks(),
+                "index_version": index.generation.name,
+                "index_format": m.get("format"),
+                "index_created": m.get("created"),
+                "fingerprint": m.get("fingerprint"),
+                "built_by": m.get("policyqa_version"),
+                "policyqa_version": __version__,
+                "model": dict(m.get("model") or {}),
+                "encoder_backend": str(self.settings.encoder_backend),
+                "tokenizer": dict(m.get("tokenizer") or {}),
+                "chunking": dict(m.get("chunking") or {}),
+                "last_change": dict(m.get("last_change") or {}),
+            }
+
+    # -- writing ----------------------------------------------------------------------------
+    def add_documents(self, documents: Sequence[NewDocument]) -> WriteResult:
+        """Index documents given as data (an existing id is replaced)."""
+        statuses: list[FileStatus] = []
+        docs: list[Document] = []
+        for new in documents:
+            doc = new.to_document()
+            statuses.append(FileStatus(name=doc.title or doc.id, status="indexed"))
+            docs.append(doc)
+        return self._write(docs, [[d] for d in docs], statuses)
+
+    def add_files(self, files: Sequence[UploadedFile]) -> WriteResult:
+        """Index uploaded files; each gets a status, and a bad file does not stop the others.
+
+        The client's file names never reach the file system: each file is written under a
+        sanitised name (:func:`safe_filename`) into a fresh temporary directory of its own.
+        """
+        statuses: list[FileStatus] = []
+        per_file: list[list[Document]] = []
+        with tempfile.TemporaryDirectory(prefix="policyqa-upload-") as tmp:
+            for n, upload in enumerate(files):
+                name = safe_filename(upload.name)
+                status = FileStatus(name=name, status="indexed")
+                statuses.append(status)
+                docs: list[Document] = []
+                per_file.append(docs)
+                problem = _check_upload(name, upload.data)
+                if problem:
+                    status.status, status.reason = "rejected", problem
+                    continue
+                folder = Path(tmp) / str(n)
+                folder.mkdir()
+                path = folder / name
+                path.write_bytes(upload.data)
+                loaded, errors = _load_upload(path)
+                if not loaded:
+                    status.status = "rejected"
+                    status.reason = "; ".join(errors) or "no text found in the file"
+                    continue
+                status.warnings.extend(errors)
+                docs.extend(_own_upload(d, path, name, ordinal) for ordinal, d in enumerate(loaded))
+        return self._write([d for docs in per_file for d in docs], per_file, statuses)
+
+    def _write(
+        self, docs: list[Document], per_file: list[list[Document]], statuses: list[FileStatus]
+    ) -> WriteResult:
+        t0 = time.perf_counter()
+        owner: dict[str, int] = {}  # document id -> the file whose version is kept (the last)
+        for n, file_docs in enumerate(per_file):
+            for d in file_docs:
+                first = owner.get(d.id)
+                if first is not None and first != n:
+                    statuses[first].warnings.append(
+                        f"document {d.id!r} is replaced by the one from {statuses[n].name}"
+                    )
+                owner[d.id] = n
+        unique = list({d.id: d for d in docs}.values())
+        if not unique:
+            raise NothingIndexedError(statuses)
+        with self._write_lock:
+            with self.index() as index:
+                existing = {d.id for d in unique if index.store.has_document(d.id)}
+            pipeline.add_documents(
+                unique, self.index_dir, self.settings, show_progress=False, encoder=self._encoder
+            )
+            new_index = pipeline.open_index(self.index_dir, self.settings, encoder=self._encoder)
+            self._swap(new_index)
+        for n, (status, file_docs) in enumerate(zip(statuses, per_file, strict=True)):
+            status.documents = [
+                {"id": d.id, "title": d.title, "replaced": d.id in existing}
+                for d in file_docs
+                if owner[d.id] == n
+            ]
+        ids = [d.id for d in unique]
+        return WriteResult(
+            files=statuses,
+            added=[i for i in ids if i not in existing],
+            replaced=[i for i in ids if i in existing],
+            removed=[],
+            documents=new_index.store.count_documents(),
+            chunks=new_index.store.count_chunks(),
+            index_version=new_index.generation.name,
+            took_ms=(time.perf_counter() - t0) * 1000,
+        )
+
+    def delete_document(self, doc_id: str) -> WriteResult:
+        """Remove a document; raises :class:`DocumentNotFoundError` when there is none."""
+        t0 = time.perf_counter()
+        with self._write_lock:
+            with self.index() as index:
+                if not index.store.has_document(doc_id):
+                    raise DocumentNotFoundError(f"no document with id {doc_id!r} in the index")
+            try:
+                pipeline.delete_documents([doc_id], self.index_dir, self.settings, encoder=self._encoder)
+            except KeyError as exc:  # deleted by another process meanwhile
+                raise DocumentNotFoundError(str(exc.args[0])) from None
+            new_index = pipeline.open_index(self.index_dir, self.settings, encoder=self._encoder)
+            self._swap(new_index)
+        return WriteResult(
+            files=[],
+            added=[],
+            replaced=[],
+            removed=[doc_id],
+            documents=new_index.store.count_documents(),
+            chunks=new_index.store.count_chunks(),
+            index_version=new_index.generation.name,
+            took_ms=(time.perf_counter() - t0) * 1000,
+        )
+
+
+class _ModeView:
+    """The index, with ``retriever()`` answering the chosen mode: ``policyqa.qa.ask`` always
+    retrieves with ``index.retriever("hybrid")``."""
+
+    def __init__(self, index: Index, mode: str) -> None:
+        index.retriever(mode)  # an unknown mode raises ValueError here
+        self._index = index
+        self._mode = mode
+
+    def retriever(self, mode: str = "hybrid", **options: Any) -> Any:
+        return self._index.retriever(self._mode)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._index, name)
+
+
+def _load_upload(path: Path) -> tuple[list[Document], list[str]]:
+    """The documents of one uploaded file and the problems met (skipped jsonl lines …)."""
+    from policyqa.corpus.loaders import load_path
+
+    errors: list[str] = []
+    try:
+        docs = list(load_path(path, on_error=lambda _path, reason: errors.append(reason)))
+    except Exception as exc:  # a loader failing on odd input rejects this file only
+        logger.warning("upload %s could not be read: %s", path.name, exc)
+        return [], [f"cannot read the file: {exc}"]
+    return docs, errors
+
+
+def _own_upload(doc: Document, path: Path, name: str, ordinal: int) -> Document:
+    """Give a document loaded from a temporary upload path an id and source of the upload's
+    name, so that uploading the same file again replaces it and no server path leaks out.
+    Ids a jsonl record carries itself are kept."""
+    key = path.resolve().as_posix()
+    path_ids = {stable_id(key, "0"), stable_id(key, str(ordinal))}
+    line = doc.meta.extra.get("line")
+    if isinstance(line, int):
+        path_ids.add(stable_id(key, str(line - 1)))
+    if doc.id in path_ids:
+        doc.id = stable_id("upload", name, str(line - 1 if isinstance(line, int) else ordinal))
+    if doc.meta.source in (str(path), key):
+        doc.meta.source = name
+    if doc.title == path.stem:
+        doc.title = Path(name).stem
+    return doc
