@@ -1,0 +1,82 @@
+"""Request body size limit, as a pure ASGI middleware.
+
+A declared ``Content-Length`` over the limit is refused before the body is read; a body sent
+without one (chunked) is counted while it is read and cut off at the limit. Either way the
+client gets a JSON 413 naming the limit, and the application never holds more than the limit
+in memory.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from policyqa.api.errors import error_response
+
+__all__ = ["BodySizeLimitMiddleware"]
+
+
+class _TooLarge(BaseException):
+    """Raised from ``receive`` past the limit. A BaseException, so that no ``except Exception``
+    on the way (FastAPI turns body-parsing errors into a 400) swallows it."""
+
+
+def _human(n: int) -> str:
+    for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:g} {unit}"
+    return f"{n} bytes"
+
+
+class BodySizeLimitMiddleware:
+    """Answer 413 to requests whose body is larger than ``max_bytes``."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413,
+            f"the request body is larger than the limit of {_human(self.max_bytes)} "
+            f"({self.max_bytes} bytes); send fewer or smaller files",
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared > self.max_bytes:
+                    await self._refuse(scope, receive, send)
+                    return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if started:
+                raise
+            await self._refuse(scope, receive, send)
