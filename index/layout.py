@@ -8,7 +8,8 @@
       gen-000007/
         manifest.json    format and policyqa versions, model, tokenizer, counts, build time
         store.sqlite     documents and chunks
-        bm25/            BM25 arrays (bm25s) + params.json
+        bm25/            BM25 arrays (bm25s) + params.json, one row per chunk
+        bm25_docs/       BM25 over whole documents (document context for hybrid fusion)
         dense/           faiss index, float16 embeddings + params.json
 
 A writer builds a complete new generation in a temporary directory, renames it into place and
@@ -40,7 +41,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever the on-disk layout or the meaning of stored data changes.
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 
 _GEN_RE = re.compile(r"^gen-(\d{6})$")
 

@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS documents (
     title TEXT NOT NULL,
     text TEXT NOT NULL,
     issuer TEXT, doc_number TEXT, date TEXT, doc_type TEXT, region TEXT, source TEXT,
-    meta TEXT NOT NULL
+    meta TEXT NOT NULL,
+    tokens TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS chunks (
     row INTEGER PRIMARY KEY,
@@ -86,14 +87,21 @@ class ChunkStore:
 
     # -- writing -----------------------------------------------------------------------------
     def add(
-        self, document: Document, chunks: Sequence[Chunk], tokens: Sequence[str], hashes: Sequence[str]
+        self,
+        document: Document,
+        chunks: Sequence[Chunk],
+        tokens: Sequence[str],
+        hashes: Sequence[str],
+        doc_tokens: str = "",
     ) -> None:
-        """Append a document and its chunks (``tokens``: space-joined tokens per chunk)."""
+        """Append a document and its chunks (``tokens``: space-joined tokens per chunk;
+        ``doc_tokens``: the whole document's, for the document-level BM25)."""
         meta = document.meta
         with self._lock:
             cur = self._db.execute(
-                "INSERT INTO documents (doc_id, title, text, issuer, doc_number, date, doc_type, region, source, meta)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO documents"
+                " (doc_id, title, text, issuer, doc_number, date, doc_type, region, source, meta, tokens)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     document.id,
                     document.title,
@@ -105,6 +113,7 @@ class ChunkStore:
                     meta.region,
                     meta.source,
                     json.dumps(meta.extra, ensure_ascii=False),
+                    doc_tokens,
                 ),
             )
             doc_idx = cur.lastrowid
@@ -161,7 +170,9 @@ class ChunkStore:
                     )
                     for r in rows
                 ]
-                target.add(document, chunks, [r["tokens"] for r in rows], [r["text_hash"] for r in rows])
+                target.add(
+                    document, chunks, [r["tokens"] for r in rows], [r["text_hash"] for r in rows], d["tokens"]
+                )
         target.commit()
         return target
 
@@ -205,6 +216,19 @@ class ChunkStore:
             rows = self._db.execute("SELECT tokens FROM chunks ORDER BY row").fetchall()
         for r in rows:
             yield r[0].split(" ") if r[0] else []
+
+    def iter_doc_tokens(self) -> Iterator[list[str]]:
+        """Token lists of all documents in document order (the rows of the document BM25)."""
+        with self._lock:
+            rows = self._db.execute("SELECT tokens FROM documents ORDER BY doc_idx").fetchall()
+        for r in rows:
+            yield r[0].split(" ") if r[0] else []
+
+    def row_documents(self) -> npt.NDArray[np.int32]:
+        """For every chunk row, the position of its document in document order."""
+        self._load_filter_data()
+        assert self._row_doc is not None
+        return self._row_doc
 
     def text_hashes(self) -> list[str]:
         with self._lock:

@@ -196,7 +196,8 @@ def _write_generation(
             chunks = chunker.split(doc)
             texts = [passage_text(c, doc.title, settings.title_in_chunk) for c in chunks]
             tokens = [join_tokens(tokenizer.tokenize(t)) for t in texts]
-            store.add(doc, chunks, tokens, [text_hash(t) for t in texts])
+            doc_tokens = join_tokens(tokenizer.tokenize(f"{doc.title}\n{doc.text}"))
+            store.add(doc, chunks, tokens, [text_hash(t) for t in texts], doc_tokens)
             new_texts.extend(texts)
             n_new_chunks += len(chunks)
         store.commit()
@@ -207,6 +208,9 @@ def _write_generation(
         bm25 = BM25Index(k1=settings.bm25_k1, b=settings.bm25_b, method=settings.bm25_method)
         bm25.build(list(store.iter_tokens()), show_progress=False)
         bm25.save(workdir / "bm25")
+        doc_bm25 = BM25Index(k1=settings.bm25_k1, b=settings.bm25_b, method=settings.bm25_method)
+        doc_bm25.build(list(store.iter_doc_tokens()), show_progress=False)
+        doc_bm25.save(workdir / "bm25_docs")
         stage["bm25_s"] = time.perf_counter() - t
 
         # dense: old rows' vectors are reused, new ones come from the cache or the encoder
@@ -341,6 +345,7 @@ class Index:
         dense: DenseIndex,
         tokenizer: ChineseTokenizer,
         encoder: PassageEncoder,
+        doc_bm25: BM25Index | None = None,
     ) -> None:
         self.root = root
         self.generation = generation
@@ -351,8 +356,9 @@ class Index:
         self.dense = dense
         self.tokenizer = tokenizer
         self.encoder = encoder
+        self.doc_bm25 = doc_bm25
         masks = MaskCache(store)
-        self._bm25 = BM25Retriever(store, bm25, tokenizer, masks)
+        self._bm25 = BM25Retriever(store, bm25, tokenizer, masks, doc_index=doc_bm25)
         self._dense = DenseRetriever(store, dense, encoder, masks)
 
     def retriever(
@@ -361,6 +367,7 @@ class Index:
         *,
         fusion: str | None = None,
         bm25_weight: float | None = None,
+        doc_weight: float | None = None,
         rrf_k: int | None = None,
         candidate_depth: int | None = None,
     ) -> Retriever:
@@ -376,6 +383,7 @@ class Index:
                 self._dense,
                 mode=FusionMode.from_str(fusion or s.fusion),
                 bm25_weight=s.bm25_weight if bm25_weight is None else bm25_weight,
+                doc_weight=s.doc_context_weight if doc_weight is None else doc_weight,
                 rrf_k=rrf_k or s.rrf_k,
                 candidate_depth=candidate_depth or s.candidate_depth,
             )
@@ -421,4 +429,5 @@ def open_index(
     store = ChunkStore(gen / "store.sqlite", readonly=True)
     bm25 = BM25Index.load(gen / "bm25", mmap=mmap)
     dense = DenseIndex.load(gen / "dense", mmap=mmap)
-    return Index(Path(index_dir), gen, manifest, settings, store, bm25, dense, tokenizer, encoder)
+    doc_bm25 = BM25Index.load(gen / "bm25_docs", mmap=mmap)
+    return Index(Path(index_dir), gen, manifest, settings, store, bm25, dense, tokenizer, encoder, doc_bm25)

@@ -85,10 +85,18 @@ class Settings(BaseSettings):
     device: str = Field("cpu", description="torch device for the encoder")
 
     # --- retrieval -------------------------------------------------------------------------
-    fusion: str = Field("rrf", description="Hybrid fusion: 'rrf' or 'weighted'.")
+    fusion: str = Field(
+        "zscore", description="Hybrid fusion: 'zscore' (default), 'weighted' (min-max) or 'rrf'."
+    )
     rrf_k: int = Field(60, ge=1, description="RRF constant: score = sum(w / (k + rank)).")
     bm25_weight: float = Field(
         0.5, ge=0.0, le=1.0, description="Lexical weight of the fusion; dense gets 1 - w."
+    )
+    doc_context_weight: float = Field(
+        1 / 3,
+        ge=0.0,
+        le=1.0,
+        description="Share of the document-level BM25 score in 'zscore'/'weighted' fusion (0 turns it off).",
     )
     candidate_depth: int = Field(
         100, ge=1, le=10000, description="Candidates each retriever passes to fusion."
@@ -173,8 +181,8 @@ class Settings(BaseSettings):
     @classmethod
     def _check_fusion(cls, value: str) -> str:
         value = value.strip().lower()
-        if value not in {"rrf", "weighted"}:
-            raise ValueError(f"fusion must be 'rrf' or 'weighted', got {value!r}")
+        if value not in {"rrf", "weighted", "zscore"}:
+            raise ValueError(f"fusion must be 'zscore', 'weighted' or 'rrf', got {value!r}")
         return value
 
     @property

@@ -23,16 +23,28 @@ class BM25Retriever:
     name = "bm25"
 
     def __init__(
-        self, store: ChunkStore, index: BM25Index, tokenizer: ChineseTokenizer, masks: MaskCache
+        self,
+        store: ChunkStore,
+        index: BM25Index,
+        tokenizer: ChineseTokenizer,
+        masks: MaskCache,
+        doc_index: BM25Index | None = None,
     ) -> None:
         self.store = store
         self.index = index
+        self.doc_index = doc_index
         self.tokenizer = tokenizer
         self.masks = masks
 
     def score_vector(self, query: str) -> npt.NDArray[np.float32]:
         """The BM25 score of every row for the query."""
         return self.index.scores(self.tokenizer.tokenize(check_query(query)))
+
+    def doc_score_vector(self, query: str) -> npt.NDArray[np.float32] | None:
+        """BM25 of every whole document (in document order), or None without a document index."""
+        if self.doc_index is None or self.doc_index.size == 0:
+            return None
+        return self.doc_index.scores(self.tokenizer.tokenize(check_query(query)))
 
     def rank_rows(
         self, query: str, depth: int, filters: Filters | None = None

@@ -1,17 +1,27 @@
 """Hybrid retriever: BM25 and dense candidates fused into one ranking.
 
-Two fusion modes (:class:`FusionMode`):
+Three fusion modes (:class:`FusionMode`):
 
+``zscore`` (default)
+    A convex combination of z-normalised scores: each signal is standardised over the union of
+    candidates (``(s - mean) / std``), so a retriever whose top candidates stand out from the rest
+    weighs more for that query than one whose scores are flat, whichever retriever it is. The
+    signals are the chunk's BM25 score, its dense cosine and, as document context, the BM25
+    score of its whole document (weights ``(1 - c) * w``, ``(1 - c) * (1 - w)`` and ``c`` for
+    ``bm25_weight = w`` and ``doc_weight = c``; the defaults give each a third). Questions often
+    name the document's subject (a city, an agency, a programme) while the answering paragraph
+    does not repeat it, so the whole-document score lets the right document's paragraphs rise.
 ``rrf``
     Reciprocal rank fusion (Cormack et al., 2009): ``score = Σ_s w_s / (k + rank_s)`` over the
     systems whose candidate list holds the chunk (ranks start at 1). ``k`` defaults to 60, the
     constant of the original paper also used by Elasticsearch and LangChain; the weights are
     ``bm25_weight`` and ``1 - bm25_weight``.
 ``weighted``
-    A convex combination of min-max normalised scores. Unlike the naive version that imputes 0
-    for a chunk missing from one list, both scores are computed exactly for every candidate
-    (the BM25 score vector and the stored embeddings are at hand), then each is normalised over
-    the union of candidates.
+    The same combination with min-max instead of z normalisation.
+
+For the score-based modes, both chunk scores are computed exactly for every candidate (the BM25
+score vector and the stored embeddings are at hand) instead of imputing 0 for a chunk that is
+missing from one list.
 
 Each retriever contributes ``candidate_depth`` candidates; the final cut to ``top_k`` comes after
 fusion. Ties are broken by row (index order), so results are deterministic. Filters are applied
@@ -38,6 +48,7 @@ RRF_K = 60
 
 
 class FusionMode(StrEnum):
+    ZSCORE = "zscore"
     RRF = "rrf"
     WEIGHTED = "weighted"
 
@@ -48,6 +59,15 @@ class FusionMode(StrEnum):
         except ValueError:
             allowed = ", ".join(m.value for m in cls)
             raise ValueError(f"unknown fusion mode {value!r}; choose one of: {allowed}") from None
+
+
+def _zscore(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    if x.size == 0:
+        return x
+    std = float(x.std())
+    if std <= 1e-12:
+        return np.zeros_like(x)
+    return ((x - float(x.mean())) / std).astype(np.float32)
 
 
 def _minmax(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -68,13 +88,16 @@ class HybridRetriever:
         self,
         bm25: BM25Retriever,
         dense: DenseRetriever,
-        mode: FusionMode | str = FusionMode.RRF,
+        mode: FusionMode | str = FusionMode.ZSCORE,
         bm25_weight: float = 0.5,
+        doc_weight: float = 1 / 3,
         rrf_k: int = RRF_K,
         candidate_depth: int = 100,
     ) -> None:
         if not 0.0 <= bm25_weight <= 1.0:
             raise ValueError(f"bm25_weight must be in [0, 1], got {bm25_weight}")
+        if not 0.0 <= doc_weight <= 1.0:
+            raise ValueError(f"doc_weight must be in [0, 1], got {doc_weight}")
         if rrf_k < 1:
             raise ValueError(f"rrf_k must be >= 1, got {rrf_k}")
         if candidate_depth < 1:
@@ -83,6 +106,7 @@ class HybridRetriever:
         self.dense = dense
         self.mode = mode if isinstance(mode, FusionMode) else FusionMode.from_str(mode)
         self.bm25_weight = bm25_weight
+        self.doc_weight = doc_weight
         self.rrf_k = rrf_k
         self.candidate_depth = candidate_depth
 
@@ -101,6 +125,7 @@ class HybridRetriever:
         bm = bm25_all[union]
         de = self.dense.scores_of_vec(qvec, union.tolist())
         w = self.bm25_weight
+        docs = None
         if self.mode is FusionMode.RRF:
             fused = np.array(
                 [
@@ -111,10 +136,18 @@ class HybridRetriever:
                 dtype=np.float64,
             )
         else:
-            fused = (w * _minmax(bm) + (1 - w) * _minmax(de)).astype(np.float64)
+            norm = _zscore if self.mode is FusionMode.ZSCORE else _minmax
+            fused = (w * norm(bm) + (1 - w) * norm(de)).astype(np.float64)
+            docs = self.bm25.doc_score_vector(query) if self.doc_weight > 0 else None
+            if docs is not None:
+                doc_scores = docs[self.bm25.store.row_documents()[union]]
+                fused = (1 - self.doc_weight) * fused + self.doc_weight * norm(doc_scores).astype(np.float64)
         order = np.lexsort((union, -fused))[:top_k]
         rows = union[order].tolist()
         extra_scores = {int(union[i]): {"bm25": float(bm[i]), "dense": float(de[i])} for i in order}
+        if self.mode is not FusionMode.RRF and docs is not None:
+            for i in order:
+                extra_scores[int(union[i])]["doc_bm25"] = float(doc_scores[i])
         extra_ranks: dict[int, dict[str, int]] = {}
         for r in rows:
             ranks: dict[str, int] = {}

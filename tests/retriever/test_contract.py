@@ -10,7 +10,7 @@ from policyqa.pipeline import Index
 from policyqa.retriever.base import Filters, Retriever
 from tests.helpers import fixture_documents, fixture_queries
 
-CONFIGS = ["bm25", "dense", "hybrid-rrf", "hybrid-weighted"]
+CONFIGS = ["bm25", "dense", "hybrid-zscore", "hybrid-rrf", "hybrid-weighted"]
 
 
 def _retriever(index: Index, name: str) -> Retriever:
@@ -85,7 +85,7 @@ def test_date_filter(retriever: Retriever, fixture_index: Index) -> None:
         assert h.date is not None and h.date >= "2024-01-01"
 
 
-@pytest.mark.parametrize("config", ["bm25", "hybrid-rrf", "hybrid-weighted"])
+@pytest.mark.parametrize("config", ["bm25", "hybrid-zscore", "hybrid-rrf", "hybrid-weighted"])
 def test_fixture_queries_find_their_document(fixture_index: Index, config: str) -> None:
     r = _retriever(fixture_index, config)
     for qid, query, gold in fixture_queries():
