@@ -1,4 +1,4 @@
-"""The ``policyqa`` command line: index, search, delete, info, eval."""
+"""The ``policyqa`` command line: index, search, ask, serve, eval, delete, info."""
 
 from __future__ import annotations
 
@@ -85,12 +85,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="show the index manifest")
     _add_common(p)
 
-    try:
-        from policyqa.eval.cli import add_eval_parser
-    except ImportError:  # pragma: no cover - eval is part of the package
-        pass
-    else:
-        add_eval_parser(sub)
+    from policyqa.api.cli import add_serve_parser
+    from policyqa.ask_cli import add_ask_parser
+    from policyqa.eval.cli import add_eval_parser
+
+    add_ask_parser(sub)
+    add_serve_parser(sub)
+    add_eval_parser(sub)
     return parser
 
 
@@ -109,9 +110,9 @@ def _configure_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("policyqa").setLevel(logging.INFO if verbose == 0 else level)
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING if verbose < 2 else logging.DEBUG)
+    # third-party libraries that set their own loggers to DEBUG (bm25s) or attach handlers (jieba)
+    for name in ("jieba", "bm25s"):
+        logging.getLogger(name).setLevel(logging.WARNING if verbose < 2 else logging.DEBUG)
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -268,6 +269,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from policyqa.eval.cli import run_eval_command
 
             return int(run_eval_command(args, settings))
+        if args.command == "ask":
+            from policyqa.ask_cli import run_ask_command
+
+            return int(run_ask_command(args, settings))
+        if args.command == "serve":
+            from policyqa.api.cli import run_serve_command
+
+            return int(run_serve_command(args, settings))
         return _COMMANDS[args.command](args, settings)
     except CliError as exc:
         print(f"policyqa {args.command}: {exc}", file=sys.stderr)
