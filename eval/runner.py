@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import re
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -265,47 +264,60 @@ def prepare_index(
         opener = opener or default_opener
     key = index_cache_key(bench, settings)
     target = index_dir or settings.cache_dir / "eval" / f"{_safe_name(bench.name)}-{key[:16]}"
+    if target.exists() and not target.is_dir():
+        raise EvalError(f"--index-dir {target}: exists and is not a directory")
     marker = _read_marker(target) if target.is_dir() else None
 
-    if marker is not None and marker.get("key") == key:
+    if marker is not None and marker.get("key") == key and marker.get("state") == "complete":
         try:
             index = opener(target, settings)
-        except Exception as exc:  # a cache: anything wrong with it means rebuild
+        except Exception as exc:  # a cache: anything wrong with it (e.g. an older format) means rebuild
             logger.warning("cached index %s cannot be opened (%s); rebuilding", target, exc)
         else:
             return PreparedIndex(index=index, info=_info_from(target, marker, reused=True))
 
-    if target.exists():
-        if not target.is_dir():
-            raise EvalError(f"--index-dir {target}: exists and is not a directory")
-        if marker is None and any(target.iterdir()):
-            raise EvalError(
-                f"--index-dir {target}: not empty and not an index made by 'policyqa eval'; "
-                "give an empty or new directory"
-            )
-        shutil.rmtree(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    manifest = builder(bench.documents, target, settings, show_progress=show_progress)
-    elapsed = time.perf_counter() - started
-    manifest = dict(manifest)
-    manifest.setdefault("build_seconds", elapsed)
+    if index_dir is not None and marker is None and _has_foreign_content(target):
+        raise EvalError(
+            f"--index-dir {target}: not empty and not an index made by 'policyqa eval'; "
+            "give an empty or new directory"
+        )
+    # build_index writes a new generation beside the old one and switches atomically, so an
+    # interrupted build leaves the previous index usable; the marker says "building" meanwhile
     marker = {
         "benchmark": bench.name,
         "key": key,
+        "state": "building",
         "corpus_hash": bench.corpus_hash(),
-        "settings": {name: settings_summary(settings).get(name) for name in INDEX_SETTINGS},
-        "manifest": {
-            "counts": manifest.get("counts", {}),
-            "build_seconds": manifest.get("build_seconds", elapsed),
-            "fingerprint": manifest.get("fingerprint", ""),
-        },
+        "settings": {name: settings.model_dump(mode="json").get(name) for name in INDEX_SETTINGS},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    target.mkdir(parents=True, exist_ok=True)
-    (target / MARKER_FILE).write_text(json.dumps(marker, ensure_ascii=False, indent=2), encoding="utf-8")
+    _write_marker(target, marker)
+    started = time.perf_counter()
+    manifest = dict(builder(bench.documents, target, settings, show_progress=show_progress))
+    elapsed = time.perf_counter() - started
+    marker["state"] = "complete"
+    marker["manifest"] = {
+        "counts": manifest.get("counts", {}),
+        "build_seconds": manifest.get("build_seconds", elapsed),
+        "fingerprint": manifest.get("fingerprint", ""),
+    }
+    _write_marker(target, marker)
     index = opener(target, settings)
     return PreparedIndex(index=index, info=_info_from(target, marker, reused=False))
+
+
+def _has_foreign_content(directory: Path) -> bool:
+    """Whether a directory holds more than the leftovers of an interrupted build."""
+    if not directory.is_dir():
+        return False
+    return any(p.name != ".lock" and not p.name.startswith(".building-") for p in directory.iterdir())
+
+
+def _write_marker(directory: Path, marker: dict[str, Any]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f"{MARKER_FILE}.tmp"
+    tmp.write_text(json.dumps(marker, ensure_ascii=False, indent=2), encoding="utf-8")
+    tmp.replace(directory / MARKER_FILE)
 
 
 # --------------------------------------------------------------------------------------------

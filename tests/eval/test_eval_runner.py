@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -230,15 +232,43 @@ def test_prepare_index_rebuilds_when_cached_index_is_broken(
     assert fake_pipeline.builds == 2 and not rebuilt.info.reused
 
 
+def test_interrupted_build_is_rebuilt(beir_tiny: Path, settings: Settings, fake_pipeline: Any) -> None:
+    bench = load_beir(beir_tiny)
+    index_dir = settings.cache_dir / "given"
+
+    def dying_build(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        (index_dir / ".building-x1").mkdir(parents=True)
+        (index_dir / ".lock").touch()
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        prepare_index(bench, settings, index_dir, builder=dying_build, opener=fake_pipeline.open_index)
+    assert json.loads((index_dir / MARKER_FILE).read_text())["state"] == "building"
+    prepared = prepare_index(bench, settings, index_dir, show_progress=False)
+    assert fake_pipeline.builds == 1 and not prepared.info.reused
+    assert json.loads((index_dir / MARKER_FILE).read_text())["state"] == "complete"
+    # leftovers without any marker (killed before the marker was written) are not "foreign" either
+    (index_dir / MARKER_FILE).unlink()
+    for p in index_dir.iterdir():
+        if p.name not in (".lock", ".building-x1"):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    prepare_index(bench, settings, index_dir, show_progress=False)
+    assert fake_pipeline.builds == 2
+
+
 def test_prepare_index_refuses_foreign_directory(
     beir_tiny: Path, settings: Settings, fake_pipeline: Any
 ) -> None:
     foreign = settings.cache_dir / "foreign"
     foreign.mkdir(parents=True)
-    (foreign / "precious.txt").write_text("not an index")
+    (foreign / "CURRENT").write_text("gen-000001")  # somebody's own policyqa index
     with pytest.raises(EvalError, match="not an index made by 'policyqa eval'"):
         prepare_index(load_beir(beir_tiny), settings, foreign, show_progress=False)
-    assert (foreign / "precious.txt").exists() and fake_pipeline.builds == 0
+    assert (foreign / "CURRENT").exists() and fake_pipeline.builds == 0
+    not_a_dir = settings.cache_dir / "file"
+    not_a_dir.write_text("x")
+    with pytest.raises(EvalError, match="not a directory"):
+        prepare_index(load_beir(beir_tiny), settings, not_a_dir, show_progress=False)
 
 
 def test_run_benchmark_end_to_end(beir_tiny: Path, settings: Settings, fake_pipeline: Any) -> None:
