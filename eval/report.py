@@ -158,6 +158,10 @@ def markdown_report(result: EvalResult, *, failures: bool = False) -> str:
         f"- level: **{result.level}**, {result.depth} chunks asked of each system per query",
         f"- run: {result.created}, wall time {result.wall_s:.1f} s",
     ]
+    if result.code.get("commit"):
+        modified = result.code.get("modified") or []
+        dirty = f", with uncommitted changes in {', '.join(modified)}" if modified else ""
+        facts.append(f"- code: commit `{str(result.code['commit'])[:12]}`{dirty}")
     if result.index is not None:
         state = "reused from cache" if result.index.reused else "built for this run"
         facts.append(f"- index: {result.index.chunks} chunks, build {result.index.build_s:.1f} s ({state})")

@@ -19,7 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import platform
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -62,6 +65,7 @@ __all__ = [
     "PreparedIndex",
     "SystemResult",
     "evaluate_systems",
+    "git_state",
     "index_cache_key",
     "prepare_index",
     "run_benchmark",
@@ -320,6 +324,27 @@ def _write_marker(directory: Path, marker: dict[str, Any]) -> None:
     tmp.replace(directory / MARKER_FILE)
 
 
+def git_state(repo: Path | None = None) -> dict[str, Any]:
+    """The commit the code runs from and the files changed since (empty when not in a git checkout)."""
+    root = repo or Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    modified = sorted(line[3:] for line in status.splitlines() if line.strip())
+    return {"commit": commit, "modified": modified}
+
+
 # --------------------------------------------------------------------------------------------
 # running and scoring
 
@@ -410,6 +435,7 @@ class EvalResult:
     command: str = ""
     wall_s: float = 0.0
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    code: dict[str, Any] = field(default_factory=lambda: git_state())
 
     @property
     def query_ids(self) -> list[str]:
@@ -456,6 +482,8 @@ class EvalResult:
             "wall_s": round(self.wall_s, 1),
             "created": self.created,
             "policyqa_version": policyqa.__version__,
+            "code": self.code,
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
             "notes": list(self.benchmark.notes),
             "query_ids": self.query_ids,
         }
