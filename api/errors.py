@@ -116,7 +116,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        if exc.status_code == 404 and detail == "Not Found":
+        if exc.status_code == 400 and detail == "There was an error parsing the body":
+            detail = "the request body could not be read: send UTF-8 encoded JSON"
+        elif exc.status_code == 404 and detail == "Not Found":
             detail = f"no such endpoint: {request.method} {request.url.path} (see /docs)"
         elif exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path} (see /docs)"

@@ -188,11 +188,15 @@ class AskRequest(_Request):
         description="The question. Empty or longer than the server's limit (max_query_chars) gives 422.",
         examples=["青岛港2023年完成货物吞吐量多少？"],
     )
+    mode: SearchMode = Field(
+        SearchMode.HYBRID,
+        description="Retrieval that finds the candidate passages (then reranked): hybrid, bm25 or dense.",
+    )
     top_k: int = Field(
         5,
         ge=1,
-        description="Passages the answer is looked for in, and the most citations returned "
-        "(at most the server's max_top_k).",
+        description="Most citations returned, best first (the answer itself is looked for in the top "
+        "answer_passages passages, a server setting; at most the server's max_top_k).",
     )
     filters: FiltersIn | None = Field(None, description="Metadata filters; none: the whole index.")
     history: list[Annotated[str, StringConstraints(max_length=2000), _VALID]] = Field(

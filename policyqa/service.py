@@ -68,6 +68,7 @@ RELOAD_CHECK_SECONDS = 2.0
 #: File types an upload may have (what the corpus loaders read).
 UPLOAD_EXTENSIONS: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".docx", ".pdf", ".jsonl")
 _MAX_FILENAME_CHARS = 120
+_MAX_FILENAME_BYTES = 200  # file systems allow 255 bytes; CJK takes 3 a character
 
 
 class ServiceState(StrEnum):
@@ -268,20 +269,27 @@ def safe_filename(name: str) -> str:
     """A file name that is safe to create in a directory of our own.
 
     Only the last path component of what the client sent is kept (``/`` and ``\\`` both count as
-    separators), control characters and anything outside letters, digits, CJK and a few
-    punctuation marks become ``_``, leading dots are dropped (no hidden files, no ``..``), and
-    the stem is shortened so the whole name fits :data:`_MAX_FILENAME_CHARS` with the extension
-    kept. Never empty.
+    separators); control characters and anything outside letters, digits, CJK and a few
+    punctuation marks become ``_``; leading dots are dropped (no hidden files, no ``..``); the
+    stem is shortened so the name stays within :data:`_MAX_FILENAME_CHARS` characters and
+    :data:`_MAX_FILENAME_BYTES` UTF-8 bytes, the extension kept. Never empty.
     """
     name = unicodedata.normalize("NFC", name or "")
     name = name.replace("\\", "/").split("/")[-1]
-    name = "".join(ch if unicodedata.category(ch)[0] != "C" else "_" for ch in name)
-    name = _UNSAFE.sub("_", name).strip(" ._")
     stem, dot, ext = name.rpartition(".")
     if not dot:
         stem, ext = name, ""
-    ext = ext[:10]
-    stem = stem[: _MAX_FILENAME_CHARS - len(ext) - 1].strip(" ._") or "upload"
+
+    def clean(part: str) -> str:
+        part = "".join(ch if unicodedata.category(ch)[0] != "C" else "_" for ch in part)
+        return _UNSAFE.sub("_", part).strip(" ._")
+
+    ext = clean(ext)[:10]
+    stem = clean(stem)
+    room = _MAX_FILENAME_CHARS - len(ext) - 1
+    while stem and (len(stem) > room or len(stem.encode("utf-8")) + len(ext) + 1 > _MAX_FILENAME_BYTES):
+        stem = stem[:-1]
+    stem = stem.rstrip(" ._") or "upload"
     return f"{stem}.{ext}" if ext else stem
 
 
@@ -679,7 +687,11 @@ class QAService:
                 folder = Path(tmp) / str(n)
                 folder.mkdir()
                 path = folder / name
-                path.write_bytes(upload.data)
+                try:
+                    path.write_bytes(upload.data)
+                except OSError as exc:
+                    status.status, status.reason = "rejected", f"cannot store the file: {exc.strerror}"
+                    continue
                 loaded, errors = _load_upload(path)
                 if not loaded:
                     status.status = "rejected"

@@ -15,6 +15,7 @@ def _err(description: str) -> dict[str, Any]:
 
 #: Error responses the routes document (all bodies are :class:`ErrorResponse`).
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _err("The request body could not be read (not UTF-8)."),
     401: _err("Missing or wrong API key (write endpoints)."),
     403: _err("Writes are disabled: the server has no API key configured."),
     404: _err("No such document."),

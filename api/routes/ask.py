@@ -46,7 +46,7 @@ def answer_out(result: AskResult, explain: bool = False) -> AskResponse:
     "/ask",
     response_model=AskResponse,
     summary="Answer a question",
-    responses=errors(422, 500, 503),
+    responses=errors(400, 422, 500, 503),
 )
 def ask(body: AskRequest, service: ServiceDep, settings: SettingsDep) -> AskResponse:
     """Answer a question with a span extracted verbatim from a document (with its character
@@ -58,7 +58,12 @@ def ask(body: AskRequest, service: ServiceDep, settings: SettingsDep) -> AskResp
     filters = body.filters.to_filters() if body.filters else None
     try:
         result = service.ask(
-            body.question, top_k=body.top_k, filters=filters, history=body.history, explain=body.explain
+            body.question,
+            top_k=body.top_k,
+            filters=filters,
+            history=body.history,
+            mode=body.mode.value,
+            explain=body.explain,
         )
     except ValueError as exc:  # the question checks of retrieval and the answer stage
         raise ApiError(422, str(exc)) from None

@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from policyqa.api.deps import ServiceDep, SettingsDep, WriteAccess
@@ -127,7 +128,7 @@ def get_document(doc_id: DocId, service: ServiceDep) -> DocumentDetail:
     response_model=WriteResponse,
     status_code=status.HTTP_201_CREATED,
     summary="Add documents (files or JSON)",
-    responses=errors(401, 403, 409, 413, 415, 422, 500, 503),
+    responses=errors(400, 401, 403, 409, 413, 415, 422, 500, 503),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -190,6 +191,8 @@ async def _read_files(request: Request, max_files: int) -> list[UploadedFile]:
         form = await request.form(max_files=max_files, max_fields=10)
     except MultiPartException as exc:
         raise ApiError(422, f"cannot read the upload: {exc.message}") from None
+    except HTTPException as exc:  # starlette reports some (too many files …) as a 400
+        raise ApiError(422, f"cannot read the upload: {exc.detail}") from None
     try:
         unknown = sorted({k for k in form if k != "files"})
         if unknown:

@@ -18,7 +18,7 @@ router = APIRouter(tags=["search"])
     "/search",
     response_model=SearchResponse,
     summary="Search passages",
-    responses=errors(422, 500, 503),
+    responses=errors(400, 422, 500, 503),
 )
 def search(body: SearchRequest, service: ServiceDep, settings: SettingsDep) -> SearchResponse:
     """Rank passages for a query with BM25, dense or hybrid retrieval, optionally filtered by
