@@ -29,7 +29,7 @@ from policyqa.eval.systems import (
 )
 from policyqa.settings import Settings
 
-__all__ = ["EXIT_BAD_INPUT", "add_eval_parser", "command_line", "run_eval_command"]
+__all__ = ["EXIT_BAD_INPUT", "add_eval_parser", "command_line", "per_query_path", "run_eval_command"]
 
 EXIT_BAD_INPUT = 2
 
@@ -93,7 +93,8 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--failures",
         type=Path,
         metavar="OUT.md",
-        help="write the full report with the 20 worst queries and their passages "
+        help="write the full report with the 20 worst queries and their passages, and beside it "
+        "OUT.per_query.json with every query's metrics per system "
         "(quotes the benchmark: keep it local, e.g. under eval/results/local/)",
     )
     return parser
@@ -116,6 +117,11 @@ def command_line(args: argparse.Namespace) -> str:
         if value is not None:
             parts += [flag, str(value)]
     return shlex.join(parts)
+
+
+def per_query_path(failures: Path) -> Path:
+    """Where ``--failures OUT.md`` puts the per-query metrics: ``OUT.per_query.json``."""
+    return failures.with_name(f"{failures.stem}.per_query.json")
 
 
 def _fail(message: str) -> int:
@@ -163,6 +169,10 @@ def run_eval_command(args: argparse.Namespace, settings: Settings) -> int:
             write_plot(result, args.plot)
         if getattr(args, "failures", None) is not None:
             write_report(result, args.failures, failures=True)
+            sidecar = per_query_path(args.failures)
+            sidecar.write_text(
+                json.dumps(result.per_query_json(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+            )
     except OSError as exc:
         return _fail(f"cannot write {exc.filename}: {exc.strerror or exc}")
     return 0

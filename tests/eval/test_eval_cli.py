@@ -74,6 +74,10 @@ def test_full_run_writes_json_report_plot(
 
     failures = (out / "local" / "failures.md").read_text(encoding="utf-8")
     assert "## Failures" in failures and QUESTION in failures
+    per_query = json.loads((out / "local" / "failures.per_query.json").read_text(encoding="utf-8"))
+    assert set(per_query) == {"bm25", "dense", "hybrid"}
+    assert set(per_query["bm25"]) == {"q1", "q2", "q3", "q4"}
+    assert {"ndcg@10", "gold_rank"} <= set(per_query["bm25"]["q1"])
 
     assert (out / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
