@@ -27,7 +27,7 @@ from policyqa.index.bm25 import BM25Index
 from policyqa.index.dense import DenseIndex, EmbeddingCache, PassageEncoder, embed_with_cache, text_hash
 from policyqa.index.layout import INDEX_FORMAT, IndexLayout, IndexNotFoundError, IndexVersionError
 from policyqa.index.store import ChunkStore
-from policyqa.index.tokenizer import ChineseTokenizer, join_tokens
+from policyqa.index.tokenizer import ChineseTokenizer, tokenize_parallel
 from policyqa.retriever._common import MaskCache
 from policyqa.retriever.base import Retriever
 from policyqa.retriever.bm25 import BM25Retriever
@@ -177,31 +177,53 @@ def _write_generation(
     try:
         store_path = workdir / "store.sqlite"
         kept_rows: list[int] = []
+        appended_only = False
         if base is not None:
             old_store = ChunkStore(base / "store.sqlite", readonly=True)
             try:
-                keep_ids = [d for d in old_store.doc_ids() if d not in drop_ids]
-                kept_rows = old_store.rows_of(keep_ids)
-                store = old_store.copy_to(store_path, drop_doc_ids=drop_ids)
+                old_ids = old_store.doc_ids()
+                appended_only = not (drop_ids & set(old_ids))
+                if appended_only:
+                    # nothing removed: the rows keep their numbers, so the file is copied as it is
+                    kept_rows = list(range(old_store.count_chunks()))
+                else:
+                    kept_rows = old_store.rows_of([d for d in old_ids if d not in drop_ids])
             finally:
                 old_store.close()
+            if appended_only:
+                shutil.copyfile(base / "store.sqlite", store_path)
+                store = ChunkStore(store_path)
+            else:
+                old_store = ChunkStore(base / "store.sqlite", readonly=True)
+                try:
+                    store = old_store.copy_to(store_path, drop_doc_ids=drop_ids)
+                finally:
+                    old_store.close()
         else:
             store = ChunkStore(store_path)
 
-        # chunk + tokenize the new documents
+        # chunk the new documents, then tokenize chunks and whole documents (in parallel)
         t = time.perf_counter()
-        new_texts: list[str] = []
-        n_new_chunks = 0
-        for doc in tqdm(new_docs, desc="chunk+tokenize", unit="doc", disable=not show_progress):
+        prepared = []
+        for doc in tqdm(new_docs, desc="chunk", unit="doc", disable=not show_progress):
             chunks = chunker.split(doc)
-            texts = [passage_text(c, doc.title, settings.title_in_chunk) for c in chunks]
-            tokens = [join_tokens(tokenizer.tokenize(t)) for t in texts]
-            doc_tokens = join_tokens(tokenizer.tokenize(f"{doc.title}\n{doc.text}"))
-            store.add(doc, chunks, tokens, [text_hash(t) for t in texts], doc_tokens)
-            new_texts.extend(texts)
-            n_new_chunks += len(chunks)
+            prepared.append(
+                (doc, chunks, [passage_text(c, doc.title, settings.title_in_chunk) for c in chunks])
+            )
+        stage["chunk_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        new_texts = [text for _, _, texts in prepared for text in texts]
+        to_tokenize = new_texts + [f"{doc.title}\n{doc.text}" for doc, _, _ in prepared]
+        with tqdm(total=len(to_tokenize), desc="tokenize", unit="text", disable=not show_progress) as bar:
+            joined = tokenize_parallel(tokenizer, to_tokenize, settings.index_workers, progress=bar)
+        pos = 0
+        for i, (doc, chunks, texts) in enumerate(prepared):
+            tokens = joined[pos : pos + len(chunks)]
+            pos += len(chunks)
+            store.add(doc, chunks, tokens, [text_hash(x) for x in texts], joined[len(new_texts) + i])
+        n_new_chunks = len(new_texts)
         store.commit()
-        stage["chunk_tokenize_s"] = time.perf_counter() - t
+        stage["tokenize_s"] = time.perf_counter() - t
 
         # BM25 over all rows (cheap: tokens are stored)
         t = time.perf_counter()
@@ -215,8 +237,9 @@ def _write_generation(
 
         # dense: old rows' vectors are reused, new ones come from the cache or the encoder
         t = time.perf_counter()
+        old_dense: DenseIndex | None = None
         if base is not None and kept_rows:
-            old_dense = DenseIndex.load(base / "dense", mmap=True)
+            old_dense = DenseIndex.load(base / "dense", mmap=not appended_only)
             old_emb = np.asarray(
                 old_dense.embeddings[np.asarray(kept_rows, dtype=np.int64)], dtype=np.float16
             )
@@ -230,9 +253,13 @@ def _write_generation(
                 )
         finally:
             cache.close()
-        emb: npt.NDArray[np.float16] = np.concatenate([old_emb, new_emb]) if len(old_emb) else new_emb
-        dense = DenseIndex(encoder.dim)
-        dense.build(emb)
+        if appended_only and old_dense is not None:
+            dense = old_dense  # grows in place: an IVF index is not retrained for an append
+            dense.extend(new_emb)
+        else:
+            emb: npt.NDArray[np.float16] = np.concatenate([old_emb, new_emb]) if len(old_emb) else new_emb
+            dense = DenseIndex(encoder.dim, nprobe=settings.ann_nprobe)
+            dense.build(emb)
         dense.save(workdir / "dense")
         stage["embed_s"] = time.perf_counter() - t
 
@@ -428,6 +455,6 @@ def open_index(
         )
     store = ChunkStore(gen / "store.sqlite", readonly=True)
     bm25 = BM25Index.load(gen / "bm25", mmap=mmap)
-    dense = DenseIndex.load(gen / "dense", mmap=mmap)
+    dense = DenseIndex.load(gen / "dense", mmap=mmap, nprobe=settings.ann_nprobe)
     doc_bm25 = BM25Index.load(gen / "bm25_docs", mmap=mmap)
     return Index(Path(index_dir), gen, manifest, settings, store, bm25, dense, tokenizer, encoder, doc_bm25)

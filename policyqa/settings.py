@@ -84,6 +84,16 @@ class Settings(BaseSettings):
     max_seq_length: int = Field(512, ge=16, le=8192, description="Token limit of the encoder.")
     device: str = Field("cpu", description="torch device for the encoder")
 
+    index_workers: int = Field(
+        0, ge=0, le=256, description="Tokenizer processes while indexing (0: one per core)."
+    )
+    ann_nprobe: int = Field(
+        64,
+        ge=1,
+        le=65536,
+        description="IVF cells visited per query once the dense index is approximate (>200k chunks).",
+    )
+
     # --- retrieval -------------------------------------------------------------------------
     fusion: str = Field(
         "zscore", description="Hybrid fusion: 'zscore' (default), 'weighted' (min-max) or 'rrf'."

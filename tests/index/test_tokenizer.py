@@ -89,3 +89,11 @@ def test_config_identifies_the_tokenizer(tok: ChineseTokenizer) -> None:
     cfg = tok.config()
     assert cfg["name"] == "jieba-search" and cfg["normalize"] == ["nfkc", "t2s", "lower"]
     assert tok.fingerprint() == ChineseTokenizer().fingerprint()
+
+
+def test_parallel_tokenization_equals_serial(tok: ChineseTokenizer) -> None:
+    from policyqa.index.tokenizer import join_tokens, tokenize_parallel
+
+    texts = [t for t, _ in GOLDEN] * 20
+    serial = [join_tokens(tok.tokenize(t)) for t in texts]
+    assert tokenize_parallel(tok, texts, workers=2, min_parallel=1) == serial
