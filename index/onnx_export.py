@@ -305,6 +305,7 @@ def ffn_output_matmuls(onnx_path: Path) -> list[str]:
 
 def quantize_int8(fp32_path: Path, out_path: Path, keep_ffn_output_fp32: bool = True) -> Path:
     """Dynamic per-channel int8 quantisation of ``fp32_path`` into ``out_path`` (atomically)."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     exclude = ffn_output_matmuls(fp32_path) if keep_ffn_output_fp32 else []
@@ -322,6 +323,8 @@ def quantize_int8(fp32_path: Path, out_path: Path, keep_ffn_output_fp32: bool = 
                 per_channel=True,
                 weight_type=QuantType.QInt8,
                 nodes_to_exclude=exclude,
+                # fused contrib ops (Attention, SkipLayerNormalization...) defeat shape inference
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
         os.replace(tmp, out_path)
     finally:
