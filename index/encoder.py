@@ -5,7 +5,9 @@
 * ``torch``: ``sentence_transformers.SentenceTransformer`` (float32);
 * ``onnx``: the Transformer exported to ONNX (fp32) and run by onnxruntime;
 * ``onnx-int8``: the same graph with dynamic int8 weights (the FFN output projections stay
-  fp32), the default: ~2x the torch throughput on CPU at cosine >= 0.99 to torch.
+  fp32), the default: faster than torch on CPU at cosine >= 0.99 to torch. Activations are
+  quantised per batch, so a text's int8 embedding varies slightly (cosine > 0.9999) with the
+  other texts of its batch.
 
 The ONNX backends tokenise with the model's own fast tokenizer (``tokenizer.json``), pool as
 the model's ``1_Pooling`` config says (mean or CLS) and L2-normalise; the export is done on
@@ -272,6 +274,11 @@ class Encoder:
     @property
     def backend(self) -> EncoderBackend:
         return self._backend
+
+    @property
+    def model_name(self) -> str:
+        """The model as given (``multilingual-e5-small``, a path or a Hugging Face id)."""
+        return self.model
 
     def _model_dir(self) -> Path:
         if self.model == DEFAULT_MODEL:

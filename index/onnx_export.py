@@ -314,7 +314,10 @@ def quantize_int8(fp32_path: Path, out_path: Path, keep_ffn_output_fp32: bool = 
     out_path = Path(out_path)
     tmp = _atomic_target(out_path)
     t0 = time.perf_counter()
+    previous_disable = logging.root.manager.disable
     try:
+        # onnxruntime.quantization logs through the root logger ("consider pre-processing", ...)
+        logging.disable(logging.WARNING)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             quantize_dynamic(
@@ -328,6 +331,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, keep_ffn_output_fp32: bool = 
             )
         os.replace(tmp, out_path)
     finally:
+        logging.disable(previous_disable)
         tmp.unlink(missing_ok=True)
     logger.info(
         "quantised %s to int8 (%d FFN output MatMuls kept fp32) in %.1fs",
