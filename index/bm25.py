@@ -5,7 +5,9 @@ Two scoring variants:
 ``okapi`` (default)
     BM25 Okapi exactly as rank-bm25's ``BM25Okapi``: ``idf * tf * (k1 + 1) / (tf + k1 * (1 - b +
     b * dl / avgdl))`` with ``idf = log((N - n + 0.5) / (n + 0.5))``, where a negative idf (a term
-    in more than half of the chunks) is replaced by ``epsilon`` times the mean idf. bm25s builds
+    in more than half of the chunks) is replaced by ``epsilon`` times the mean idf (``epsilon``
+    alone when that mean is not positive, which only happens in corpora of a few chunks, where
+    rank-bm25 would score every match below zero). bm25s builds
     the sparse score matrix with its always-positive Lucene idf; each term's column is then
     rescaled to the Okapi idf (and the ``k1 + 1`` factor), so no information is lost.
 ``lucene``
@@ -99,7 +101,11 @@ class BM25Index:
         n = float(model.scores["num_docs"])
         lucene = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
         okapi = np.log(n - df + 0.5) - np.log(df + 0.5)
-        okapi[okapi < 0] = self.epsilon * okapi.mean()
+        mean_idf = float(okapi.mean()) if okapi.size else 0.0
+        # rank-bm25 floors negative idfs at epsilon * mean idf; in a tiny corpus that mean is itself
+        # negative (every term is in "more than half" of one or two chunks), and rank-bm25 then
+        # scores every match below zero. There the floor is epsilon, as if the mean idf were 1.
+        okapi[okapi < 0] = self.epsilon * (mean_idf if mean_idf > 0 else 1.0)
         factor = np.divide(okapi * (self.k1 + 1.0), lucene, out=np.zeros_like(okapi), where=lucene > 0)
         data = np.asarray(model.scores["data"], dtype=np.float64) * np.repeat(factor, np.diff(indptr))
         model.scores["data"] = data.astype(model.scores["data"].dtype)

@@ -41,7 +41,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever the on-disk layout or the meaning of stored data changes.
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 
 _GEN_RE = re.compile(r"^gen-(\d{6})$")
 

@@ -230,7 +230,8 @@ def _write_generation(
         bm25 = BM25Index(k1=settings.bm25_k1, b=settings.bm25_b, method=settings.bm25_method)
         bm25.build(list(store.iter_tokens()), show_progress=False)
         bm25.save(workdir / "bm25")
-        doc_bm25 = BM25Index(k1=settings.bm25_k1, b=settings.bm25_b, method=settings.bm25_method)
+        # whole documents: Lucene idf, which stays positive in collections of a handful of documents
+        doc_bm25 = BM25Index(k1=settings.bm25_k1, b=settings.bm25_b, method="lucene")
         doc_bm25.build(list(store.iter_doc_tokens()), show_progress=False)
         doc_bm25.save(workdir / "bm25_docs")
         stage["bm25_s"] = time.perf_counter() - t

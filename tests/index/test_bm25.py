@@ -75,3 +75,10 @@ def test_lucene_variant_is_available() -> None:
     idx = BM25Index(method="lucene")
     idx.build([["a", "b"], ["c"]])
     assert idx.scores(["a"])[0] > 0
+
+
+def test_a_single_chunk_corpus_still_matches() -> None:
+    idx = BM25Index()
+    idx.build([["稳岗", "返还", "比例"]])
+    rows, scores = idx.top_k(["稳岗"], 5)
+    assert rows.tolist() == [0] and scores[0] > 0
