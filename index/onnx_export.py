@@ -135,7 +135,7 @@ def onnx_dir_for(model_dir: Path, cache_dir: Path | None = None) -> Path:
     """
     model_dir = Path(model_dir)
     local = model_dir / ONNX_SUBDIR
-    if (local / FP32_NAME).is_file() or _is_writable_dir(local):
+    if _is_writable_dir(local):
         return local
     if cache_dir is None:
         raise PermissionError(f"{model_dir} is not writable and no cache_dir was given for its ONNX export")
@@ -425,17 +425,22 @@ def ensure_onnx(
         raise ValueError(f"variant must be 'fp32' or 'int8', got {variant!r}")
     model_dir = Path(model_dir)
     tdir = transformer_dir(model_dir)
-    onnx_dir = onnx_dir_for(model_dir, cache_dir)
-    onnx_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = _weights_fingerprint(tdir)
     name = FP32_NAME if variant == "fp32" else INT8_NAME
-    target = onnx_dir / name
 
     def fresh(info: dict[str, Any]) -> bool:
         return info.get("export_version") == EXPORT_VERSION and info.get("weights") == fingerprint
 
-    info = _read_info(onnx_dir)
-    if fresh(info) and target.is_file() and name in info.get("files", {}):
+    def done(directory: Path) -> bool:
+        info = _read_info(directory)
+        return fresh(info) and (directory / name).is_file() and name in info.get("files", {})
+
+    if done(model_dir / ONNX_SUBDIR):  # shipped or exported before (even if read-only now)
+        return model_dir / ONNX_SUBDIR / name
+    onnx_dir = onnx_dir_for(model_dir, cache_dir)
+    onnx_dir.mkdir(parents=True, exist_ok=True)
+    target = onnx_dir / name
+    if done(onnx_dir):
         return target
     with _lock(onnx_dir / ".export.lock"):
         info = _read_info(onnx_dir)
