@@ -179,6 +179,52 @@ class Settings(BaseSettings):
         True, description="Narrow 何时/多少/哪个部门/哪里 answers to the date, amount, body or place."
     )
 
+    # --- backend / scale -------------------------------------------------------------------
+    backend: str = Field(
+        "embedded",
+        description="Where the index lives: 'embedded' (files under index_dir: SQLite, bm25s, faiss) "
+        "or 'milvus' (a Milvus collection; see milvus_uri).",
+    )
+    milvus_uri: str | None = Field(
+        None,
+        description="Milvus to use with backend 'milvus': 'http://host:19530' (standalone/cluster), "
+        "'https://…' (managed), or a local '*.db' path (Milvus Lite). None: Milvus Lite in "
+        "'<index_dir>-milvus.db' beside the index directory.",
+    )
+    milvus_token: SecretStr | None = Field(
+        None, description="Milvus token ('user:password' or an API key; env POLICYQA_MILVUS_TOKEN)."
+    )
+    milvus_collection: str = Field(
+        "policyqa",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$",
+        description="Collection of the chunks; the documents go to '<name>_docs'.",
+    )
+    milvus_db_name: str | None = Field(None, description="Milvus database (None: the server's default).")
+    milvus_dense_index: str = Field(
+        "HNSW",
+        description="Milvus index of the dense vectors: 'HNSW' (M=16, efConstruction=200), 'FLAT' "
+        "(exact) or 'AUTOINDEX' (the server chooses; managed Milvus).",
+    )
+    milvus_hnsw_ef: int = Field(
+        128, ge=1, le=32768, description="HNSW search breadth ('ef'); raised to the depth asked for."
+    )
+
+    @field_validator("backend")
+    @classmethod
+    def _check_backend(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in {"embedded", "milvus"}:
+            raise ValueError(f"backend must be 'embedded' or 'milvus', got {value!r}")
+        return value
+
+    @field_validator("milvus_dense_index")
+    @classmethod
+    def _check_milvus_dense_index(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value not in {"HNSW", "FLAT", "AUTOINDEX"}:
+            raise ValueError(f"milvus_dense_index must be 'HNSW', 'FLAT' or 'AUTOINDEX', got {value!r}")
+        return value
+
     @field_validator("reranker")
     @classmethod
     def _check_reranker(cls, value: str) -> str:

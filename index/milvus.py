@@ -1,0 +1,704 @@
+"""Milvus backend: documents, chunks and metadata in Milvus collections.
+
+The same documents give the same chunks, passage texts and vectors as the embedded index: the
+pipeline's chunker (:func:`policyqa.pipeline.make_chunker`), :func:`policyqa.pipeline.passage_text`
+and encoder, through the same embedding cache (vectors are rounded to float16 first, as the
+embedded dense index stores them).
+
+Collections (``settings.milvus_collection``, default ``policyqa``):
+
+``<name>`` — one row per chunk
+    ``chunk_id`` (primary key), ``doc_id``, ``doc_seq``/``ordinal`` (index order, the tie-break),
+    ``start``/``end``/``heading``/``text`` (the cited passage), the document's ``title``,
+    ``doc_number``, ``issuer``, ``date``, ``date_int`` (``YYYYMMDD``, 0 without a valid date),
+    ``doc_type``, ``region``, ``source``; ``bm25_text`` (the passage text, analysed by Milvus'
+    jieba tokenizer with the policy-term dictionary and the stopwords), ``sparse`` (output of
+    Milvus' built-in **BM25 function** over ``bm25_text``) and ``dense`` (the embedding).
+``<name>_docs`` — one row per document part
+    the whole document (title, metadata, extra metadata as JSON, text in parts of at most
+    :data:`DOC_PART_CHARS` characters, since a VARCHAR holds at most 65,535 bytes) with its own
+    BM25 function: the document-level context of the hybrid fusion (a document scores as its
+    best part).
+
+Text for BM25 is normalised on the client first exactly as the embedded tokenizer does (NFKC,
+traditional → simplified, lower case) and characters that are neither letters nor digits are
+blanked (the embedded tokenizer drops such tokens); jieba in Milvus then segments it in search
+mode. Where the embedded index uses BM25 Okapi (rank-bm25's idf), Milvus uses the Lucene idf
+``log(1 + (N - n + 0.5) / (n + 0.5))``; ``k1`` and ``b`` come from the settings.
+
+Connection: ``settings.milvus_uri`` (``http://host:19530`` for standalone or a cluster's proxy,
+``https://…`` for a managed one) with ``settings.milvus_token``; with no URI, Milvus Lite in the
+file ``<index_dir>-milvus.db`` beside the index directory (started in-process by pymilvus).
+
+Milvus Lite 3.2 (pure Python) differences, handled here: BM25 distances come back negative
+(scores are taken as ``abs``), LIKE has no escape for ``%``/``_`` (such filter values are widened
+to ``_`` wildcards and checked again on the client), BM25 statistics are per segment, and
+jieba's ``dict`` words are added to the process-wide jieba dictionary.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import unicodedata
+from collections.abc import Iterable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from policyqa.corpus.models import Document
+from policyqa.index.dense import EmbeddingCache, PassageEncoder, embed_with_cache
+from policyqa.index.tokenizer import ChineseTokenizer, normalize_text
+from policyqa.settings import Settings
+
+__all__ = [
+    "DOC_PART_CHARS",
+    "MilvusBackendError",
+    "MilvusIndex",
+    "analyzer_params",
+    "bm25_text",
+    "build_milvus_index",
+    "date_int",
+    "milvus_uri",
+    "open_milvus_index",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Characters of document text per row of the documents collection (UTF-8 ≤ 4 bytes a char).
+DOC_PART_CHARS = 16_000
+_VARCHAR_MAX = 65_535
+_INSERT_BATCH = 512
+#: Characters jieba keeps inside one block (``jieba.re_han_default``) besides letters and digits.
+_JIEBA_INNER = frozenset("+#&._%-")
+
+# VARCHAR limits of the schema (bytes)
+_LIMITS = {
+    "chunk_id": 256,
+    "doc_id": 1024,
+    "heading": 4096,
+    "text": _VARCHAR_MAX,
+    "bm25_text": _VARCHAR_MAX,
+    "title": 4096,
+    "doc_number": 512,
+    "issuer": 2048,
+    "date": 64,
+    "doc_type": 512,
+    "region": 512,
+    "source": 4096,
+    "part_id": 1100,
+}
+
+
+class MilvusBackendError(RuntimeError):
+    """The Milvus backend cannot do what was asked (connection, schema or model mismatch)."""
+
+
+# --------------------------------------------------------------------------------------------
+# text and values
+
+
+def bm25_text(text: str) -> str:
+    """The text Milvus analyses for BM25: normalised like the embedded tokenizer, punctuation blanked.
+
+    jieba yields every character outside its word blocks as a token of its own; the embedded
+    tokenizer drops tokens without a letter or digit, so here those characters become spaces
+    (which jieba skips). Symbols jieba keeps inside words (``3.5``, ``covid-19``) stay.
+    """
+    out = []
+    for ch in normalize_text(text):
+        if ch.isspace() or ch in _JIEBA_INNER or unicodedata.category(ch)[0] in "LN":
+            out.append(ch)
+        else:
+            out.append(" ")
+    return "".join(out)
+
+
+def date_int(value: str | None) -> int:
+    """``YYYYMMDD`` of an ISO date (its first 10 characters), 0 when missing or invalid."""
+    if not value:
+        return 0
+    try:
+        d = date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return 0
+    return d.year * 10000 + d.month * 100 + d.day
+
+
+def _clip(value: str | None, field: str) -> str:
+    text = value or ""
+    limit = _LIMITS[field]
+    raw = text.encode("utf-8")
+    if len(raw) <= limit:
+        return text
+    return raw[:limit].decode("utf-8", errors="ignore")
+
+
+def analyzer_params(tokenizer: ChineseTokenizer) -> dict[str, Any]:
+    """Milvus analyzer: jieba (search mode, default dictionary + the policy terms) and stopwords."""
+    words: list[str] = ["_default_"]
+    for path in tokenizer._dict_paths():
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            word = line.strip().split(" ")[0] if line.strip() else ""
+            if word and not word.startswith("#"):
+                words.append(normalize_text(word))
+    return {
+        "tokenizer": {"type": "jieba", "mode": "search", "hmm": True, "dict": list(dict.fromkeys(words))},
+        "filter": [{"type": "stop", "stop_words": sorted(tokenizer.stopwords)}],
+    }
+
+
+def milvus_uri(settings: Settings, index_dir: Path | None = None) -> str:
+    """The URI to connect to: ``settings.milvus_uri``, else Milvus Lite beside the index directory."""
+    if settings.milvus_uri:
+        return settings.milvus_uri
+    root = Path(index_dir or settings.index_dir).expanduser().resolve()
+    return str(root.parent / f"{root.name}-milvus.db")
+
+
+def _is_lite(uri: str) -> bool:
+    return uri.endswith(".db")
+
+
+# --------------------------------------------------------------------------------------------
+# the index
+
+
+class MilvusIndex:
+    """A Milvus-backed index: build, add and delete documents; retrievers for bm25/dense/hybrid.
+
+    Make one with :func:`open_milvus_index` (existing collections) or :func:`build_milvus_index`.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        index_dir: Path | None = None,
+        encoder: PassageEncoder | None = None,
+        client: Any = None,
+    ) -> None:
+        from policyqa.pipeline import make_encoder
+
+        self.settings = settings
+        self.uri = milvus_uri(settings, index_dir)
+        self.collection = settings.milvus_collection
+        self.docs_collection = f"{settings.milvus_collection}_docs"
+        self.tokenizer = ChineseTokenizer.from_settings(settings)
+        self.tokenizer.warm_up()
+        self.encoder = encoder if encoder is not None else make_encoder(settings)
+        warm = getattr(self.encoder, "warm_up", None)
+        if callable(warm):
+            warm()
+        self.client = client if client is not None else self._connect()
+        self._loaded = False
+
+    # -- connection --------------------------------------------------------------------------
+    def _connect(self) -> Any:
+        try:
+            from pymilvus import MilvusClient
+        except ImportError as exc:  # pragma: no cover - depends on the installation
+            raise MilvusBackendError(
+                "the milvus backend needs pymilvus (and milvus-lite for a local file): "
+                "pip install 'pymilvus>=2.6' milvus-lite"
+            ) from exc
+        kwargs: dict[str, Any] = {"uri": self.uri}
+        if _is_lite(self.uri):
+            Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
+            # Milvus Lite serves in this process; its gRPC server logs every RPC it does not
+            # implement (pymilvus' AllocTimestamp while waiting for an index) as an error
+            logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+        token = self.settings.milvus_token
+        if token is not None and token.get_secret_value():
+            kwargs["token"] = token.get_secret_value()
+        if self.settings.milvus_db_name:
+            kwargs["db_name"] = self.settings.milvus_db_name
+        try:
+            return MilvusClient(**kwargs)
+        except Exception as exc:
+            where = self.uri if _is_lite(self.uri) else self.uri.split("@")[-1]
+            raise MilvusBackendError(f"cannot connect to Milvus at {where}: {exc}") from exc
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:  # closing must never raise
+            logger.debug("closing the Milvus client failed", exc_info=True)
+
+    def __enter__(self) -> MilvusIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema ------------------------------------------------------------------------------
+    def _config(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "model_id": self.encoder.model_id,
+            "dim": self.encoder.dim,
+            "tokenizer": self.tokenizer.fingerprint(),
+            "chunking": [s.chunk_max_chars, s.chunk_overlap_chars, s.chunk_min_chars, s.title_in_chunk],
+        }
+
+    def _schemas(self) -> tuple[Any, Any]:
+        from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+        analyzer = analyzer_params(self.tokenizer)
+        config = json.dumps(self._config(), sort_keys=True)
+        chunks = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=config)
+        chunks.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=_LIMITS["chunk_id"])
+        chunks.add_field("doc_id", DataType.VARCHAR, max_length=_LIMITS["doc_id"])
+        chunks.add_field("doc_seq", DataType.INT64)
+        chunks.add_field("ordinal", DataType.INT64)
+        chunks.add_field("start", DataType.INT64)
+        chunks.add_field("end", DataType.INT64)
+        for name in (
+            "heading",
+            "text",
+            "title",
+            "doc_number",
+            "issuer",
+            "date",
+            "doc_type",
+            "region",
+            "source",
+        ):
+            chunks.add_field(name, DataType.VARCHAR, max_length=_LIMITS[name])
+        chunks.add_field("date_int", DataType.INT64)
+        chunks.add_field(
+            "bm25_text",
+            DataType.VARCHAR,
+            max_length=_VARCHAR_MAX,
+            enable_analyzer=True,
+            analyzer_params=analyzer,
+        )
+        chunks.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        chunks.add_field("dense", DataType.FLOAT_VECTOR, dim=self.encoder.dim)
+        chunks.add_function(
+            Function(
+                name="chunk_bm25",
+                function_type=FunctionType.BM25,
+                input_field_names=["bm25_text"],
+                output_field_names=["sparse"],
+            )
+        )
+        docs = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=config)
+        docs.add_field("part_id", DataType.VARCHAR, is_primary=True, max_length=_LIMITS["part_id"])
+        docs.add_field("doc_id", DataType.VARCHAR, max_length=_LIMITS["doc_id"])
+        docs.add_field("doc_seq", DataType.INT64)
+        docs.add_field("part", DataType.INT64)
+        docs.add_field("n_chunks", DataType.INT64)
+        for name in ("title", "doc_number", "issuer", "date", "doc_type", "region", "source"):
+            docs.add_field(name, DataType.VARCHAR, max_length=_LIMITS[name])
+        docs.add_field("date_int", DataType.INT64)
+        docs.add_field("extra", DataType.JSON)
+        docs.add_field("text", DataType.VARCHAR, max_length=_VARCHAR_MAX)
+        docs.add_field(
+            "bm25_text",
+            DataType.VARCHAR,
+            max_length=_VARCHAR_MAX,
+            enable_analyzer=True,
+            analyzer_params=analyzer,
+        )
+        docs.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        docs.add_function(
+            Function(
+                name="doc_bm25",
+                function_type=FunctionType.BM25,
+                input_field_names=["bm25_text"],
+                output_field_names=["sparse"],
+            )
+        )
+        return chunks, docs
+
+    def _index_params(self, dense: bool) -> Any:
+        s = self.settings
+        params = self.client.prepare_index_params()
+        params.add_index(
+            field_name="sparse",
+            index_type="SPARSE_INVERTED_INDEX",
+            metric_type="BM25",
+            params={"bm25_k1": s.bm25_k1, "bm25_b": s.bm25_b},
+        )
+        if dense:
+            kind = s.milvus_dense_index
+            extra: dict[str, Any] = {"M": 16, "efConstruction": 200} if kind == "HNSW" else {}
+            params.add_index(field_name="dense", index_type=kind, metric_type="IP", params=extra)
+        return params
+
+    def exists(self) -> bool:
+        return bool(self.client.has_collection(self.collection)) and bool(
+            self.client.has_collection(self.docs_collection)
+        )
+
+    def create(self) -> None:
+        """(Re)create both collections, empty."""
+        for name in (self.collection, self.docs_collection):
+            if self.client.has_collection(name):
+                self.client.drop_collection(name)
+        chunks, docs = self._schemas()
+        self.client.create_collection(self.collection, schema=chunks, index_params=self._index_params(True))
+        self.client.create_collection(
+            self.docs_collection, schema=docs, index_params=self._index_params(False)
+        )
+        self._loaded = False
+
+    def check(self) -> None:
+        """Raise when the collections are missing or were built with another model or tokenizer."""
+        if not self.exists():
+            raise MilvusBackendError(
+                f"no policyqa collections {self.collection!r}/{self.docs_collection!r} at "
+                f"{self._where()}; build them first (policyqa index with backend=milvus)"
+            )
+        info = self.client.describe_collection(self.collection)
+        try:
+            stored = json.loads(info.get("description") or "{}")
+        except ValueError:
+            stored = {}
+        dim = next(
+            (
+                int(f.get("params", {}).get("dim", 0))
+                for f in info.get("fields", [])
+                if f.get("name") == "dense"
+            ),
+            0,
+        )
+        if dim and dim != self.encoder.dim:
+            raise MilvusBackendError(
+                f"collection {self.collection!r} holds {dim}-dimensional vectors, the encoder gives "
+                f"{self.encoder.dim}; rebuild it"
+            )
+        if stored and stored != self._config():
+            logger.warning(
+                "collection %s was built with other settings (model, tokenizer or chunking) than the "
+                "current ones; rebuild it for consistent results",
+                self.collection,
+            )
+
+    def _where(self) -> str:
+        return self.uri if _is_lite(self.uri) else self.uri.split("@")[-1]
+
+    def load(self) -> None:
+        if not self._loaded:
+            self.client.load_collection(self.collection)
+            self.client.load_collection(self.docs_collection)
+            self._loaded = True
+
+    # -- writing -----------------------------------------------------------------------------
+    def _rows(
+        self, documents: Sequence[Document], seq0: int, show_progress: bool
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, dict[str, float]]:
+        from policyqa.pipeline import make_chunker, passage_text
+
+        stage: dict[str, float] = {}
+        t = time.perf_counter()
+        chunker = make_chunker(self.settings, self.encoder)
+        chunk_rows: list[dict[str, Any]] = []
+        doc_rows: list[dict[str, Any]] = []
+        texts: list[str] = []
+        for i, doc in enumerate(documents):
+            meta = doc.meta
+            common = {
+                "doc_id": _clip(doc.id, "doc_id"),
+                "doc_seq": seq0 + i,
+                "title": _clip(doc.title, "title"),
+                "doc_number": _clip(meta.doc_number, "doc_number"),
+                "issuer": _clip(meta.issuer, "issuer"),
+                "date": _clip(meta.date, "date"),
+                "doc_type": _clip(meta.doc_type, "doc_type"),
+                "region": _clip(meta.region, "region"),
+                "source": _clip(meta.source, "source"),
+                "date_int": date_int(meta.date),
+            }
+            chunks = chunker.split(doc)
+            for c in chunks:
+                text = passage_text(c, doc.title, self.settings.title_in_chunk)
+                texts.append(text)
+                chunk_rows.append(
+                    {
+                        **common,
+                        "chunk_id": _clip(c.id, "chunk_id"),
+                        "ordinal": c.ordinal,
+                        "start": c.start,
+                        "end": c.end,
+                        "heading": _clip(c.heading, "heading"),
+                        "text": _clip(c.text, "text"),
+                        "bm25_text": _clip(bm25_text(text), "bm25_text"),
+                    }
+                )
+            full = doc.text
+            parts = [full[k : k + DOC_PART_CHARS] for k in range(0, max(len(full), 1), DOC_PART_CHARS)]
+            for p, part in enumerate(parts):
+                head = f"{doc.title}\n" if p == 0 else ""
+                doc_rows.append(
+                    {
+                        **common,
+                        "part_id": f"{_clip(doc.id, 'doc_id')}#{p}",
+                        "part": p,
+                        "n_chunks": len(chunks),
+                        "extra": dict(meta.extra) if p == 0 else {},
+                        "text": part,
+                        "bm25_text": _clip(bm25_text(head + part), "bm25_text"),
+                    }
+                )
+        stage["chunk_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        cache = EmbeddingCache(self.settings.embedding_cache_dir, self.encoder.model_id)
+        try:
+            emb, n_embedded = embed_with_cache(
+                self.encoder, texts, cache, batch_size=max(64, self.settings.embed_batch_size)
+            )
+        finally:
+            cache.close()
+        vectors = emb.astype(np.float32)
+        for row, vec in zip(chunk_rows, vectors, strict=True):
+            row["dense"] = vec.tolist()
+        stage["embed_s"] = time.perf_counter() - t
+        return chunk_rows, doc_rows, n_embedded, stage
+
+    def _insert(self, chunk_rows: list[dict[str, Any]], doc_rows: list[dict[str, Any]]) -> float:
+        t = time.perf_counter()
+        for i in range(0, len(chunk_rows), _INSERT_BATCH):
+            self.client.insert(self.collection, chunk_rows[i : i + _INSERT_BATCH])
+        for i in range(0, len(doc_rows), 64):
+            self.client.insert(self.docs_collection, doc_rows[i : i + 64])
+        for name in (self.collection, self.docs_collection):
+            try:
+                self.client.flush(name)
+            except Exception:  # Lite and managed Milvus may not implement flush
+                logger.debug("flush of %s not supported", name, exc_info=True)
+        return time.perf_counter() - t
+
+    def build(self, documents: Iterable[Document], *, show_progress: bool = False) -> dict[str, Any]:
+        """Replace the collections' contents with ``documents``; returns a manifest-like summary."""
+        t0 = time.perf_counter()
+        docs = _dedupe(documents)
+        self.create()
+        chunk_rows, doc_rows, n_embedded, stage = self._rows(docs, _seq_base(), show_progress)
+        stage["insert_s"] = self._insert(chunk_rows, doc_rows)
+        self.load()
+        return self._summary(len(docs), 0, len(chunk_rows), n_embedded, stage, t0)
+
+    def add_documents(self, documents: Iterable[Document], *, show_progress: bool = False) -> dict[str, Any]:
+        """Add documents (a document whose id exists replaces it); only the new ones are embedded."""
+        t0 = time.perf_counter()
+        self.check()
+        docs = _dedupe(documents)
+        if not docs:
+            return self._summary(0, 0, 0, 0, {}, t0)
+        chunk_rows, doc_rows, n_embedded, stage = self._rows(docs, _seq_base(), show_progress)
+        self._delete_ids([d.id for d in docs])
+        stage["insert_s"] = self._insert(chunk_rows, doc_rows)
+        self.load()
+        return self._summary(len(docs), 0, len(chunk_rows), n_embedded, stage, t0)
+
+    def delete_documents(self, doc_ids: Iterable[str]) -> dict[str, Any]:
+        """Remove documents by id; unknown ids raise ``KeyError`` and change nothing."""
+        t0 = time.perf_counter()
+        self.check()
+        self.load()
+        ids = list(dict.fromkeys(doc_ids))
+        present = self.present_documents(ids)
+        missing = [i for i in ids if i not in present]
+        if missing:
+            raise KeyError(f"no document with id {', '.join(missing)} in the index")
+        self._delete_ids(ids)
+        return self._summary(0, len(ids), 0, 0, {}, t0)
+
+    def _delete_ids(self, ids: Sequence[str]) -> None:
+        for i in range(0, len(ids), 500):
+            expr = f"doc_id in {string_list(ids[i : i + 500])}"
+            self.client.delete(self.collection, filter=expr)
+            self.client.delete(self.docs_collection, filter=expr)
+
+    def _summary(
+        self, added: int, removed: int, new_chunks: int, embedded: int, stage: dict[str, float], t0: float
+    ) -> dict[str, Any]:
+        return {
+            "backend": "milvus",
+            "uri": self._where(),
+            "collection": self.collection,
+            "counts": {"documents": self.count_documents(), "chunks": self.count_chunks()},
+            "last_change": {
+                "added_documents": added,
+                "removed_documents": removed,
+                "new_chunks": new_chunks,
+                "embedded": embedded,
+                "embedding_cache_hits": new_chunks - embedded,
+            },
+            "build_seconds": round(time.perf_counter() - t0, 3),
+            "stage_seconds": {k: round(v, 3) for k, v in stage.items()},
+            **self._config(),
+        }
+
+    # -- reading -----------------------------------------------------------------------------
+    def _count(self, collection: str, expr: str) -> int:
+        self.load()
+        rows = self.client.query(collection, filter=expr, output_fields=["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def count_chunks(self) -> int:
+        return self._count(self.collection, 'chunk_id != ""')
+
+    def count_documents(self) -> int:
+        return self._count(self.docs_collection, "part == 0")
+
+    def present_documents(self, doc_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for i in range(0, len(doc_ids), 500):
+            part = list(doc_ids[i : i + 500])
+            rows = self.client.query(
+                self.docs_collection,
+                filter=f"doc_id in {string_list(part)} and part == 0",
+                output_fields=["doc_id"],
+            )
+            found.update(str(r["doc_id"]) for r in rows)
+        return found
+
+    def get_document(self, doc_id: str) -> Document | None:
+        """The stored document (text joined from its parts), or None."""
+        from policyqa.corpus.models import DocMeta
+
+        self.load()
+        rows = self.client.query(
+            self.docs_collection,
+            filter=f"doc_id == {quote(doc_id)}",
+            output_fields=[
+                "part",
+                "title",
+                "doc_number",
+                "issuer",
+                "date",
+                "doc_type",
+                "region",
+                "source",
+                "extra",
+                "text",
+            ],
+        )
+        if not rows:
+            return None
+        rows.sort(key=lambda r: int(r["part"]))
+        first = rows[0]
+        meta = DocMeta(
+            issuer=first["issuer"] or None,
+            doc_number=first["doc_number"] or None,
+            date=first["date"] or None,
+            doc_type=first["doc_type"] or None,
+            region=first["region"] or None,
+            source=first["source"] or None,
+            extra=dict(first.get("extra") or {}),
+        )
+        return Document(id=doc_id, title=first["title"], text="".join(r["text"] for r in rows), meta=meta)
+
+    def retriever(
+        self,
+        mode: str = "hybrid",
+        *,
+        fusion: str | None = None,
+        bm25_weight: float | None = None,
+        doc_weight: float | None = None,
+        rrf_k: int | None = None,
+        candidate_depth: int | None = None,
+    ) -> Any:
+        """The retriever for ``mode`` (bm25, dense or hybrid), as :meth:`policyqa.pipeline.Index.retriever`."""
+        from policyqa.retriever.hybrid import FusionMode
+        from policyqa.retriever.milvus import (
+            MilvusBM25Retriever,
+            MilvusDenseRetriever,
+            MilvusHybridRetriever,
+        )
+
+        self.load()
+        if mode == "bm25":
+            return MilvusBM25Retriever(self)
+        if mode == "dense":
+            return MilvusDenseRetriever(self)
+        if mode == "hybrid":
+            s = self.settings
+            return MilvusHybridRetriever(
+                self,
+                mode=FusionMode.from_str(fusion or s.fusion),
+                bm25_weight=s.bm25_weight if bm25_weight is None else bm25_weight,
+                doc_weight=s.doc_context_weight if doc_weight is None else doc_weight,
+                rrf_k=rrf_k or s.rrf_k,
+                candidate_depth=candidate_depth or s.candidate_depth,
+            )
+        raise ValueError(f"unknown search mode {mode!r}; choose one of: bm25, dense, hybrid")
+
+
+# --------------------------------------------------------------------------------------------
+# expressions
+
+
+def quote(value: str) -> str:
+    """A Milvus expression string literal: double-quoted, backslash and quote escaped."""
+    escaped = (
+        value.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+    )
+    return f'"{escaped}"'
+
+
+def string_list(values: Sequence[str]) -> str:
+    """``["a", "b"]`` with every value quoted."""
+    return "[" + ", ".join(quote(v) for v in values) + "]"
+
+
+def _dedupe(documents: Iterable[Document]) -> list[Document]:
+    seen: dict[str, Document] = {}
+    for doc in documents:
+        if doc.id in seen:
+            logger.warning("document id %s appears twice; the later one is kept", doc.id)
+        seen[doc.id] = doc
+    return list(seen.values())
+
+
+def _seq_base() -> int:
+    """Document sequence numbers grow with time, so later additions sort after earlier ones."""
+    return time.time_ns() // 1000 * 1000
+
+
+# --------------------------------------------------------------------------------------------
+# entry points mirroring the pipeline
+
+
+def build_milvus_index(
+    documents: Iterable[Document],
+    settings: Settings,
+    *,
+    index_dir: Path | None = None,
+    encoder: PassageEncoder | None = None,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """Build the Milvus collections from ``documents`` (replacing their contents); returns the summary."""
+    with MilvusIndex(settings, index_dir=index_dir, encoder=encoder) as index:
+        return index.build(documents, show_progress=show_progress)
+
+
+def open_milvus_index(
+    settings: Settings,
+    *,
+    index_dir: Path | None = None,
+    encoder: PassageEncoder | None = None,
+) -> MilvusIndex:
+    """Connect to existing collections (checked against the encoder and tokenizer) and load them."""
+    index = MilvusIndex(settings, index_dir=index_dir, encoder=encoder)
+    try:
+        index.check()
+        index.load()
+    except BaseException:
+        index.close()
+        raise
+    return index
+
+
+F32 = npt.NDArray[np.float32]

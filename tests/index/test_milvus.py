@@ -1,0 +1,307 @@
+"""The Milvus backend against Milvus Lite on a temp file: same protocol, hits, filters, add/delete.
+
+The fixture corpus is indexed twice with the hashing encoder, once embedded and once in Milvus
+Lite (exact FLAT dense index, so dense results can be compared row for row).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from policyqa.corpus.models import DocMeta, Document
+from policyqa.pipeline import Index, build_index, open_index
+from policyqa.retriever.base import Filters, Retriever
+from policyqa.settings import Settings
+from tests.helpers import HashingEncoder, fixture_documents, fixture_queries
+
+if importlib.util.find_spec("pymilvus") is None or importlib.util.find_spec("milvus_lite") is None:
+    pytest.skip(
+        "pymilvus and milvus-lite are not installed (pip install pymilvus milvus-lite)",
+        allow_module_level=True,
+    )
+
+from policyqa.index.milvus import (
+    MilvusBackendError,
+    MilvusIndex,
+    analyzer_params,
+    bm25_text,
+    date_int,
+    milvus_uri,
+    open_milvus_index,
+    quote,
+)
+from policyqa.retriever.milvus import filter_expression
+
+MODES = ("bm25", "dense", "hybrid")
+
+
+def _settings(root: Path, **extra: object) -> Settings:
+    return Settings(
+        cache_dir=root / "cache",
+        index_dir=root / "index",
+        progress=False,
+        chunk_max_chars=120,
+        backend="milvus",
+        milvus_dense_index="FLAT",
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Index, MilvusIndex, Settings]]:
+    """The fixture corpus, embedded and in Milvus Lite (one module-wide Lite file)."""
+    root = tmp_path_factory.mktemp("milvus")
+    s = _settings(root)
+    enc = HashingEncoder()
+    docs = fixture_documents()
+    build_index(docs, s.index_dir, s, show_progress=False, encoder=enc)
+    embedded = open_index(s.index_dir, s, encoder=enc)
+    try:
+        mi = MilvusIndex(s, index_dir=s.index_dir, encoder=enc)
+        mi.build(docs)
+    except MilvusBackendError as exc:  # pragma: no cover - platform dependent
+        pytest.skip(f"Milvus Lite cannot start on this platform: {exc}")
+    yield embedded, mi, s
+    mi.close()
+    embedded.close()
+
+
+# -- pure helpers ---------------------------------------------------------------------------------
+
+
+def test_bm25_text_normalises_and_blanks_punctuation() -> None:
+    assert bm25_text("貿易便利化，ＡＢＣ！") == "贸易便利化 abc "
+    assert bm25_text("covid-19 增长3.5%") == "covid-19 增长3.5%"
+
+
+def test_date_int() -> None:
+    assert date_int("2024-02-20") == 20240220
+    assert date_int("2024-02-20T10:00") == 20240220
+    assert date_int(None) == 0
+    assert date_int("2024-13-01") == 0
+
+
+def test_quote_escapes() -> None:
+    assert quote('a"b\\c\nd') == '"a\\"b\\\\c\\nd"'
+
+
+def test_filter_expression() -> None:
+    assert filter_expression(None) == ("", False)
+    assert filter_expression(Filters()) == ("", False)
+    expr, recheck = filter_expression(
+        Filters(
+            issuer=("海关", '青"岛'),
+            region=("山东",),
+            date_from=date(2024, 1, 1),
+            date_to=date(2024, 12, 31),
+            doc_ids=("d1", "d2"),
+        )
+    )
+    assert not recheck
+    assert 'doc_id in ["d1", "d2"]' in expr
+    assert '(issuer like "%海关%" or issuer like "%青\\"岛%")' in expr
+    assert 'region like "%山东%"' in expr
+    assert "date_int > 0 and date_int >= 20240101 and date_int <= 20241231" in expr
+    expr, recheck = filter_expression(Filters(doc_type=("100%",)))
+    assert recheck and 'doc_type like "%100_%"' in expr
+
+
+def test_analyzer_uses_the_policy_dictionary_and_stopwords(pair: tuple[Index, MilvusIndex, Settings]) -> None:
+    _, mi, _ = pair
+    params = analyzer_params(mi.tokenizer)
+    tok = params["tokenizer"]
+    assert tok["type"] == "jieba" and tok["mode"] == "search"
+    assert tok["dict"][0] == "_default_" and "贸易便利化" in tok["dict"]
+    assert "的" in params["filter"][0]["stop_words"]
+
+
+def test_default_uri_is_a_lite_file_beside_the_index(tmp_path: Path) -> None:
+    s = _settings(tmp_path)
+    assert milvus_uri(s) == str((tmp_path / "index-milvus.db").resolve())
+    assert milvus_uri(s.model_copy(update={"milvus_uri": "http://milvus:19530"})) == "http://milvus:19530"
+
+
+# -- contract ---------------------------------------------------------------------------------------
+
+
+def test_counts_and_protocol(pair: tuple[Index, MilvusIndex, Settings]) -> None:
+    embedded, mi, _ = pair
+    assert mi.count_documents() == embedded.store.count_documents()
+    assert mi.count_chunks() == embedded.store.count_chunks()
+    for mode in MODES:
+        r = mi.retriever(mode)
+        assert isinstance(r, Retriever)
+        assert r.name == mode
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_hits_cite_the_document_text(pair: tuple[Index, MilvusIndex, Settings], mode: str) -> None:
+    _, mi, _ = pair
+    docs = {d.id: d for d in fixture_documents()}
+    for _, query, _gold in fixture_queries():
+        hits = mi.retriever(mode).search(query, top_k=5)
+        assert hits, query
+        assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+        assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
+        for h in hits:
+            doc = docs[h.doc_id]
+            assert doc.text[h.start : h.end] == h.text
+            assert h.title == doc.title and h.issuer == doc.meta.issuer and h.date == doc.meta.date
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense"])
+def test_same_answers_as_embedded(pair: tuple[Index, MilvusIndex, Settings], mode: str) -> None:
+    embedded, mi, _ = pair
+    for _, query, _gold in fixture_queries():
+        a = [h.chunk_id for h in embedded.retriever(mode).search(query, top_k=5)]
+        b = [h.chunk_id for h in mi.retriever(mode).search(query, top_k=5)]
+        assert a == b, query
+
+
+def test_dense_scores_equal_embedded(pair: tuple[Index, MilvusIndex, Settings]) -> None:
+    embedded, mi, _ = pair
+    query = fixture_queries()[0][1]
+    a = embedded.retriever("dense").search(query, top_k=5)
+    b = mi.retriever("dense").search(query, top_k=5)
+    assert [round(h.score, 4) for h in a] == [round(h.score, 4) for h in b]
+
+
+@pytest.mark.parametrize("fusion", ["rrf", "zscore", "weighted"])
+def test_hybrid_top1_and_gold_like_embedded(pair: tuple[Index, MilvusIndex, Settings], fusion: str) -> None:
+    embedded, mi, _ = pair
+    for _, query, gold in fixture_queries():
+        a = embedded.retriever("hybrid", fusion=fusion).search(query, top_k=5)
+        b = mi.retriever("hybrid", fusion=fusion).search(query, top_k=5)
+        assert a[0].chunk_id == b[0].chunk_id, query
+        assert (a[0].doc_id in gold) == (b[0].doc_id in gold)
+        assert {"bm25", "dense", "fused"} <= set(b[0].scores)
+
+
+def test_rrf_runs_in_milvus_with_embedded_scores(pair: tuple[Index, MilvusIndex, Settings]) -> None:
+    embedded, mi, _ = pair
+    r = mi.retriever("hybrid", fusion="rrf")
+    assert r.server_side  # type: ignore[attr-defined]
+    assert not mi.retriever("hybrid", fusion="rrf", bm25_weight=0.7).server_side  # type: ignore[attr-defined]
+    query = fixture_queries()[0][1]
+    a = embedded.retriever("hybrid", fusion="rrf").search(query, top_k=3)
+    b = r.search(query, top_k=3)
+    assert [round(h.score, 6) for h in a] == [round(h.score, 6) for h in b]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_filters_match_embedded(pair: tuple[Index, MilvusIndex, Settings], mode: str) -> None:
+    embedded, mi, _ = pair
+    docs = fixture_documents()
+    issuer = docs[0].meta.issuer or ""
+    query = fixture_queries()[0][1]
+    cases = [
+        Filters(issuer=(issuer[-2:],)),
+        Filters(doc_ids=(docs[1].id, docs[2].id)),
+        Filters(date_from=date(2024, 1, 1)),
+        Filters(date_to=date(2023, 12, 31)),
+        Filters(issuer=("没有这个机关",)),
+        Filters(issuer=(issuer[-2:], "没有"), date_from=date(2000, 1, 1), date_to=date(2100, 1, 1)),
+    ]
+    for f in cases:
+        a = embedded.retriever(mode).search(query, top_k=10, filters=f)
+        b = mi.retriever(mode).search(query, top_k=10, filters=f)
+        assert {h.doc_id for h in b} <= {d.id for d in docs if f.matches(d.meta.to_dict(), d.id)}
+        if mode != "hybrid":
+            assert [h.chunk_id for h in a] == [h.chunk_id for h in b], f
+        else:
+            assert {h.doc_id for h in a} == {h.doc_id for h in b} or len(a) == 10, f
+
+
+def test_wildcard_filter_values_are_rechecked(pair: tuple[Index, MilvusIndex, Settings]) -> None:
+    _, mi, _ = pair
+    query = fixture_queries()[0][1]
+    assert mi.retriever("bm25").search(query, top_k=10, filters=Filters(issuer=("青_海关",))) == []
+
+
+def test_errors(pair: tuple[Index, MilvusIndex, Settings]) -> None:
+    _, mi, _ = pair
+    for mode in MODES:
+        with pytest.raises(ValueError):
+            mi.retriever(mode).search("   ")
+        with pytest.raises(ValueError):
+            mi.retriever(mode).search("海关", top_k=0)
+    with pytest.raises(ValueError):
+        mi.retriever("sparse")
+    assert mi.retriever("bm25").search("的", top_k=5) == []  # stopwords only: nothing to match
+    assert mi.retriever("dense").batch_search([], top_k=5) == []
+
+
+def test_get_document(pair: tuple[Index, MilvusIndex, Settings]) -> None:
+    _, mi, _ = pair
+    doc = fixture_documents()[0]
+    got = mi.get_document(doc.id)
+    assert got is not None and got.text == doc.text and got.title == doc.title
+    assert got.meta.issuer == doc.meta.issuer
+    assert mi.get_document("no-such-doc") is None
+
+
+# -- writing ----------------------------------------------------------------------------------------
+
+
+def test_add_replace_delete(tmp_path: Path) -> None:
+    s = _settings(tmp_path)
+    enc = HashingEncoder()
+    docs = fixture_documents()
+    with MilvusIndex(s, encoder=enc) as mi:
+        mi.build(docs[:5])
+        n_chunks = mi.count_chunks()
+        assert mi.count_documents() == 5
+    # reopen from the Lite file beside the index dir: the collections persist
+    mi = open_milvus_index(s, encoder=enc)
+    try:
+        before = enc.texts_encoded
+        long_text = "第一条 海洋牧场示范区建设。\n" + "专项资金支持冷链物流企业。" * 2000
+        new = Document(
+            id="new-1",
+            title="冷链物流专项资金管理办法",
+            text=long_text,
+            meta=DocMeta(issuer="青岛市财政局", date="2024-05-01"),
+        )
+        summary = mi.add_documents([new])
+        assert summary["last_change"]["added_documents"] == 1
+        change = summary["last_change"]
+        # only the new document's passages are embedded (its repeated passages once)
+        assert enc.texts_encoded - before == change["embedded"]
+        assert 0 < change["embedded"] <= change["new_chunks"]
+        assert mi.count_documents() == 6
+        got = mi.get_document("new-1")
+        assert got is not None and got.text == long_text  # stored in parts, joined back
+        hits = mi.retriever("bm25").search("海洋牧场示范区", top_k=3)
+        assert hits and hits[0].doc_id == "new-1"
+        # replacing a document keeps one copy
+        changed = Document(id=docs[0].id, title=docs[0].title, text=docs[0].text[:60], meta=docs[0].meta)
+        mi.add_documents([changed])
+        assert mi.count_documents() == 6
+        assert mi.count_chunks() < n_chunks + summary["last_change"]["new_chunks"] + 1
+        mi.delete_documents(["new-1"])
+        assert mi.count_documents() == 5
+        assert all(h.doc_id != "new-1" for h in mi.retriever("hybrid").search("冷链物流专项资金", top_k=10))
+        with pytest.raises(KeyError):
+            mi.delete_documents(["new-1"])
+        assert mi.count_documents() == 5
+    finally:
+        mi.close()
+
+
+def test_open_missing_collections_fails_clearly(tmp_path: Path) -> None:
+    s = _settings(tmp_path, milvus_collection="nothing_here")
+    with pytest.raises(MilvusBackendError, match="build them first"):
+        open_milvus_index(s, encoder=HashingEncoder())
+
+
+def test_open_with_other_dimension_fails(tmp_path: Path) -> None:
+    s = _settings(tmp_path)
+    with MilvusIndex(s, encoder=HashingEncoder(64)) as mi:
+        mi.build(fixture_documents()[:2])
+    with pytest.raises(MilvusBackendError, match="64-dimensional"):
+        open_milvus_index(s, encoder=HashingEncoder(128))
