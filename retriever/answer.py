@@ -357,6 +357,8 @@ SENTENCE_FEATURES: tuple[str, ...] = (
     "log_len",  # log(sentence length)
     "first",  # the sentence is the first of its passage
     "new_chars",  # share of the sentence's characters not in the question
+    "dense",  # cosine of the question and the sentence (the index's encoder; 0 without one)
+    "dense_gap",  # that cosine minus the best one among the candidates
 )
 
 
@@ -446,6 +448,8 @@ class SpanSelector:
     :param passages: how many of the top passages are searched for the answer.
     :param min_confidence: below it the answer is "no answer"; None: the model's tuned value.
     :param narrow: narrow typed questions (何时/多少/哪个部门/哪里) to the matching expression.
+    :param encoder: the index's dense encoder (``encode_queries``/``encode_passages``), for the
+        question-sentence cosine; None leaves those features at 0.
     """
 
     def __init__(
@@ -453,6 +457,7 @@ class SpanSelector:
         tokenizer: Any = None,
         bm25_index: Any = None,
         *,
+        encoder: Any = None,
         model_path: Path | None = None,
         passages: int = 5,
         min_confidence: float | None = None,
@@ -468,6 +473,7 @@ class SpanSelector:
         self.passages = passages
         self._min_confidence = min_confidence
         self.narrow = narrow
+        self.encoder = encoder
         self._model: SentenceModel | None = None
 
     def warm_up(self) -> None:
@@ -516,8 +522,20 @@ class SpanSelector:
                     )
                 )
                 cands.append(SentenceCandidate(hi, s, e))
-        x = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(SENTENCE_FEATURES))
+        sims = self._similarities(question, [top[c.hit_index].text[c.start : c.end] for c in cands])
+        gap = sims - (float(sims.max()) if sims.size else 0.0)
+        x = np.column_stack(
+            [np.asarray(rows, dtype=np.float64).reshape(len(rows), len(SENTENCE_FEATURES) - 2), sims, gap]
+        )
         return cands, x
+
+    def _similarities(self, question: str, sentences: Sequence[str]) -> npt.NDArray[np.float64]:
+        if self.encoder is None or not sentences:
+            return np.zeros(len(sentences), dtype=np.float64)
+        q = np.asarray(self.encoder.encode_queries([question]), dtype=np.float64)[0]
+        p = np.asarray(self.encoder.encode_passages(list(sentences)), dtype=np.float64)
+        out: npt.NDArray[np.float64] = p @ q
+        return out
 
     def _narrow(self, question: str, sentence: str, kind: AnswerType) -> tuple[int, int] | None:
         spans = find_typed_spans(sentence, kind)
