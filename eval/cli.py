@@ -1,7 +1,7 @@
 """The ``policyqa eval`` command.
 
 ``policyqa eval BENCH [--format beir|squad] [--level doc|chunk] [--systems bm25,dense,hybrid,rerank,answer]
-[--index-dir DIR] [--limit N] [--json OUT] [--report OUT.md] [--plot OUT.png] [--failures OUT.md]``
+[--index-dir DIR] [--backend embedded|milvus] [--limit N] [--json OUT] [--report OUT.md] [--plot OUT.png] [--failures OUT.md]``
 
 The main CLI registers it with :func:`add_eval_parser` and runs it with :func:`run_eval_command`,
 which returns the exit code: 0 on success, 2 on bad input or options (a one-line message on
@@ -81,6 +81,12 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--index-dir", type=Path, metavar="DIR", help="where to build/reuse the benchmark index"
     )
+    parser.add_argument(
+        "--backend",
+        choices=("embedded", "milvus"),
+        help="index backend (default: the backend setting); milvus without milvus_uri uses "
+        "Milvus Lite in a file beside the index directory",
+    )
     parser.add_argument("--limit", type=_positive_int, metavar="N", help="evaluate only the first N queries")
     parser.add_argument("--json", dest="json_out", type=Path, metavar="OUT", help="write the results as JSON")
     parser.add_argument(
@@ -108,6 +114,7 @@ def command_line(args: argparse.Namespace) -> str:
         ("--level", getattr(args, "level", None)),
         ("--systems", getattr(args, "systems", None)),
         ("--index-dir", getattr(args, "index_dir", None)),
+        ("--backend", getattr(args, "backend", None)),
         ("--limit", getattr(args, "limit", None)),
         ("--json", getattr(args, "json_out", None)),
         ("--report", getattr(args, "report", None)),
@@ -132,6 +139,8 @@ def _fail(message: str) -> int:
 def run_eval_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run ``policyqa eval`` for parsed ``args``; returns the exit code."""
     started = time.perf_counter()
+    if getattr(args, "backend", None):
+        settings = settings.model_copy(update={"backend": args.backend})
     systems = (
         [s for s in args.systems.split(",") if s.strip()]
         if getattr(args, "systems", None)

@@ -111,6 +111,7 @@ _UNRECORDED = frozenset(
         "max_upload_files",
         "build_demo_if_missing",
         "serve_ui",
+        "milvus_uri",
     }
 )
 #: Settings that may hold a local path: recorded by their last path component only.
@@ -174,6 +175,8 @@ def index_cache_key(bench: Benchmark, settings: Settings) -> str:
     parts: dict[str, Any] = {name: data[name] for name in INDEX_SETTINGS if name in data}
     for name in ("user_dict", "stopwords"):
         parts[name] = _file_digest(getattr(settings, name, None))
+    if data.get("backend", "embedded") != "embedded":  # keys of embedded indexes stay as they were
+        parts["backend"] = data["backend"]
     h = hashlib.sha1()
     h.update(bench.corpus_hash().encode())
     h.update(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode("utf-8"))
@@ -210,6 +213,15 @@ class PreparedIndex:
 
 Builder = Callable[..., dict[str, Any]]
 Opener = Callable[[Path, Settings], Any]
+
+
+def _milvus_pipeline() -> tuple[Builder, Opener]:
+    """Builder and opener of the Milvus backend (``settings.backend == "milvus"``)."""
+    try:
+        from policyqa.index import milvus
+    except ImportError as exc:
+        raise EvalError(f"the milvus backend is not available: {exc}") from exc
+    return milvus.build_for_eval, milvus.open_for_eval
 
 
 def _default_pipeline() -> tuple[Builder, Opener]:
@@ -263,7 +275,8 @@ def prepare_index(
     :raises EvalError: ``index_dir`` holds something that is not an eval index.
     """
     if builder is None or opener is None:
-        default_builder, default_opener = _default_pipeline()
+        milvus = getattr(settings, "backend", "embedded") == "milvus"
+        default_builder, default_opener = _milvus_pipeline() if milvus else _default_pipeline()
         builder = builder or default_builder
         opener = opener or default_opener
     key = index_cache_key(bench, settings)

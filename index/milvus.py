@@ -38,6 +38,7 @@ jieba's ``dict`` words are added to the process-wide jieba dictionary.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -48,7 +49,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from policyqa.corpus.models import Document
 from policyqa.index.dense import EmbeddingCache, PassageEncoder, embed_with_cache
@@ -57,6 +57,9 @@ from policyqa.settings import Settings
 
 __all__ = [
     "DOC_PART_CHARS",
+    "build_for_eval",
+    "eval_settings",
+    "open_for_eval",
     "MilvusBackendError",
     "MilvusIndex",
     "analyzer_params",
@@ -65,6 +68,8 @@ __all__ = [
     "date_int",
     "milvus_uri",
     "open_milvus_index",
+    "quote",
+    "string_list",
 ]
 
 logger = logging.getLogger(__name__)
@@ -533,6 +538,7 @@ class MilvusIndex:
             },
             "build_seconds": round(time.perf_counter() - t0, 3),
             "stage_seconds": {k: round(v, 3) for k, v in stage.items()},
+            "fingerprint": hashlib.sha1(json.dumps(self._config(), sort_keys=True).encode()).hexdigest()[:16],
             **self._config(),
         }
 
@@ -701,4 +707,40 @@ def open_milvus_index(
     return index
 
 
-F32 = npt.NDArray[np.float32]
+# -- the benchmark suite (`policyqa eval --backend milvus`) ---------------------------------------
+
+
+def eval_settings(target: Path, settings: Settings) -> Settings:
+    """Settings for a benchmark index at ``target``.
+
+    With Milvus Lite (no URI) the collections live in ``<target>-milvus.db``. With a configured
+    Milvus they get their own name, ``<milvus_collection>_eval_<hash of target>``, so a
+    benchmark never overwrites the collections a service reads.
+    """
+    if not settings.milvus_uri:
+        return settings
+    digest = hashlib.sha1(str(Path(target).expanduser().resolve()).encode()).hexdigest()[:12]
+    return settings.model_copy(update={"milvus_collection": f"{settings.milvus_collection}_eval_{digest}"})
+
+
+def build_for_eval(
+    documents: Iterable[Document],
+    target: Path,
+    settings: Settings,
+    *,
+    show_progress: bool = True,
+    encoder: PassageEncoder | None = None,
+) -> dict[str, Any]:
+    """``build_index``-shaped builder of :func:`policyqa.eval.runner.prepare_index`."""
+    return build_milvus_index(
+        documents,
+        eval_settings(target, settings),
+        index_dir=target,
+        encoder=encoder,
+        show_progress=show_progress,
+    )
+
+
+def open_for_eval(target: Path, settings: Settings) -> MilvusIndex:
+    """``open_index``-shaped opener of :func:`policyqa.eval.runner.prepare_index`."""
+    return open_milvus_index(eval_settings(target, settings), index_dir=target)

@@ -305,3 +305,63 @@ def test_open_with_other_dimension_fails(tmp_path: Path) -> None:
         mi.build(fixture_documents()[:2])
     with pytest.raises(MilvusBackendError, match="64-dimensional"):
         open_milvus_index(s, encoder=HashingEncoder(128))
+
+
+# -- the benchmark suite with --backend milvus --------------------------------------------------------
+
+
+def test_eval_backend_option_and_cache_keys(tmp_path: Path) -> None:
+    import argparse
+
+    from policyqa.eval import runner
+    from policyqa.eval.cli import add_eval_parser, command_line
+    from policyqa.eval.datasets import load_benchmark
+    from policyqa.index import milvus
+
+    parser = argparse.ArgumentParser()
+    add_eval_parser(parser.add_subparsers())
+    bench_dir = Path(__file__).parents[1] / "eval" / "data" / "beir-tiny"
+    args = parser.parse_args(["eval", str(bench_dir), "--backend", "milvus"])
+    assert args.backend == "milvus" and "--backend milvus" in command_line(args)
+    assert runner._milvus_pipeline() == (milvus.build_for_eval, milvus.open_for_eval)
+    s = _settings(tmp_path)
+    bench = load_benchmark(bench_dir)
+    embedded_key = runner.index_cache_key(bench, s.model_copy(update={"backend": "embedded"}))
+    milvus_key = runner.index_cache_key(bench, s)
+    assert embedded_key != milvus_key
+    # remote Milvus: benchmark collections never take the serving collection's name
+    remote = s.model_copy(update={"milvus_uri": "http://milvus.internal:19530"})
+    assert milvus.eval_settings(tmp_path / "x", remote).milvus_collection.startswith("policyqa_eval_")
+    assert milvus.eval_settings(tmp_path / "x", s).milvus_collection == "policyqa"
+    assert "milvus_uri" not in runner.settings_summary(remote)
+
+
+def test_eval_runs_on_milvus_lite(tmp_path: Path) -> None:
+    from policyqa.eval.datasets import load_benchmark
+    from policyqa.eval.runner import run_benchmark
+    from policyqa.index import milvus
+
+    enc = HashingEncoder()
+    s = _settings(tmp_path)
+    bench = load_benchmark(Path(__file__).parents[1] / "eval" / "data" / "beir-tiny")
+
+    def builder(
+        docs: object, target: Path, settings: Settings, show_progress: bool = True
+    ) -> dict[str, object]:
+        return milvus.build_for_eval(docs, target, settings, show_progress=show_progress, encoder=enc)  # type: ignore[arg-type]
+
+    def opener(target: Path, settings: Settings) -> MilvusIndex:
+        return open_milvus_index(milvus.eval_settings(target, settings), index_dir=target, encoder=enc)
+
+    result = run_benchmark(
+        bench,
+        s,
+        systems=["bm25", "dense", "hybrid"],
+        index_dir=tmp_path / "bench",
+        builder=builder,
+        opener=opener,
+    )
+    assert set(result.systems) == {"bm25", "dense", "hybrid"}
+    assert result.index is not None and result.index.chunks > 0
+    assert all(not sr.errors for sr in result.systems.values())
+    assert (tmp_path / "bench-milvus.db").exists()
