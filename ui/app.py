@@ -21,11 +21,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("GRADIO_TELEMETRY_ENABLED", "False")
 
 import argparse
+import asyncio
 import datetime as dt
 import html
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import gradio as gr
 from fastapi import FastAPI
@@ -36,9 +37,11 @@ from policyqa.service import AskResult, QAService, ServiceNotReadyError
 if TYPE_CHECKING:
     from policyqa.retriever.answer import Answer, Citation
 
-__all__ = ["DEMO_QUESTIONS", "build_ui", "format_answer", "main", "mount_ui"]
+__all__ = ["DEMO_QUESTIONS", "build_ui", "format_answer", "main", "mount_ui", "respond"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Offered on an empty chat: questions the demo corpus (Qingdao Daily, February 2024) answers.
 DEMO_QUESTIONS: tuple[str, ...] = (
@@ -160,9 +163,50 @@ def _filters(issuers: Sequence[str], doc_types: Sequence[str], date_from: str, d
     )
 
 
+def respond(
+    service: QAService,
+    question: str,
+    asked: Sequence[str],
+    *,
+    issuers: Sequence[str] = (),
+    doc_types: Sequence[str] = (),
+    date_from: str = "",
+    date_to: str = "",
+    mode: str = "hybrid",
+    top_k: int = 5,
+) -> tuple[str, list[str]]:
+    """The chat reply to ``question`` and the questions asked so far (for follow-ups).
+
+    Problems (a question too long, a bad date, the index still loading) are replies too.
+    """
+    limit = service.settings.max_query_chars
+    try:
+        if len(question) > limit:
+            raise ValueError(f"问题太长：{len(question)} 字，上限 {limit} 字")
+        filters = _filters(issuers, doc_types, date_from, date_to)
+        result = service.ask(
+            question,
+            top_k=top_k,
+            filters=None if filters.is_empty() else filters,
+            history=list(asked)[-HISTORY_TURNS:],
+            mode=mode,
+        )
+    except ServiceNotReadyError as exc:
+        return f"索引尚未就绪，请稍后再试（{_esc(str(exc))}）", list(asked)
+    except ValueError as exc:
+        return f"无法回答：{_esc(str(exc))}", list(asked)
+    except Exception:
+        logger.exception("the chat page could not answer %r", question)
+        return "出错了，请稍后再试（详情见服务器日志）。", list(asked)
+    return format_answer(result), [*asked, question]
+
+
 def build_ui(service: QAService) -> gr.Blocks:
-    """The chat page over ``service``."""
-    settings = service.settings
+    """The chat page over ``service`` (mount it with :func:`mount_ui`, or ``.launch()`` it)."""
+    return _with_running_loop(lambda: _build_ui(service))
+
+
+def _build_ui(service: QAService) -> gr.Blocks:
 
     def answer(
         question: str,
@@ -178,28 +222,19 @@ def build_ui(service: QAService) -> gr.Blocks:
         question = (question or "").strip()
         if not question:
             return "", chat, asked
-        chat = [*chat, {"role": "user", "content": question}]
-        try:
-            if len(question) > settings.max_query_chars:
-                raise ValueError(f"问题太长：{len(question)} 字，上限 {settings.max_query_chars} 字")
-            filters = _filters(issuers, doc_types, date_from, date_to)
-            result = service.ask(
-                question,
-                top_k=int(top_k),
-                filters=None if filters.is_empty() else filters,
-                history=asked[-HISTORY_TURNS:],
-                mode=mode,
-            )
-            reply = format_answer(result)
-            asked = [*asked, question]
-        except ServiceNotReadyError as exc:
-            reply = f"索引尚未就绪，请稍后再试（{_esc(str(exc))}）"
-        except ValueError as exc:
-            reply = f"无法回答：{_esc(str(exc))}"
-        except Exception:
-            logger.exception("the chat page could not answer %r", question)
-            reply = "出错了，请稍后再试（详情见服务器日志）。"
-        return "", [*chat, {"role": "assistant", "content": reply}], asked
+        reply, asked = respond(
+            service,
+            question,
+            asked,
+            issuers=issuers or (),
+            doc_types=doc_types or (),
+            date_from=date_from or "",
+            date_to=date_to or "",
+            mode=mode,
+            top_k=int(top_k),
+        )
+        chat = [*chat, {"role": "user", "content": question}, {"role": "assistant", "content": reply}]
+        return "", chat, asked
 
     def facets() -> tuple[Any, Any]:
         try:
@@ -264,20 +299,47 @@ def build_ui(service: QAService) -> gr.Blocks:
     return page
 
 
+def _with_running_loop(build: Callable[[], T]) -> T:
+    """Call ``build`` inside a running event loop.
+
+    Gradio creates its queue locks with ``asyncio.new_event_loop()`` when no loop is running
+    and never closes those loops (each leaks a socket pair); inside a loop it does not.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        return build()
+
+    async def run() -> T:
+        return build()
+
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(run())
+    finally:
+        loop.close()
+
+
 def mount_ui(app: FastAPI, service: QAService, path: str = "/ui") -> FastAPI:
     """Mount the chat page over ``service`` into ``app`` at ``path``."""
-    mounted: FastAPI = gr.mount_gradio_app(
-        app,
-        build_ui(service),
-        path=path,
-        css=CSS,
-        footer_links=[],
-        show_error=False,
-        mcp_server=False,
-        ssr_mode=False,
-        pwa=False,
-    )
-    return mounted
+
+    def mount() -> FastAPI:
+        mounted: FastAPI = gr.mount_gradio_app(
+            app,
+            build_ui(service),
+            path=path,
+            css=CSS,
+            footer_links=[],
+            show_error=False,
+            mcp_server=False,
+            ssr_mode=False,
+            pwa=False,
+        )
+        return mounted
+
+    return _with_running_loop(mount)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
