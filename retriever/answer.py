@@ -348,7 +348,7 @@ def find_typed_spans(text: str, kind: AnswerType) -> list[tuple[int, int]]:
 
 SENTENCE_FEATURES: tuple[str, ...] = (
     "passage_rank",  # -log(rerank rank of the passage)
-    "passage_score",  # passage rerank score minus the best one
+    "passage_score",  # passage score relative to the best and the worst of the top passages
     "cov",  # IDF-weighted query-term coverage of the sentence
     "bigram",  # query bigram coverage of the sentence
     "cov_prev",  # coverage of the preceding sentence in the passage
@@ -499,6 +499,8 @@ class SpanSelector:
         kind = expected_type(question)
         top = list(hits)[: self.passages]
         best_score = max((h.score for h in top), default=0.0)
+        spread = best_score - min((h.score for h in top), default=0.0)
+        spread = spread if spread > 1e-12 else 1.0
         cands: list[SentenceCandidate] = []
         rows: list[tuple[float, ...]] = []
         for hi, h in enumerate(top):
@@ -510,7 +512,7 @@ class SpanSelector:
                 rows.append(
                     (
                         -math.log(hi + 1),
-                        h.score - best_score,
+                        (h.score - best_score) / spread,
                         covs[si],
                         qt.bigram_coverage(sent),
                         covs[si - 1] if si > 0 else 0.0,
