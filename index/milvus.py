@@ -347,9 +347,19 @@ class MilvusIndex:
             if self.client.has_collection(name):
                 self.client.drop_collection(name)
         chunks, docs = self._schemas()
-        self.client.create_collection(self.collection, schema=chunks, index_params=self._index_params(True))
+        # Strong consistency: a search right after an add or a delete sees it, from any client
+        # (Milvus' default, Bounded, may hide writes of the last seconds)
         self.client.create_collection(
-            self.docs_collection, schema=docs, index_params=self._index_params(False)
+            self.collection,
+            schema=chunks,
+            index_params=self._index_params(True),
+            consistency_level="Strong",
+        )
+        self.client.create_collection(
+            self.docs_collection,
+            schema=docs,
+            index_params=self._index_params(False),
+            consistency_level="Strong",
         )
         self._loaded = False
 
