@@ -8,6 +8,7 @@ and the passages returned; that version quotes the benchmark and stays local.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -263,7 +264,8 @@ def plot_results(result: EvalResult) -> Any:
         ax_recall.plot(ks, system.recall_curve, label=system.name, linewidth=1.8)
     ax_recall.set_xscale("log")
     ax_recall.set_xlim(1, 100)
-    ax_recall.set_ylim(0, 1)
+    lowest = min((min(s.recall_curve) for s in retrieval if s.recall_curve), default=0.0)
+    ax_recall.set_ylim(max(0.0, math.floor((lowest - 0.05) * 10) / 10), 1.0)
     ax_recall.set_xticks([1, 2, 5, 10, 20, 50, 100])
     ax_recall.set_xticklabels(["1", "2", "5", "10", "20", "50", "100"])
     ax_recall.set_xlabel("k")
