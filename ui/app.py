@@ -45,10 +45,10 @@ T = TypeVar("T")
 
 #: Offered on an empty chat: questions the demo corpus (Qingdao Daily, February 2024) answers.
 DEMO_QUESTIONS: tuple[str, ...] = (
-    "青岛海关将如何促进贸易便利化？",
-    "市工业和信息化局计划滚动推进多少个重大战略攻坚项目？",
-    "全省高水平开放暨高质量招商引资大会在哪里召开？",
-    "青岛要积极申建什么国家级中心？",
+    "市工业和信息化局将聚焦哪些产业赛道？",
+    "市商务局将打造什么招商品牌？",
+    "青岛高新区的发展目标是什么？",
+    "青岛高新区将深入实施哪些工程？",
 )
 
 MODES = (("混合 hybrid", "hybrid"), ("关键词 BM25", "bm25"), ("语义 dense", "dense"))

@@ -130,10 +130,10 @@ def test_chat_page_answers_a_demo_question_with_citations(server: tuple[str, QAS
 
             # a follow-up in the same chat is answered in the context of the first question
             box = page.locator("#pq-question textarea")
-            box.fill("具体有哪些举措呢？")
+            box.fill("那市商务局呢？")
             box.press("Enter")
             expect(chat.locator(".pq-answer")).to_have_count(2, timeout=30_000)
-            expect(chat.get_by_text(f"按上文理解为：{question} 具体有哪些举措呢？")).to_be_visible()
+            expect(chat.get_by_text(f"按上文理解为：{question} 那市商务局呢？")).to_be_visible()
             page.screenshot(path=str(ARTIFACTS / "ui-chat-follow-up.png"), full_page=True)
         finally:
             browser.close()
