@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .base import Hit
-from .rerank import QueryTerms, TermStats, split_sentences
+from .rerank import QueryTerms, TermStats, query_bigrams, split_sentences
 
 __all__ = [
     "DEFAULT_SENTENCE_MODEL",
@@ -275,6 +275,15 @@ _PLACE_SUFFIX = re.compile(
 )
 _ORG_PARTS = frozenset({"n", "nt", "ns", "nz", "j", "vn", "nr", "l", "b", "an", "ng", "zg"})
 _PLACE_PARTS = frozenset({"ns", "n", "nz", "j", "l", "b", "f"})
+
+
+_UNIT_Q = re.compile(r"(?:多少|几)([个项条家人户天日年月次批所名元件台套辆吨亩倍]|万元|亿元|元|%)")
+
+
+def _question_unit(question: str) -> str:
+    """The unit a 多少/几 question names (多少个 → 个), or ''."""
+    m = _UNIT_Q.search(question)
+    return m.group(1) if m else ""
 
 
 def expected_type(question: str) -> AnswerType:
@@ -543,17 +552,22 @@ class SpanSelector:
         spans = find_typed_spans(sentence, kind)
         if not spans:
             return None
-        q = set(question)
-        # the expression nearest to the words the sentence shares with the question, not itself
-        # part of the question (so "2020年" in "2020年新增…多少" is not the answer)
-        anchors = [i for i, ch in enumerate(sentence) if ch in q and not ch.isspace()]
+        # anchors: where the sentence repeats the question's content bigrams
+        bigrams = query_bigrams(question)
+        anchors = [i for i in range(len(sentence) - 1) if sentence[i : i + 2] in bigrams]
+        unit = _question_unit(question) if kind == "amount" else ""
         best: tuple[float, int, int] | None = None
         for s, e in spans:
             piece = sentence[s:e]
-            if piece and piece in question:
+            if piece and piece in question:  # "2020年" in "2020年新增…多少" is not the answer
                 continue
-            dist = min(min(abs(a - s), abs(a - (e - 1))) for a in anchors) if anchors else s
-            key = (float(dist), s, e)
+            dist = min((min(abs(a - s), abs(a + 1 - (e - 1))) for a in anchors), default=float(s))
+            penalty = 0.0
+            if unit and not piece.rstrip("以上下内左右多").endswith(unit):
+                penalty += 50.0
+            if kind == "amount" and not any(ch.isdigit() for ch in piece):
+                penalty += 20.0
+            key = (float(dist) + penalty, s, e)
             if best is None or key < best:
                 best = key
         return None if best is None else (best[1], best[2])

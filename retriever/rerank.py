@@ -411,6 +411,10 @@ class FeatureReranker:
     :param model_path: a model JSON written by ``policyqa.retriever.train_rerank``; None: the
         shipped one.
     :param depth: the candidate depth of the retriever (rank used for "not retrieved").
+    :param group_by_document: rank documents by their best chunk's model score and keep the
+        retriever's order among the chunks of one document (default). The model is trained on
+        document-level relevance, so its chunk-level weights say little about which chunk of a
+        document answers; the retriever's order does.
     """
 
     name = "features"
@@ -421,8 +425,10 @@ class FeatureReranker:
         bm25_index: Any = None,
         model_path: Path | None = None,
         depth: int | None = None,
+        group_by_document: bool = True,
     ) -> None:
         self.tokenizer = tokenizer
+        self.group_by_document = group_by_document
         self.stats = TermStats(bm25_index)
         self.model_path = Path(model_path) if model_path is not None else None
         self.depth = depth
@@ -463,8 +469,14 @@ class FeatureReranker:
         if not hits:
             return []
         model = self.model
-        scores = model.score(model.select(self.features(query, hits)))
-        return apply_rerank_scores(hits, scores.tolist(), top_k)
+        scores = model.score(model.select(self.features(query, hits))).tolist()
+        if self.group_by_document:
+            best: dict[str, float] = {}
+            for h, sc in zip(hits, scores, strict=True):
+                best[h.doc_id] = max(sc, best.get(h.doc_id, sc))
+            # ties (chunks of one document) keep the retriever's order
+            scores = [best[h.doc_id] for h in hits]
+        return apply_rerank_scores(hits, scores, top_k)
 
 
 # --------------------------------------------------------------------------------------------
