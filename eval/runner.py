@@ -216,12 +216,29 @@ Opener = Callable[[Path, Settings], Any]
 
 
 def _milvus_pipeline() -> tuple[Builder, Opener]:
-    """Builder and opener of the Milvus backend (``settings.backend == "milvus"``)."""
-    try:
-        from policyqa.index import milvus
-    except ImportError as exc:
-        raise EvalError(f"the milvus backend is not available: {exc}") from exc
-    return milvus.build_for_eval, milvus.open_for_eval
+    """Builder and opener of the Milvus backend (``settings.backend == "milvus"``); its
+    connection and schema errors become :class:`EvalError`."""
+    import importlib.util
+
+    if importlib.util.find_spec("pymilvus") is None:
+        raise EvalError(
+            "--backend milvus needs pymilvus (and milvus-lite for a local file): pip install pymilvus milvus-lite"
+        )
+    from policyqa.index import milvus
+
+    def build(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return milvus.build_for_eval(*args, **kwargs)
+        except milvus.MilvusBackendError as exc:
+            raise EvalError(str(exc)) from exc
+
+    def open_(target: Path, settings: Settings) -> Any:
+        try:
+            return milvus.open_for_eval(target, settings)
+        except milvus.MilvusBackendError as exc:
+            raise EvalError(str(exc)) from exc
+
+    return build, open_
 
 
 def _default_pipeline() -> tuple[Builder, Opener]:

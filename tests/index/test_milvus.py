@@ -310,7 +310,7 @@ def test_open_with_other_dimension_fails(tmp_path: Path) -> None:
 # -- the benchmark suite with --backend milvus --------------------------------------------------------
 
 
-def test_eval_backend_option_and_cache_keys(tmp_path: Path) -> None:
+def test_eval_backend_option_and_cache_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import argparse
 
     from policyqa.eval import runner
@@ -323,7 +323,17 @@ def test_eval_backend_option_and_cache_keys(tmp_path: Path) -> None:
     bench_dir = Path(__file__).parents[1] / "eval" / "data" / "beir-tiny"
     args = parser.parse_args(["eval", str(bench_dir), "--backend", "milvus"])
     assert args.backend == "milvus" and "--backend milvus" in command_line(args)
-    assert runner._milvus_pipeline() == (milvus.build_for_eval, milvus.open_for_eval)
+    build, open_ = runner._milvus_pipeline()
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise MilvusBackendError("cannot connect to Milvus at milvus.internal:19530")
+
+    monkeypatch.setattr(milvus, "open_for_eval", unreachable)
+    monkeypatch.setattr(milvus, "build_for_eval", unreachable)
+    with pytest.raises(runner.EvalError, match="cannot connect"):
+        open_(tmp_path / "x", _settings(tmp_path))
+    with pytest.raises(runner.EvalError, match="cannot connect"):
+        build([], tmp_path / "x", _settings(tmp_path))
     s = _settings(tmp_path)
     bench = load_benchmark(bench_dir)
     embedded_key = runner.index_cache_key(bench, s.model_copy(update={"backend": "embedded"}))
