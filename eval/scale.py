@@ -663,9 +663,10 @@ def scale_table(results: dict[str, Any]) -> str:
     sizes = sorted(results.get("sizes", {}).items(), key=lambda kv: int(kv[0]))
     head = (
         "| chunks | build s (stages) | disk MB | serve RSS MB | "
-        "bm25 p50/p95/p99 ms | dense p50/p95/p99 ms | hybrid p50/p95/p99 ms | ANN recall@10 | add 1 doc s |"
+        "bm25 p50/p95/p99 ms | dense p50/p95/p99 ms | hybrid p50/p95/p99 ms | ANN recall@10 | add 1 doc s | "
+        "build peak RSS MB | load avg (serving) |"
     )
-    lines = [head, "|" + "---|" * 9]
+    lines = [head, "|" + "---|" * 11]
     for _, e in sizes:
         b = e["build_s"]
         lat = e["latency_ms"]
@@ -683,7 +684,8 @@ def scale_table(results: dict[str, Any]) -> str:
         lines.append(
             f"| {e['chunks']:,} | {build} | {_fmt(e['disk_mb'])} | {_fmt(e['rss_mb'])} | {p('bm25')} | "
             f"{p('dense')} | {p('hybrid')} | {e['ann_recall@10']:.3f} ({e.get('faiss_index', '')}) | "
-            f"{_fmt(e['add_one_document']['seconds'])} |"
+            f"{_fmt(e['add_one_document']['seconds'])} | {_fmt(float(e.get('build_peak_rss_mb', 0.0)))} | "
+            f"{_fmt(float((e.get('loadavg', {}).get('during_serve') or [0.0])[0]))} |"
         )
     return "\n".join(lines)
 
@@ -691,6 +693,7 @@ def scale_table(results: dict[str, Any]) -> str:
 def write_scale_report(results: dict[str, Any], path: Path, command: str = "") -> None:
     """A Markdown report: the table, how it was measured, and the load of the machine."""
     method = results.get("method", {})
+    m = results.get("machine", {})
     sizes = results.get("sizes", {})
     sampled = [k for k, v in sorted(sizes.items(), key=lambda kv: int(kv[0])) if v.get("sampled_vectors")]
     lines = [
@@ -701,8 +704,9 @@ def write_scale_report(results: dict[str, Any], path: Path, command: str = "") -
         "## How",
         "",
         f"- Command: `{command}`" if command else "- Command: `policyqa bench-scale`",
-        f"- Machine: {results.get('machine', {})}; the CPU was shared with other work, the load "
-        "average before each build and during each serving run is in the JSON (`loadavg`).",
+        f"- Machine: {m.get('cpus', '?')} CPUs, Python {m.get('python', '?')}, {m.get('platform', '?')}; the "
+        "CPU was shared with other work: the table gives the 1-minute load average while serving, the JSON "
+        "(`loadavg`) also before each build. Latencies of a loaded machine are upper bounds.",
         f"- Corpus: every `*.jsonl` of `{method.get('corpus', '')}` in file order, then deterministic "
         "recombinations of their chunk texts (title and metadata of a real document, chunk count "
         "drawn from the real documents).",
