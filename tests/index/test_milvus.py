@@ -375,3 +375,28 @@ def test_eval_runs_on_milvus_lite(tmp_path: Path) -> None:
     assert result.index is not None and result.index.chunks > 0
     assert all(not sr.errors for sr in result.systems.values())
     assert (tmp_path / "bench-milvus.db").exists()
+
+
+def test_server_uri_with_token(tmp_path: Path) -> None:
+    """The standalone/cluster path: a Milvus gRPC endpoint by URI with a token (a Milvus Lite
+    server on the loopback stands in for the Milvus server; it accepts and ignores the token)."""
+    from milvus_lite.adapter.grpc.server import start_server_in_thread
+
+    server, db, port = start_server_in_thread(str(tmp_path / "server-data"), host="127.0.0.1", port=0)
+    try:
+        s = _settings(tmp_path, milvus_uri=f"http://127.0.0.1:{port}", milvus_token="root:Milvus")
+        enc = HashingEncoder()
+        with MilvusIndex(s, encoder=enc) as mi:
+            assert mi.uri == f"http://127.0.0.1:{port}"
+            mi.build(fixture_documents())
+        mi = open_milvus_index(s, encoder=enc)
+        try:
+            query = fixture_queries()[0][1]
+            assert mi.retriever("hybrid").search(query, top_k=3)
+            assert mi.count_documents() == len(fixture_documents())
+        finally:
+            mi.close()
+        assert not (tmp_path / "index-milvus.db").exists()  # no Lite file with a URI
+    finally:
+        server.stop(grace=0)
+        db.close()
