@@ -669,6 +669,8 @@ def run_benchmark(
             "(a BEIR benchmark needs answers.jsonl with answer_start)"
         )
     depth = search_depth(level)
+    # the code and time the run starts from (commits may land while a long run goes on)
+    code, created = git_state(), datetime.now(UTC).isoformat(timespec="seconds")
     prepared = prepare_index(
         bench,
         settings,
@@ -691,7 +693,7 @@ def run_benchmark(
         ]
         order = {spec.name: i for i, spec in enumerate(specs)}
         built.sort(key=lambda s: order[s.name])
-        return evaluate_systems(
+        result = evaluate_systems(
             bench,
             built,
             level=level,
@@ -700,6 +702,8 @@ def run_benchmark(
             depth=depth,
             show_progress=show_progress,
         )
+        result.code, result.created = code, created
+        return result
     finally:
         close = getattr(prepared.index, "close", None)
         if callable(close):
