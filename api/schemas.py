@@ -13,7 +13,15 @@ import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    model_validator,
+)
 
 from policyqa.retriever.base import Filters
 from policyqa.service import FileStatus
@@ -44,23 +52,30 @@ __all__ = [
 ]
 
 
-def _valid_text(value: str) -> str:
-    """Reject text that cannot be stored or tokenised: lone surrogates and NUL characters."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("text must be valid Unicode (it contains a lone surrogate code point)") from None
-    if "\x00" in value:
-        raise ValueError("text must not contain NUL characters")
+# Text rules are stated as patterns, so that the schema says exactly what is accepted. Whitespace
+# is spelt out (not \s, whose meaning differs between the ECMA regexes of JSON Schema and the
+# Rust regexes pydantic runs): the characters Python's str.isspace() and Unicode count, and BOM.
+_WS = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+#: No NUL characters. (Lone surrogates pydantic rejects itself, for any constrained string.)
+NO_NUL = r"^[^\x00]*$"
+#: No NUL characters, and at least one that is not whitespace.
+NOT_BLANK = rf"^[^\x00]*[^\x00{_WS}][^\x00]*$"
+#: A short label (filter value, metadata field): trimmed, 1–200 characters.
+Label = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NOT_BLANK)
+]
+#: A query or question: trimmed, not empty (the upper limit is the ``max_query_chars`` setting).
+QueryText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, pattern=NOT_BLANK)]
+
+
+def _date_as_text(value: object) -> object:
+    if not isinstance(value, str | dt.date):
+        raise ValueError("expected a date as text, YYYY-MM-DD")
     return value
 
 
-# (constraints go before the validator in one Annotated: nested, pydantic checks lengths first)
-_VALID = AfterValidator(_valid_text)
-#: A short label (filter value, metadata field): trimmed, 1–200 characters.
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), _VALID]
-#: A query or question: trimmed, not empty (the upper limit is the ``max_query_chars`` setting).
-QueryText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), _VALID]
+#: A date given as text, YYYY-MM-DD (a number is not taken as a timestamp).
+DateText = Annotated[dt.date, BeforeValidator(_date_as_text)]
 
 
 class _Request(BaseModel):
@@ -100,12 +115,12 @@ class FiltersIn(_Request):
     doc_ids: list[Label] = Field(
         default_factory=list, max_length=100, description="Only these documents (by id)."
     )
-    date_from: dt.date | None = Field(
+    date_from: DateText | None = Field(
         None,
         description="Earliest document date, inclusive (YYYY-MM-DD). Documents without a date never "
         "pass a date filter.",
     )
-    date_to: dt.date | None = Field(None, description="Latest document date, inclusive (YYYY-MM-DD).")
+    date_to: DateText | None = Field(None, description="Latest document date, inclusive (YYYY-MM-DD).")
 
     @model_validator(mode="after")
     def _check_dates(self) -> FiltersIn:
@@ -199,14 +214,14 @@ class AskRequest(_Request):
         "answer_passages passages, a server setting; at most the server's max_top_k).",
     )
     filters: FiltersIn | None = Field(None, description="Metadata filters; none: the whole index.")
-    history: list[Annotated[str, StringConstraints(max_length=2000), _VALID]] = Field(
+    history: list[Annotated[str, StringConstraints(max_length=2000, pattern=NO_NUL)]] = Field(
         default_factory=list,
         max_length=10,
         description="Earlier questions of the same conversation, oldest first. A follow-up that "
         "refers back to them (这/该/其/上述…, '…呢？', or a very short question) is searched in "
         "the context of the latest one.",
     )
-    explain: bool = Field(False, description="Include the reader's scoring details in 'explanation'.")
+    explain: StrictBool = Field(False, description="Include the reader's scoring details in 'explanation'.")
 
 
 class CitationOut(BaseModel):
@@ -342,26 +357,20 @@ class DocumentIn(_Request):
         description="Document id (an existing id is replaced). Default: derived from title and text, "
         "so posting the same document twice replaces it.",
     )
-    title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), _VALID] = Field(
+    title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500, pattern=NO_NUL)] = Field(
         "", description="Title; default: the text's title line."
     )
-    text: Annotated[str, StringConstraints(min_length=1), _VALID] = Field(
+    text: Annotated[str, StringConstraints(min_length=1, pattern=NOT_BLANK)] = Field(
         description="The full text (plain text; '#' heading lines and 第X章/第X条 structure are recognised)."
     )
     issuer: Label | None = Field(None, description="发文机关 (issuing body).")
     doc_number: Label | None = Field(None, description="发文字号 (document number), e.g. 国发〔2024〕3号.")
-    date: dt.date | None = Field(None, description="Document date (YYYY-MM-DD).")
+    date: DateText | None = Field(None, description="Document date (YYYY-MM-DD).")
     doc_type: Label | None = Field(None, description="Document type, e.g. 通知, 意见.")
     region: Label | None = Field(None, description="Region, e.g. 青岛.")
-    source: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), _VALID] | None = Field(
-        None, description="Where the document comes from (URL or name)."
-    )
-
-    @model_validator(mode="after")
-    def _has_text(self) -> DocumentIn:
-        if not self.text.strip():
-            raise ValueError("text is blank")
-        return self
+    source: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000, pattern=NO_NUL)] | None
+    ) = Field(None, description="Where the document comes from (URL or name).")
 
 
 class DocumentsIn(_Request):

@@ -106,11 +106,13 @@ def _markdown(report: dict[str, Any]) -> str:
 
 
 def _summary_of(output: str) -> str:
-    """The closing part of schemathesis' console output (from its summary heading on)."""
+    """The closing part of schemathesis' console output (from its failures heading on)."""
     clean = re.sub(r"\x1b\[[0-9;]*m", "", output)
-    marker = clean.find("SUMMARY")
+    marker = clean.find("FAILURES")
+    if marker < 0:
+        marker = clean.find("SUMMARY")
     text = clean[marker:] if marker >= 0 else clean[-4000:]
-    return text.strip()[-6000:]
+    return text.strip()[-30000:]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,6 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"running: {shown}", file=sys.stderr)
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.max_time + 600)
         output = (proc.stdout or "") + (proc.stderr or "")
+        full_log = Path(tempfile.gettempdir()) / "policyqa-fuzz-schemathesis.log"
+        full_log.write_text(output.replace(key, "<key>"), encoding="utf-8")
+        print(f"schemathesis output: {full_log}", file=sys.stderr)
         counts = count_har(har)
     report = {
         "command": "python -m policyqa.eval.fuzz_api " + shlex.join(list(argv or sys.argv[1:])),

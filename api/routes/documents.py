@@ -34,7 +34,7 @@ __all__ = ["router", "write_response"]
 
 router = APIRouter(prefix="/documents", tags=["documents"])
 
-DocId = Annotated[str, Path(min_length=1, max_length=512, description="Document id.")]
+DocId = Annotated[str, Path(max_length=512, description="Document id.")]
 
 _MULTIPART_SCHEMA: dict[str, Any] = {
     "type": "object",

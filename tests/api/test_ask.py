@@ -93,6 +93,7 @@ def test_question_over_the_limit_names_it(client: TestClient, service: QAService
         ({"question": "稳岗", "history": ["问"] * 11}, "history"),
         ({"question": "稳岗", "history": ["问" * 2001]}, "history"),
         ({"question": "稳岗", "explain": "maybe"}, "explain"),
+        ({"question": "稳岗", "explain": 0}, "explain"),
         ({"question": "稳岗", "filters": {"date_to": "2024-02-30"}}, "date_to"),
         ({"question": "稳岗", "answer": "x"}, "answer"),
     ],

@@ -98,6 +98,8 @@ def test_top_k_over_the_limit_names_the_limit(client: TestClient, service: QASer
         ({"query": "税", "filters": {"issuer": ["x"] * 21}}, "issuer"),
         ({"query": "税", "filters": {"date_from": "2024-13-01"}}, "date_from"),
         ({"query": "税", "filters": {"date_from": "yesterday"}}, "date_from"),
+        ({"query": "税", "filters": {"date_from": 0}}, "date_from"),
+        ({"query": "\u3000\x1c\ufeff"}, "query"),
         ({"query": "税", "filters": {"date_from": "2024-02-01", "date_to": "2024-01-01"}}, "date_from"),
         ({"query": "税", "filters": {"region": ["北京"], "unknown": 1}}, "unknown"),
         ({"query": "税\x00"}, "query"),

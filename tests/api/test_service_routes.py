@@ -76,6 +76,21 @@ def test_root_links(client: TestClient) -> None:
     assert body["docs"] == "/docs" and body["openapi"] == "/openapi.json" and body["ui"] is None
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("OPTIONS", "/documents", "GET, POST"),
+        ("PUT", "/documents/d01", "DELETE, GET"),
+        ("GET", "/ask", "POST"),
+        ("DELETE", "/health", "GET"),
+    ],
+)
+def test_405_lists_every_allowed_method(client: TestClient, method: str, path: str, allow: str) -> None:
+    r = client.request(method, path)
+    assert_error(r, 405, allow)
+    assert r.headers["allow"] == allow
+
+
 def test_unknown_route_is_json_404(client: TestClient) -> None:
     assert_error(client.get("/nowhere"), 404, "/nowhere")
 
