@@ -146,7 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]  # fmt: skip
             shown = shlex.join(cmd).replace(key, "<key>")
             print(f"running: {shown}", file=sys.stderr)
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.max_time + 600)
+            # run in the temporary directory: schemathesis and hypothesis leave caches in the cwd
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.max_time + 600, cwd=tmp)
         output = (proc.stdout or "") + (proc.stderr or "")
         full_log = Path(tempfile.gettempdir()) / "policyqa-fuzz-schemathesis.log"
         full_log.write_text(output.replace(key, "<key>"), encoding="utf-8")

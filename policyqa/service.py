@@ -69,6 +69,7 @@ RELOAD_CHECK_SECONDS = 2.0
 UPLOAD_EXTENSIONS: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".docx", ".pdf", ".jsonl")
 _MAX_FILENAME_CHARS = 120
 _MAX_FILENAME_BYTES = 200  # file systems allow 255 bytes; CJK takes 3 a character
+_MAX_DOCX_UNPACKED = 200 * 1024 * 1024  # a .docx that unpacks to more is refused (zip bomb)
 
 
 class ServiceState(StrEnum):
@@ -313,6 +314,9 @@ def _check_upload(name: str, data: bytes) -> str | None:
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
                 if "word/document.xml" not in zf.namelist():
                     return "not a .docx file (no word/document.xml in the archive)"
+                unpacked = sum(info.file_size for info in zf.infolist())
+                if unpacked > _MAX_DOCX_UNPACKED:
+                    return f"the .docx unpacks to {unpacked} bytes, over the limit of {_MAX_DOCX_UNPACKED}"
         except zipfile.BadZipFile as exc:
             return f"not a .docx file ({exc})"
     elif b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -375,6 +379,7 @@ class QAService:
         self._started = time.monotonic()
         self._last_check = 0.0
         self._warm_thread: threading.Thread | None = None
+        self._closed = False
 
     # -- life -----------------------------------------------------------------------------------
     @property
@@ -392,6 +397,8 @@ class QAService:
         with self._write_lock:
             if self._current is not None:
                 return
+            if self._closed:
+                return
             try:
                 index = self._open_or_build()
             except Exception as exc:
@@ -399,6 +406,10 @@ class QAService:
                 self._error = str(exc) or type(exc).__name__
                 logger.error("the index could not be loaded: %s", self._error)
                 raise
+            if self._closed:  # shut down while loading
+                index.close()
+                self._state = ServiceState.CLOSED
+                return
             self._swap(index)
             self._state = ServiceState.READY
             self._error = None
@@ -466,6 +477,7 @@ class QAService:
         """Close the index (at once if idle, else when the last running call ends)."""
         with self._lock:
             lease, self._current = self._current, None
+            self._closed = True
             self._state = ServiceState.CLOSED
             if lease is not None:
                 self._retire(lease)

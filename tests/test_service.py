@@ -218,3 +218,32 @@ def test_contextualize_keeps_the_topic() -> None:
     assert contextualize("增值税小规模纳税人有什么优惠？", [topic]) == "增值税小规模纳税人有什么优惠？"
     assert contextualize("大型企业呢？", []) == "大型企业呢？"
     assert contextualize("大型企业呢？", ["x" * 50], max_chars=20) == "x" * 13 + " 大型企业呢？"
+
+
+def test_close_during_warm_up_leaves_it_closed(tmp_path: Path) -> None:
+    gate = threading.Event()
+
+    class SlowEncoder(HashingEncoder):
+        def warm_up(self) -> None:
+            gate.wait(30)
+
+    service = QAService(_settings(tmp_path, build_demo_if_missing=True), encoder=SlowEncoder())
+    thread = service.start_warm_up()
+    service.close()
+    gate.set()
+    thread.join(60)
+    assert not service.ready and service.state is ServiceState.CLOSED
+    with pytest.raises(ServiceNotReadyError):
+        service.search("青岛")
+
+
+def test_docx_that_unpacks_too_large_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("word/document.xml", "0" * 100_000)
+    monkeypatch.setattr(service_module, "_MAX_DOCX_UNPACKED", 50_000)
+    reason = service_module._check_upload("a.docx", buf.getvalue())
+    assert reason is not None and "over the limit" in reason
