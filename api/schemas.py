@@ -78,6 +78,16 @@ def _date_as_text(value: object) -> object:
 DateText = Annotated[dt.date, BeforeValidator(_date_as_text)]
 
 
+def _not_a_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, not true/false")
+    return value
+
+
+#: An integer; true/false are not taken as 1/0 (a float with no fraction is, as JSON Schema says).
+Count = Annotated[int, BeforeValidator(_not_a_bool)]
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -152,7 +162,7 @@ class SearchRequest(_Request):
         SearchMode.HYBRID,
         description="Ranking: 'hybrid' (BM25 and dense fused), 'bm25' (lexical) or 'dense' (embeddings).",
     )
-    top_k: int = Field(
+    top_k: Count = Field(
         10, ge=1, description="Number of passages to return (at most the server's max_top_k, 100 by default)."
     )
     filters: FiltersIn | None = Field(None, description="Metadata filters; none: the whole index.")
@@ -207,7 +217,7 @@ class AskRequest(_Request):
         SearchMode.HYBRID,
         description="Retrieval that finds the candidate passages (then reranked): hybrid, bm25 or dense.",
     )
-    top_k: int = Field(
+    top_k: Count = Field(
         5,
         ge=1,
         description="Most citations returned, best first (the answer itself is looked for in the top "

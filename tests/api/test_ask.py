@@ -87,6 +87,7 @@ def test_question_over_the_limit_names_it(client: TestClient, service: QAService
         ({"question": "  "}, "question"),
         ({"question": ["稳岗"]}, "question"),
         ({"question": "稳岗", "top_k": 0}, "top_k"),
+        ({"question": "税", "top_k": True}, "top_k"),
         ({"question": "稳岗", "top_k": 101}, "top_k"),
         ({"question": "稳岗", "mode": "magic"}, "mode"),
         ({"question": "稳岗", "history": "稳岗返还比例？"}, "history"),

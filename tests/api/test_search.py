@@ -91,6 +91,7 @@ def test_top_k_over_the_limit_names_the_limit(client: TestClient, service: QASer
         ({"query": "税", "top_k": -3}, "top_k"),
         ({"query": "税", "top_k": "ten"}, "top_k"),
         ({"query": "税", "top_k": 2.5}, "top_k"),
+        ({"query": "税", "top_k": True}, "top_k"),
         ({"query": "税", "mode": "fuzzy"}, "mode"),
         ({"query": "税", "colour": "red"}, "colour"),
         ({"query": "税", "filters": {"issuer": "国务院"}}, "issuer"),
