@@ -218,7 +218,9 @@ def _markdown(report: dict[str, Any]) -> str:
         f"Command: `{report['command']}`",
         "",
         f"Machine: {report['machine']['cpus']} CPUs, {report['machine']['platform']}, Python "
-        f"{report['machine']['python']}; client and server on the same machine, over loopback.",
+        f"{report['machine']['python']}; client and server on the same machine, over loopback. "
+        f"Load average (1 min) before/after: {report['load_average']['before'][0]:.1f}/"
+        f"{report['load_average']['after'][0]:.1f} (other work on the machine competes for the CPUs).",
         "",
         f"Index: {srv.get('documents')} documents, {srv.get('chunks')} chunks, model "
         f"{(srv.get('model') or {}).get('name')} ({srv.get('encoder_backend')}), {srv.get('index_version')}.",
@@ -255,13 +257,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def measure(url: str) -> dict[str, Any]:
         stats = httpx.get(f"{url}/stats", timeout=10).json()
+        load_before = os.getloadavg()
         common = {"clients": args.clients, "endpoint": args.endpoint, "mode": args.mode, "top_k": args.top_k}
         if args.warmup > 0:
             asyncio.run(run_load(url, queries, duration=args.warmup, **common))
         result = asyncio.run(
             run_load(url, queries, duration=args.duration, max_requests=args.max_requests, **common)
         )
-        return {"server_stats": stats, "result": result.summary()}
+        return {
+            "server_stats": stats,
+            "result": result.summary(),
+            "load_average": {"before": load_before, "after": os.getloadavg()},
+        }
 
     if args.url:
         measured = measure(args.url)
