@@ -276,7 +276,7 @@ def _build_ui(service: QAService) -> gr.Blocks:
         with gr.Row():
             box = gr.Textbox(
                 label="问题",
-                placeholder="例如：青岛海关将如何促进贸易便利化？（回车提问）",
+                placeholder=f"例如：{DEMO_QUESTIONS[0]}（回车提问）",
                 max_lines=3,
                 scale=8,
                 elem_id="pq-question",
