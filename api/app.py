@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from pydantic.json_schema import models_json_schema
 
 from policyqa import __version__
@@ -97,11 +98,14 @@ def create_app(
         if owned:
             svc.close()
 
-    app = FastAPI(
+    # the docs pages (/docs, /redoc) with their scripts served from the package, not a CDN:
+    # they work on a network without internet access
+    app = FastAPIOffline(
         title="policyqa",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        static_url="/docs-static",
     )
     app.state.service = svc
     app.state.settings = settings

@@ -138,3 +138,40 @@ def test_chat_page_answers_a_demo_question_with_citations(server: tuple[str, QAS
         finally:
             browser.close()
     assert outside == [], f"the page tried to reach the internet: {outside}"
+
+
+def test_api_docs_page_renders_offline(server: tuple[str, QAService]) -> None:
+    """The OpenAPI docs page (Swagger UI) loads its scripts from the server, not a CDN."""
+    from playwright.sync_api import Route, expect, sync_playwright
+
+    base, _ = server
+    outside: list[str] = []
+
+    def only_loopback(route: Route) -> None:
+        if urlparse(route.request.url).hostname in LOOPBACK:
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
+        try:
+            page = browser.new_page()
+            page.route("**/*", only_loopback)
+            page.goto(f"{base}/docs", wait_until="load")
+            for path in ("/search", "/ask", "/documents/{doc_id}", "/health"):
+                expect(page.locator(".opblock-summary-path", has_text=path).first).to_be_visible(
+                    timeout=30_000
+                )
+        finally:
+            browser.close()
+    assert outside == [], f"the docs page tried to reach the internet: {outside}"
