@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from policyqa import __version__, pipeline
+from policyqa.corpus.loaders import KNOWN_EXTENSIONS
 from policyqa.corpus.models import Chunk, DocMeta, Document, stable_id
 from policyqa.index.dense import PassageEncoder
 from policyqa.index.layout import IndexLayout
@@ -65,8 +66,8 @@ logger = logging.getLogger(__name__)
 
 #: How often (at most) a read checks whether another process switched the index generation.
 RELOAD_CHECK_SECONDS = 2.0
-#: File types an upload may have (what the corpus loaders read).
-UPLOAD_EXTENSIONS: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".docx", ".pdf", ".jsonl")
+#: File types an upload may have: those the corpus loaders read.
+UPLOAD_EXTENSIONS: tuple[str, ...] = KNOWN_EXTENSIONS
 _MAX_FILENAME_CHARS = 120
 _MAX_FILENAME_BYTES = 200  # file systems allow 255 bytes; CJK takes 3 a character
 _MAX_DOCX_UNPACKED = 200 * 1024 * 1024  # a .docx that unpacks to more is refused (zip bomb)
@@ -602,11 +603,6 @@ class QAService:
             )
             took = (time.perf_counter() - t0) * 1000
             return AskResult(question.strip(), searched, answer, took, lease.index.generation.name)
-
-    def passage(self, doc_id: str, start: int, end: int) -> str:
-        """``document.text[start:end]`` of a stored document (for showing a cited passage)."""
-        view = self.get_document(doc_id)
-        return view.document.text[start:end]
 
     def list_documents(self, offset: int = 0, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
         """``(total, rows)``: one page of the documents in index order."""
