@@ -1,37 +1,68 @@
-"""Lexical index: BM25 over jieba tokens, stored and scored by bm25s.
+"""Lexical index: BM25 over jieba tokens, in segments that can grow and shrink without a rebuild.
+
+An index is a list of immutable **segments**, each holding the term-frequency postings of a run of
+rows (chunks, or whole documents): per term, the rows that contain it and how often. Scores are
+computed at query time from the postings and the index-wide statistics (number of rows, each
+term's document frequency summed over the segments, the average row length), as Lucene does.
+That is what makes updates cheap and exact at once:
+
+* adding rows writes one small new segment (the old ones are reused as they are, hard-linked
+  into the new index generation), yet every score afterwards equals a full rebuild's, because
+  idf and the average length are never baked into stored numbers;
+* deleting rows filters the postings with a vectorised mask (no re-tokenisation);
+* a full build writes a segment per ``segment_rows`` rows, so building 1M chunks never holds one
+  giant sort in memory.
+
+bm25s, which earlier versions used, precomputes every score into its sparse matrix and cannot be
+updated (bm25s issues #5, #22, #98); its query speed comes from summing column slices, which this
+index matches by computing the same slices with one gather and a few vector operations per term.
 
 Two scoring variants:
 
 ``okapi`` (default)
     BM25 Okapi exactly as rank-bm25's ``BM25Okapi``: ``idf * tf * (k1 + 1) / (tf + k1 * (1 - b +
     b * dl / avgdl))`` with ``idf = log((N - n + 0.5) / (n + 0.5))``, where a negative idf (a term
-    in more than half of the chunks) is replaced by ``epsilon`` times the mean idf (``epsilon``
-    alone when that mean is not positive, which only happens in corpora of a few chunks, where
-    rank-bm25 would score every match below zero). bm25s builds
-    the sparse score matrix with its always-positive Lucene idf; each term's column is then
-    rescaled to the Okapi idf (and the ``k1 + 1`` factor), so no information is lost.
+    in more than half of the rows) is replaced by ``epsilon`` times the mean idf over the
+    vocabulary (``epsilon`` alone when that mean is not positive, which only happens in corpora of
+    a few rows, where rank-bm25 would score every match below zero). A query term that occurs
+    twice counts twice, as in rank-bm25.
 ``lucene``
-    bm25s's Lucene variant, ``idf = log(1 + (N - n + 0.5) / (n + 0.5))``.
+    bm25s's Lucene variant: ``idf * tf / (tf + k1 * (1 - b + b * dl / avgdl))`` with
+    ``idf = log(1 + (N - n + 0.5) / (n + 0.5))``, which stays positive in any collection.
+
+On disk an index is a directory: ``params.json`` (format, parameters, the segment list),
+``vocab.json`` (the terms in id order), ``doc_len.npy`` (tokens per row) and one folder per
+segment with ``indptr.npy``, ``rows.npy`` (int32) and ``tf.npy`` (uint16), loadable memory-mapped.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import bm25s
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["BM25Index"]
+__all__ = ["SEGMENT_ROWS", "BM25Index", "top_rows"]
 
 logger = logging.getLogger(__name__)
 
-_FORMAT = 1
+_FORMAT = 2
 _METHODS = ("okapi", "lucene")
+#: Rows per segment of a full build (and the size a merge of small segments stops at).
+SEGMENT_ROWS = 262_144
+#: More segments than this after an update merges the small ones (those under SEGMENT_ROWS / 8).
+MAX_SEGMENTS = 12
+_TF_MAX = np.iinfo(np.uint16).max
+
+IntArray = npt.NDArray[np.int64]
 
 
 def top_rows(
@@ -54,72 +85,241 @@ def top_rows(
     return positive[order].astype(np.int64), cand[order].astype(np.float32)
 
 
+@dataclass(slots=True)
+class _Segment:
+    """Postings of some rows: term ``t``'s rows are ``rows[indptr[t]:indptr[t + 1]]``.
+
+    A segment covers the contiguous rows ``first … first + n_rows - 1``. ``indptr`` covers the
+    terms known when the segment was written; later terms have no postings here. ``source`` is
+    the segment's folder once it has been saved or loaded (its files are then hard-linked).
+    """
+
+    indptr: npt.NDArray[np.int64]
+    rows: npt.NDArray[np.int32]
+    tf: npt.NDArray[np.uint16]
+    first: int
+    n_rows: int
+    source: Path | None = None
+
+    @property
+    def n_terms(self) -> int:
+        return int(self.indptr.shape[0]) - 1
+
+
+def _segment_from_ids(
+    ids: npt.NDArray[np.int64], lens: npt.NDArray[np.int64], first_row: int, n_terms: int
+) -> _Segment:
+    """Postings of rows ``first_row …`` whose token ids are ``ids`` (row after row, ``lens`` each)."""
+    n = int(lens.shape[0])
+    local = np.repeat(np.arange(n, dtype=np.int64), lens)
+    keys, counts = np.unique(ids * n + local, return_counts=True) if ids.size else (ids, ids)
+    terms = keys // max(n, 1)
+    indptr = np.zeros(n_terms + 1, dtype=np.int64)
+    np.cumsum(np.bincount(terms, minlength=n_terms), out=indptr[1:])
+    return _Segment(
+        indptr=indptr,
+        rows=(keys % max(n, 1) + first_row).astype(np.int32),
+        tf=np.minimum(counts, _TF_MAX).astype(np.uint16),
+        first=first_row,
+        n_rows=n,
+    )
+
+
+def _merge(segments: Sequence[_Segment], n_terms: int) -> _Segment:
+    """One segment with the postings of consecutive ``segments`` (rows stay as they are)."""
+    terms = np.concatenate(
+        [np.repeat(np.arange(s.n_terms, dtype=np.int64), np.diff(s.indptr)) for s in segments]
+    )
+    rows = np.concatenate([np.asarray(s.rows) for s in segments])
+    tf = np.concatenate([np.asarray(s.tf) for s in segments])
+    order = np.lexsort((rows, terms))
+    indptr = np.zeros(n_terms + 1, dtype=np.int64)
+    np.cumsum(np.bincount(terms, minlength=n_terms), out=indptr[1:])
+    return _Segment(
+        indptr=indptr,
+        rows=rows[order],
+        tf=tf[order],
+        first=segments[0].first,
+        n_rows=sum(s.n_rows for s in segments),
+    )
+
+
 class BM25Index:
-    """A BM25 index over pre-tokenized chunks; rows are chunk positions ``0..n-1``."""
+    """A BM25 index over pre-tokenized rows ``0..n-1`` (chunks or whole documents)."""
 
     def __init__(
-        self, k1: float = 1.5, b: float = 0.75, method: str = "okapi", epsilon: float = 0.25
+        self,
+        k1: float = 1.5,
+        b: float = 0.75,
+        method: str = "okapi",
+        epsilon: float = 0.25,
+        segment_rows: int = SEGMENT_ROWS,
     ) -> None:
         if method not in _METHODS:
             raise ValueError(f"BM25 method must be one of {_METHODS}, got {method!r}")
         if k1 <= 0 or not 0 <= b <= 1:
             raise ValueError(f"BM25 needs k1 > 0 and 0 <= b <= 1, got k1={k1}, b={b}")
+        if segment_rows < 1:
+            raise ValueError(f"segment_rows must be at least 1, got {segment_rows}")
         self.k1 = k1
         self.b = b
         self.method = method
         self.epsilon = epsilon
-        self._model: bm25s.BM25 | None = None
-        self._n = 0
+        self.segment_rows = segment_rows
+        self._vocab: dict[str, int] = {}
+        self._segments: list[_Segment] = []
+        self._doc_len: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)
+        self._df: npt.NDArray[np.float64] = np.zeros(0, dtype=np.float64)
+        self._knorm: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
+        self._idf_floor = 0.0
 
     @property
     def size(self) -> int:
-        return self._n
+        return int(self._doc_len.shape[0])
 
-    def build(self, corpus_tokens: Sequence[Sequence[str]], show_progress: bool = False) -> None:
-        """Index the token lists; row ``i`` is ``corpus_tokens[i]``."""
-        model = bm25s.BM25(
-            k1=self.k1,
-            b=self.b,
-            method="robertson" if self.method == "okapi" else "lucene",
-            idf_method="lucene",
-        )
-        self._n = len(corpus_tokens)
-        if self._n == 0:
-            self._model = None
-            return
-        # bm25s needs at least one token per document; an empty chunk gets a token no query has.
-        docs = [list(toks) if toks else ["\x00"] for toks in corpus_tokens]
-        model.index(docs, show_progress=show_progress)
-        if self.method == "okapi":
-            self._to_okapi(model)
-        self._model = model
+    @property
+    def n_segments(self) -> int:
+        return len(self._segments)
 
-    def _to_okapi(self, model: bm25s.BM25) -> None:
-        """Rescale each term's column from the Lucene idf to rank-bm25's Okapi idf × (k1 + 1)."""
-        indptr = np.asarray(model.scores["indptr"], dtype=np.int64)
-        df = np.diff(indptr).astype(np.float64)
-        n = float(model.scores["num_docs"])
-        lucene = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
-        okapi = np.log(n - df + 0.5) - np.log(df + 0.5)
-        mean_idf = float(okapi.mean()) if okapi.size else 0.0
-        # rank-bm25 floors negative idfs at epsilon * mean idf; in a tiny corpus that mean is itself
-        # negative (every term is in "more than half" of one or two chunks), and rank-bm25 then
-        # scores every match below zero. There the floor is epsilon, as if the mean idf were 1.
-        okapi[okapi < 0] = self.epsilon * (mean_idf if mean_idf > 0 else 1.0)
-        factor = np.divide(okapi * (self.k1 + 1.0), lucene, out=np.zeros_like(okapi), where=lucene > 0)
-        data = np.asarray(model.scores["data"], dtype=np.float64) * np.repeat(factor, np.diff(indptr))
-        model.scores["data"] = data.astype(model.scores["data"].dtype)
+    @property
+    def vocabulary_size(self) -> int:
+        return len(self._vocab)
 
+    # -- building and updating ---------------------------------------------------------------
+    def build(self, corpus_tokens: Iterable[Sequence[str]], show_progress: bool = False) -> None:
+        """Index the token lists; row ``i`` is the ``i``-th list."""
+        self._vocab = {}
+        self._segments = []
+        self._doc_len = np.zeros(0, dtype=np.int32)
+        self._append(corpus_tokens)
+
+    def extend(self, corpus_tokens: Iterable[Sequence[str]]) -> None:
+        """Append rows ``size, size + 1, …`` as new segment(s); nothing already indexed is rewritten."""
+        self._append(corpus_tokens)
+        if len(self._segments) > MAX_SEGMENTS:
+            # merge the trailing run of small segments (the ones updates leave behind)
+            start = len(self._segments)
+            while start > 0 and self._segments[start - 1].n_rows < self.segment_rows // 8:
+                start -= 1
+            if len(self._segments) - start > 1:
+                tail = self._segments[start:]
+                self._segments = [*self._segments[:start], _merge(tail, len(self._vocab))]
+                logger.debug("merged %d small BM25 segments", len(tail))
+
+    def _append(self, corpus_tokens: Iterable[Sequence[str]]) -> None:
+        vocab = self._vocab
+        setdefault = vocab.setdefault
+        lens_all: list[npt.NDArray[np.int32]] = [self._doc_len]
+        first = self.size
+        block: list[Sequence[str]] = []
+
+        def flush() -> None:
+            nonlocal first
+            if not block:
+                return
+            lens = np.fromiter((len(t) for t in block), dtype=np.int64, count=len(block))
+            total = int(lens.sum())
+            ids = np.fromiter(
+                (setdefault(tok, len(vocab)) for toks in block for tok in toks), dtype=np.int64, count=total
+            )
+            self._segments.append(_segment_from_ids(ids, lens, first, len(vocab)))
+            lens_all.append(lens.astype(np.int32))
+            first += len(block)
+            block.clear()
+
+        for toks in corpus_tokens:
+            block.append(toks)
+            if len(block) >= self.segment_rows:
+                flush()
+        flush()
+        self._doc_len = np.concatenate(lens_all) if len(lens_all) > 1 else self._doc_len
+        self._refresh()
+
+    def drop_rows(self, keep: npt.NDArray[np.bool_]) -> None:
+        """Delete the rows where ``keep`` is false; the others are renumbered in order."""
+        keep = np.asarray(keep, dtype=bool)
+        if keep.shape != (self.size,):
+            raise ValueError(f"keep mask has shape {keep.shape}, the index has {self.size} rows")
+        before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])  # kept rows before row i
+        segments: list[_Segment] = []
+        for seg in self._segments:
+            first = int(before[seg.first])
+            n_rows = int(before[seg.first + seg.n_rows]) - first
+            if n_rows == 0:
+                continue
+            if first == seg.first and n_rows == seg.n_rows:
+                segments.append(seg)  # untouched: same rows, same numbers
+                continue
+            if n_rows == seg.n_rows:  # nothing deleted inside: the rows only move down
+                shifted = (np.asarray(seg.rows) - (seg.first - first)).astype(np.int32)
+                segments.append(_Segment(seg.indptr, shifted, seg.tf, first, n_rows))
+                continue
+            rows = np.asarray(seg.rows)
+            live = keep[rows]
+            counts = np.concatenate([[0], np.cumsum(live, dtype=np.int64)])
+            segments.append(
+                _Segment(
+                    indptr=counts[np.asarray(seg.indptr)],
+                    rows=before[rows[live]].astype(np.int32),
+                    tf=np.asarray(seg.tf)[live],
+                    first=first,
+                    n_rows=n_rows,
+                )
+            )
+        self._segments = segments
+        self._doc_len = np.asarray(self._doc_len)[keep]
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Recompute the index-wide statistics after a change."""
+        n_terms = len(self._vocab)
+        df = np.zeros(n_terms, dtype=np.int64)
+        for seg in self._segments:
+            df[: seg.n_terms] += np.diff(seg.indptr)
+        self._df = df.astype(np.float64)
+        n = float(self.size)
+        dl = np.asarray(self._doc_len, dtype=np.float64)
+        avgdl = float(dl.mean()) if dl.size else 0.0
+        if avgdl > 0:
+            self._knorm = (self.k1 * (1.0 - self.b + self.b * dl / avgdl)).astype(np.float32)
+        else:
+            self._knorm = np.full(dl.shape, self.k1, dtype=np.float32)
+        present = self._df[self._df > 0]
+        if self.method == "okapi" and present.size:
+            mean_idf = float((np.log(n - present + 0.5) - np.log(present + 0.5)).mean())
+            # rank-bm25 floors negative idfs at epsilon * mean idf; in a tiny corpus that mean is
+            # itself negative and rank-bm25 scores every match below zero: there the floor is epsilon.
+            self._idf_floor = self.epsilon * (mean_idf if mean_idf > 0 else 1.0)
+        else:
+            self._idf_floor = 0.0
+
+    def _idf(self, df: float) -> float:
+        n = float(self.size)
+        if self.method == "lucene":
+            return float(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))
+        idf = float(np.log(n - df + 0.5) - np.log(df + 0.5))
+        return idf if idf >= 0 else self._idf_floor
+
+    # -- scoring -----------------------------------------------------------------------------
     def scores(self, query_tokens: Sequence[str]) -> npt.NDArray[np.float32]:
         """BM25 score of every row for the query (zeros when no query token is indexed)."""
-        if self._model is None:
-            return np.zeros(self._n, dtype=np.float32)
-        known = [t for t in query_tokens if t in self._model.vocab_dict]
-        if not known:
-            return np.zeros(self._n, dtype=np.float32)
-        ids = self._model.get_tokens_ids(known)
-        raw = self._model.get_scores_from_ids(ids)
-        return np.asarray(raw, dtype=np.float32)
+        acc = np.zeros(self.size, dtype=np.float32)
+        scale = self.k1 + 1.0 if self.method == "okapi" else 1.0
+        for term, count in Counter(query_tokens).items():
+            tid = self._vocab.get(term)
+            if tid is None or self._df[tid] <= 0:
+                continue
+            weight = np.float32(self._idf(float(self._df[tid])) * scale * count)
+            for seg in self._segments:
+                if tid >= seg.n_terms:
+                    continue
+                lo, hi = int(seg.indptr[tid]), int(seg.indptr[tid + 1])
+                if lo == hi:
+                    continue
+                rows = seg.rows[lo:hi]
+                tf = seg.tf[lo:hi].astype(np.float32)
+                acc[rows] += weight * tf / (tf + self._knorm[rows])
+        return acc
 
     def top_k(
         self,
@@ -136,18 +336,42 @@ class BM25Index:
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, directory: Path) -> None:
+        """Write the index to ``directory``; segments that are already on disk are hard-linked."""
         directory.mkdir(parents=True, exist_ok=True)
+        names: list[dict[str, Any]] = []
+        for i, seg in enumerate(self._segments):
+            name = f"seg-{i:04d}"
+            target = directory / name
+            if target.exists():
+                shutil.rmtree(target)
+            target.mkdir()
+            arrays = {"indptr.npy": seg.indptr, "rows.npy": seg.rows, "tf.npy": seg.tf}
+            for fname, arr in arrays.items():
+                src = seg.source / fname if seg.source is not None else None
+                if src is not None and src.is_file() and _link(src, target / fname):
+                    continue
+                np.save(target / fname, np.ascontiguousarray(arr))
+            names.append(
+                {"name": name, "first": seg.first, "rows": seg.n_rows, "postings": int(seg.rows.shape[0])}
+            )
+        np.save(directory / "doc_len.npy", np.ascontiguousarray(self._doc_len, dtype=np.int32))
+        (directory / "vocab.json").write_text(
+            json.dumps(list(self._vocab), ensure_ascii=False), encoding="utf-8"
+        )
         params: dict[str, Any] = {
             "format": _FORMAT,
             "k1": self.k1,
             "b": self.b,
             "method": self.method,
             "epsilon": self.epsilon,
-            "n": self._n,
+            "segment_rows": self.segment_rows,
+            "n": self.size,
+            "vocabulary": len(self._vocab),
+            "segments": names,
         }
-        if self._model is not None:
-            self._model.save(str(directory / "bm25s"))
         (directory / "params.json").write_text(json.dumps(params, indent=2), encoding="utf-8")
+        for i, seg in enumerate(self._segments):
+            seg.source = directory / names[i]["name"]
 
     @classmethod
     def load(cls, directory: Path, mmap: bool = False) -> BM25Index:
@@ -164,8 +388,34 @@ class BM25Index:
             b=float(params["b"]),
             method=str(params["method"]),
             epsilon=float(params["epsilon"]),
+            segment_rows=int(params.get("segment_rows", SEGMENT_ROWS)),
         )
-        index._n = int(params["n"])
-        if index._n:
-            index._model = bm25s.BM25.load(str(directory / "bm25s"), mmap=mmap)
+        mode: Literal["r"] | None = "r" if mmap else None
+        terms = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
+        index._vocab = {t: i for i, t in enumerate(terms)}
+        index._doc_len = np.load(directory / "doc_len.npy")
+        for entry in params["segments"]:
+            folder = directory / entry["name"]
+            index._segments.append(
+                _Segment(
+                    indptr=np.load(folder / "indptr.npy"),
+                    rows=np.load(folder / "rows.npy", mmap_mode=mode),
+                    tf=np.load(folder / "tf.npy", mmap_mode=mode),
+                    first=int(entry["first"]),
+                    n_rows=int(entry["rows"]),
+                    source=folder,
+                )
+            )
+        if index.size != int(params["n"]):
+            raise ValueError(f"BM25 index in {directory} is damaged (row count); rebuild the index")
+        index._refresh()
         return index
+
+
+def _link(src: Path, dst: Path) -> bool:
+    """Hard-link ``src`` to ``dst`` (segments are immutable); False where links are unsupported."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        return False
+    return True

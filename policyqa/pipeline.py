@@ -177,15 +177,20 @@ def _write_generation(
     try:
         store_path = workdir / "store.sqlite"
         kept_rows: list[int] = []
+        kept_docs: list[int] = []
+        old_ids: list[str] = []
+        old_chunk_count = 0
         appended_only = False
         if base is not None:
             old_store = ChunkStore(base / "store.sqlite", readonly=True)
             try:
                 old_ids = old_store.doc_ids()
+                old_chunk_count = old_store.count_chunks()
                 appended_only = not (drop_ids & set(old_ids))
+                kept_docs = [i for i, d in enumerate(old_ids) if d not in drop_ids]
                 if appended_only:
                     # nothing removed: the rows keep their numbers, so the file is copied as it is
-                    kept_rows = list(range(old_store.count_chunks()))
+                    kept_rows = list(range(old_chunk_count))
                 else:
                     kept_rows = old_store.rows_of([d for d in old_ids if d not in drop_ids])
             finally:
@@ -225,14 +230,19 @@ def _write_generation(
         store.commit()
         stage["tokenize_s"] = time.perf_counter() - t
 
-        # BM25 over all rows (cheap: tokens are stored)
+        # BM25: the base generation's segments minus removed rows, plus a segment of the new rows
+        # (scores stay equal to a full rebuild's, see policyqa.index.bm25)
         t = time.perf_counter()
-        bm25 = BM25Index(k1=settings.bm25_k1, b=settings.bm25_b, method=settings.bm25_method)
-        bm25.build(list(store.iter_tokens()), show_progress=False)
+        new_chunk_tokens = [x.split(" ") if x else [] for x in joined[: len(new_texts)]]
+        new_doc_tokens = [x.split(" ") if x else [] for x in joined[len(new_texts) :]]
+        bm25 = _updated_bm25(
+            base, "bm25", settings.bm25_method, settings, store, kept_rows, old_chunk_count, new_chunk_tokens
+        )
         bm25.save(workdir / "bm25")
         # whole documents: Lucene idf, which stays positive in collections of a handful of documents
-        doc_bm25 = BM25Index(k1=settings.bm25_k1, b=settings.bm25_b, method="lucene")
-        doc_bm25.build(list(store.iter_doc_tokens()), show_progress=False)
+        doc_bm25 = _updated_bm25(
+            base, "bm25_docs", "lucene", settings, store, kept_docs, len(old_ids), new_doc_tokens
+        )
         doc_bm25.save(workdir / "bm25_docs")
         stage["bm25_s"] = time.perf_counter() - t
 
@@ -303,6 +313,60 @@ def _write_generation(
         manifest["build_seconds"],
     )
     return manifest
+
+
+def _updated_bm25(
+    base: Path | None,
+    name: str,
+    method: str,
+    settings: Settings,
+    store: ChunkStore,
+    kept: Sequence[int],
+    old_count: int,
+    new_tokens: Sequence[Sequence[str]],
+) -> BM25Index:
+    """The BM25 index ``name`` of the new generation: the base's minus dropped rows, plus new rows.
+
+    An index written by an older policyqa (another BM25 format) is rebuilt from the tokens the
+    store keeps, so updating it still works.
+    """
+    if base is not None:
+        try:
+            index = BM25Index.load(base / name, mmap=True)
+        except (ValueError, FileNotFoundError, KeyError) as exc:
+            logger.info("rebuilding %s from the stored tokens (%s)", name, exc)
+        else:
+            if len(kept) != old_count:
+                keep = np.zeros(old_count, dtype=bool)
+                keep[np.asarray(kept, dtype=np.int64)] = True
+                index.drop_rows(keep)
+            index.extend(new_tokens)
+            return index
+    index = BM25Index(k1=settings.bm25_k1, b=settings.bm25_b, method=method)
+    if base is None:
+        index.build(new_tokens)
+    else:
+        index.build(list(store.iter_tokens() if name == "bm25" else store.iter_doc_tokens()))
+    return index
+
+
+def _load_bm25(
+    gen: Path, name: str, method: str, settings: Settings, store: ChunkStore, mmap: bool
+) -> BM25Index:
+    """Load a generation's BM25 index; one in an older format is rebuilt in memory from the store."""
+    try:
+        return BM25Index.load(gen / name, mmap=mmap)
+    except ValueError as exc:
+        logger.warning(
+            "%s/%s was written by an older policyqa: rebuilt in memory from the stored tokens "
+            "(the next `policyqa index` on it stores the new format)",
+            gen,
+            name,
+        )
+        logger.debug("BM25 load error: %s", exc)
+    index = BM25Index(k1=settings.bm25_k1, b=settings.bm25_b, method=method)
+    index.build(list(store.iter_tokens() if name == "bm25" else store.iter_doc_tokens()))
+    return index
 
 
 def build_index(
@@ -455,7 +519,9 @@ def open_index(
             f"({manifest['model']['name']}), the encoder gives {encoder.dim}; rebuild the index"
         )
     store = ChunkStore(gen / "store.sqlite", readonly=True)
-    bm25 = BM25Index.load(gen / "bm25", mmap=mmap)
+    bm25 = _load_bm25(
+        gen, "bm25", str(manifest.get("bm25", {}).get("method", "okapi")), settings, store, mmap
+    )
     dense = DenseIndex.load(gen / "dense", mmap=mmap, nprobe=settings.ann_nprobe)
-    doc_bm25 = BM25Index.load(gen / "bm25_docs", mmap=mmap)
+    doc_bm25 = _load_bm25(gen, "bm25_docs", "lucene", settings, store, mmap)
     return Index(Path(index_dir), gen, manifest, settings, store, bm25, dense, tokenizer, encoder, doc_bm25)

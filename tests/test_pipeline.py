@@ -140,3 +140,30 @@ def test_dimension_mismatch_is_refused(settings: Settings) -> None:
     )
     with pytest.raises(IndexVersionError, match="dimensional"):
         open_index(settings.index_dir, settings, encoder=HashingEncoder(dim=64))
+
+
+def test_updates_give_the_scores_of_a_full_rebuild(settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """add (new and replacing) and delete touch only new rows, yet BM25 equals a fresh build."""
+    enc = HashingEncoder()
+    docs = fixture_documents()
+    build_index(docs[:6], settings.index_dir, settings, show_progress=False, encoder=enc)
+    add_documents(docs[6:], settings.index_dir, settings, show_progress=False, encoder=enc)
+    changed = Document(id=docs[2].id, title="市南区招商", text="市南区将引进总部型企业三十家，主攻航运金融。")
+    add_documents([changed, NEW_DOC], settings.index_dir, settings, show_progress=False, encoder=enc)
+    delete_documents([docs[4].id], settings.index_dir, settings, encoder=enc)
+    final = [changed if d.id == changed.id else d for d in docs if d.id != docs[4].id]
+    final = [d for d in final if d.id != changed.id] + [changed, NEW_DOC]
+    fresh = settings.model_copy(update={"index_dir": tmp_path / "fresh"})
+    build_index(final, fresh.index_dir, fresh, show_progress=False, encoder=enc)
+    with (
+        open_index(settings.index_dir, settings, encoder=enc) as upd,
+        open_index(fresh.index_dir, fresh, encoder=enc) as ref,
+    ):
+        assert upd.store.doc_ids() == ref.store.doc_ids()
+        for q in ["稳岗返还", "惠企政策免申即享", "市南区 总部型企业", "没有的词"]:
+            toks = upd.tokenizer.tokenize(q)
+            np.testing.assert_allclose(upd.bm25.scores(toks), ref.bm25.scores(toks), rtol=1e-6, atol=1e-7)
+            assert upd.doc_bm25 is not None and ref.doc_bm25 is not None
+            np.testing.assert_allclose(
+                upd.doc_bm25.scores(toks), ref.doc_bm25.scores(toks), rtol=1e-6, atol=1e-7
+            )

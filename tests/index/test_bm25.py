@@ -82,3 +82,76 @@ def test_a_single_chunk_corpus_still_matches() -> None:
     idx.build([["稳岗", "返还", "比例"]])
     rows, scores = idx.top_k(["稳岗"], 5)
     assert rows.tolist() == [0] and scores[0] > 0
+
+
+# -- segments: updates give exactly the scores of a full rebuild ---------------------------------
+def _queries() -> list[list[str]]:
+    tok = ChineseTokenizer()
+    return [tok.tokenize(q) for _, q, _ in fixture_queries()] + [["企业", "企业", "税"]]
+
+
+@pytest.mark.parametrize("method", ["okapi", "lucene"])
+def test_extend_equals_a_rebuild(corpus_tokens: list[list[str]], method: str) -> None:
+    grown = BM25Index(method=method, segment_rows=3)
+    grown.build(corpus_tokens[:4])
+    grown.extend(corpus_tokens[4:7])
+    grown.extend(corpus_tokens[7:])
+    assert grown.n_segments > 2 and grown.size == len(corpus_tokens)
+    full = BM25Index(method=method)
+    full.build(corpus_tokens)
+    for q in _queries():
+        np.testing.assert_allclose(grown.scores(q), full.scores(q), rtol=1e-6, atol=1e-7)
+
+
+def test_drop_rows_equals_a_rebuild(corpus_tokens: list[list[str]]) -> None:
+    idx = BM25Index(segment_rows=4)
+    idx.build(corpus_tokens)
+    keep = np.ones(len(corpus_tokens), dtype=bool)
+    keep[[0, 5, len(corpus_tokens) - 1]] = False  # first segment, a middle one, the last row
+    idx.drop_rows(keep)
+    full = BM25Index()
+    full.build([t for t, k in zip(corpus_tokens, keep, strict=True) if k])
+    ref = BM25Okapi([t for t, k in zip(corpus_tokens, keep, strict=True) if k])
+    for q in _queries():
+        np.testing.assert_allclose(idx.scores(q), full.scores(q), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(idx.scores(q), ref.get_scores(q), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="keep mask"):
+        idx.drop_rows(np.ones(3, dtype=bool))
+
+
+def test_small_segments_are_merged(corpus_tokens: list[list[str]]) -> None:
+    idx = BM25Index(segment_rows=64)
+    idx.build(corpus_tokens[:2])
+    for toks in corpus_tokens[2:]:
+        idx.extend([toks])
+    assert idx.n_segments <= 13
+    full = BM25Index()
+    full.build(corpus_tokens)
+    for q in _queries():
+        np.testing.assert_allclose(idx.scores(q), full.scores(q), rtol=1e-6, atol=1e-7)
+
+
+def test_saved_segments_are_linked_into_the_next_save(tmp_path, corpus_tokens: list[list[str]]) -> None:  # type: ignore[no-untyped-def]
+    idx = BM25Index(segment_rows=5)
+    idx.build(corpus_tokens[:10])
+    idx.save(tmp_path / "gen1")
+    loaded = BM25Index.load(tmp_path / "gen1", mmap=True)
+    loaded.extend(corpus_tokens[10:])
+    loaded.save(tmp_path / "gen2")
+    first = tmp_path / "gen1" / "seg-0000" / "rows.npy"
+    again = tmp_path / "gen2" / "seg-0000" / "rows.npy"
+    assert first.stat().st_ino == again.stat().st_ino  # not rewritten
+    reread = BM25Index.load(tmp_path / "gen2")
+    full = BM25Index()
+    full.build(corpus_tokens)
+    for q in _queries():
+        np.testing.assert_allclose(reread.scores(q), full.scores(q), rtol=1e-6, atol=1e-7)
+
+
+def test_empty_rows_and_an_empty_index() -> None:
+    idx = BM25Index()
+    idx.build([])
+    assert idx.size == 0 and idx.scores(["a"]).shape == (0,)
+    idx.extend([[], ["a", "b"], []])
+    ref = BM25Okapi([[], ["a", "b"], []])
+    np.testing.assert_allclose(idx.scores(["a"]), ref.get_scores(["a"]), rtol=1e-5)
