@@ -337,6 +337,7 @@ class ScaleConfig:
     noise: float = 0.35
     seed: int = 0
     max_build_gb: float = 16.0
+    reuse: bool = False
     settings_overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -597,7 +598,14 @@ def run_scale(
                 "settings": _settings_spec(settings, config.settings_overrides),
             }
             load_before = list(os.getloadavg())
-            build = _run_child("build", spec, work, config.max_build_gb)
+            saved = work / f"build-{size}.json"
+            if config.reuse and saved.is_file() and (work / f"index-{size}" / "CURRENT").is_file():
+                build = json.loads(saved.read_text(encoding="utf-8"))
+                logger.info("size %d: reusing the index built %s", size, build.get("created", "earlier"))
+            else:
+                build = _run_child("build", spec, work, config.max_build_gb)
+                build["created"] = datetime.now(UTC).isoformat(timespec="seconds")
+                saved.write_text(json.dumps(build, ensure_ascii=False, indent=2), encoding="utf-8")
             serve = _run_child("serve", spec, work, None)
             entry: dict[str, Any] = {
                 "chunks": build["chunks"],
@@ -617,6 +625,7 @@ def run_scale(
                 "n_queries": serve["n_queries"],
                 "sampled_vectors": build["sampled_vectors"],
                 "loadavg": {"before": load_before, "during_serve": serve["loadavg_during"]},
+                "built": build.get("created"),
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
             }
             results["sizes"][str(size)] = entry

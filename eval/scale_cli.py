@@ -84,6 +84,11 @@ def add_bench_scale_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--keep", action="store_true", help="keep the built indexes")
     parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --workdir: measure an index a previous --keep run built there instead of rebuilding it",
+    )
+    parser.add_argument(
         "--max-build-gb", type=float, default=16.0, metavar="G", help="stop a build above this RSS (16)"
     )
     return parser
@@ -111,6 +116,12 @@ def run_bench_scale_command(args: argparse.Namespace, settings: Settings) -> int
     if not Path(args.corpus).is_dir():
         print(f"policyqa bench-scale: error: --corpus {args.corpus}: no such folder", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.reuse and args.workdir is None:
+        print(
+            "policyqa bench-scale: error: --reuse needs --workdir (where the kept indexes are)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     if args.queries < 1 or args.sample < 2:
         print("policyqa bench-scale: error: --queries must be >= 1 and --sample >= 2", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -123,6 +134,7 @@ def run_bench_scale_command(args: argparse.Namespace, settings: Settings) -> int
         sample=int(args.sample),
         embed_max=int(args.embed_max),
         max_build_gb=float(args.max_build_gb),
+        reuse=bool(args.reuse),
     )
 
     def progress(size: int, entry: dict[str, Any]) -> None:

@@ -41,6 +41,7 @@ import json
 import logging
 import os
 import shutil
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -207,29 +208,31 @@ class BM25Index:
                 logger.debug("merged %d small BM25 segments", len(tail))
 
     def _append(self, corpus_tokens: Iterable[Sequence[str]]) -> None:
+        # token ids go straight into a compact array, so a block of rows never holds its tokens
+        # as Python lists (at 1M chunks those would take gigabytes)
         vocab = self._vocab
         setdefault = vocab.setdefault
         lens_all: list[npt.NDArray[np.int32]] = [self._doc_len]
         first = self.size
-        block: list[Sequence[str]] = []
+        ids: array[int] = array("q")
+        lens: array[int] = array("q")
 
         def flush() -> None:
-            nonlocal first
-            if not block:
+            nonlocal first, ids, lens
+            if not lens:
                 return
-            lens = np.fromiter((len(t) for t in block), dtype=np.int64, count=len(block))
-            total = int(lens.sum())
-            ids = np.fromiter(
-                (setdefault(tok, len(vocab)) for toks in block for tok in toks), dtype=np.int64, count=total
+            lens_np = np.frombuffer(lens, dtype=np.int64)
+            self._segments.append(
+                _segment_from_ids(np.frombuffer(ids, dtype=np.int64), lens_np, first, len(vocab))
             )
-            self._segments.append(_segment_from_ids(ids, lens, first, len(vocab)))
-            lens_all.append(lens.astype(np.int32))
-            first += len(block)
-            block.clear()
+            lens_all.append(lens_np.astype(np.int32))
+            first += len(lens)
+            ids, lens = array("q"), array("q")
 
         for toks in corpus_tokens:
-            block.append(toks)
-            if len(block) >= self.segment_rows:
+            ids.extend([setdefault(tok, len(vocab)) for tok in toks])
+            lens.append(len(toks))
+            if len(lens) >= self.segment_rows:
                 flush()
         flush()
         self._doc_len = np.concatenate(lens_all) if len(lens_all) > 1 else self._doc_len

@@ -88,10 +88,12 @@ def _build_parser() -> argparse.ArgumentParser:
     from policyqa.api.cli import add_serve_parser
     from policyqa.ask_cli import add_ask_parser
     from policyqa.eval.cli import add_eval_parser
+    from policyqa.eval.scale_cli import add_bench_scale_parser
 
     add_ask_parser(sub)
     add_serve_parser(sub)
     add_eval_parser(sub)
+    add_bench_scale_parser(sub)
     return parser
 
 
@@ -273,6 +275,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from policyqa.ask_cli import run_ask_command
 
             return int(run_ask_command(args, settings))
+        if args.command == "bench-scale":
+            from policyqa.eval.scale_cli import run_bench_scale_command
+
+            return int(run_bench_scale_command(args, settings))
         if args.command == "serve":
             from policyqa.api.cli import run_serve_command
 

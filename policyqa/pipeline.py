@@ -233,8 +233,9 @@ def _write_generation(
         # BM25: the base generation's segments minus removed rows, plus a segment of the new rows
         # (scores stay equal to a full rebuild's, see policyqa.index.bm25)
         t = time.perf_counter()
-        new_chunk_tokens = [x.split(" ") if x else [] for x in joined[: len(new_texts)]]
-        new_doc_tokens = [x.split(" ") if x else [] for x in joined[len(new_texts) :]]
+        n_new = len(new_texts)
+        new_chunk_tokens = (joined[i].split(" ") if joined[i] else [] for i in range(n_new))
+        new_doc_tokens = (joined[i].split(" ") if joined[i] else [] for i in range(n_new, len(joined)))
         bm25 = _updated_bm25(
             base, "bm25", settings.bm25_method, settings, store, kept_rows, old_chunk_count, new_chunk_tokens
         )
@@ -323,7 +324,7 @@ def _updated_bm25(
     store: ChunkStore,
     kept: Sequence[int],
     old_count: int,
-    new_tokens: Sequence[Sequence[str]],
+    new_tokens: Iterable[Sequence[str]],
 ) -> BM25Index:
     """The BM25 index ``name`` of the new generation: the base's minus dropped rows, plus new rows.
 
