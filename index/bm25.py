@@ -43,7 +43,7 @@ import os
 import shutil
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -62,6 +62,13 @@ SEGMENT_ROWS = 262_144
 #: More segments than this after an update merges the small ones (those under SEGMENT_ROWS / 8).
 MAX_SEGMENTS = 12
 _TF_MAX = np.iinfo(np.uint16).max
+#: Top-k pruning applies from this many rows and query postings on (below, scoring all is cheap).
+PRUNE_MIN_ROWS = 50_000
+PRUNE_MIN_POSTINGS = 100_000
+#: A query term is "common" (set aside by the pruning) when it is in this share of the rows.
+PRUNE_COMMON_SHARE = 0.02
+#: Rows whose exact score the pruning computes before it checks its bound.
+PRUNE_CANDIDATES = 2_000
 
 IntArray = npt.NDArray[np.int64]
 
@@ -304,24 +311,53 @@ class BM25Index:
         return idf if idf >= 0 else self._idf_floor
 
     # -- scoring -----------------------------------------------------------------------------
-    def scores(self, query_tokens: Sequence[str]) -> npt.NDArray[np.float32]:
-        """BM25 score of every row for the query (zeros when no query token is indexed)."""
-        acc = np.zeros(self.size, dtype=np.float32)
+    def _weights(self, query_tokens: Sequence[str]) -> list[tuple[int, np.float32]]:
+        """(term id, weight) of the indexed query terms, in query order; a repeated term weighs more."""
         scale = self.k1 + 1.0 if self.method == "okapi" else 1.0
+        out: list[tuple[int, np.float32]] = []
         for term, count in Counter(query_tokens).items():
             tid = self._vocab.get(term)
             if tid is None or self._df[tid] <= 0:
                 continue
-            weight = np.float32(self._idf(float(self._df[tid])) * scale * count)
-            for seg in self._segments:
-                if tid >= seg.n_terms:
-                    continue
+            out.append((tid, np.float32(self._idf(float(self._df[tid])) * scale * count)))
+        return out
+
+    def _postings(self, tid: int) -> Iterator[tuple[npt.NDArray[np.int32], npt.NDArray[np.uint16]]]:
+        for seg in self._segments:
+            if tid < seg.n_terms:
                 lo, hi = int(seg.indptr[tid]), int(seg.indptr[tid + 1])
-                if lo == hi:
-                    continue
-                rows = seg.rows[lo:hi]
-                tf = seg.tf[lo:hi].astype(np.float32)
+                if lo < hi:
+                    yield seg.rows[lo:hi], seg.tf[lo:hi]
+
+    def scores(self, query_tokens: Sequence[str]) -> npt.NDArray[np.float32]:
+        """BM25 score of every row for the query (zeros when no query token is indexed)."""
+        acc = np.zeros(self.size, dtype=np.float32)
+        for tid, weight in self._weights(query_tokens):
+            for rows, tf_raw in self._postings(tid):
+                tf = tf_raw.astype(np.float32)
                 acc[rows] += weight * tf / (tf + self._knorm[rows])
+        return acc
+
+    def score_rows(
+        self, query_tokens: Sequence[str], rows: Sequence[int] | IntArray
+    ) -> npt.NDArray[np.float32]:
+        """The scores of ``rows`` only, equal to ``scores(query_tokens)[rows]`` bit for bit.
+
+        Each term's postings are sorted by row, so a row's term frequency is a binary search away.
+        """
+        want = np.asarray(rows, dtype=np.int64)
+        acc = np.zeros(want.shape[0], dtype=np.float32)
+        if want.size == 0:
+            return acc
+        knorm = self._knorm[want]
+        for tid, weight in self._weights(query_tokens):
+            for posting_rows, tf_raw in self._postings(tid):
+                pos = np.searchsorted(posting_rows, want)
+                pos[pos >= posting_rows.shape[0]] = 0
+                hit = np.flatnonzero(posting_rows[pos] == want)
+                if hit.size:
+                    tf = tf_raw[pos[hit]].astype(np.float32)
+                    acc[hit] += weight * tf / (tf + knorm[hit])
         return acc
 
     def top_k(
@@ -333,9 +369,69 @@ class BM25Index:
         """Rows and scores of the ``k`` best rows with a positive score.
 
         ``mask`` (a boolean array over rows) restricts the candidates before the cut. Ties are
-        broken by row number, so results are deterministic.
+        broken by row number, so results are deterministic. The result always equals
+        ``top_rows(scores(query_tokens), k, mask)``; in large indexes it is found without
+        scoring every posting of the query's most common terms (:meth:`_pruned_top_k`).
         """
+        if k > 0 and self.size >= PRUNE_MIN_ROWS:
+            found = self._pruned_top_k(query_tokens, k, mask)
+            if found is not None:
+                return found
         return top_rows(self.scores(query_tokens), k, mask)
+
+    def _pruned_top_k(
+        self, query_tokens: Sequence[str], k: int, mask: npt.NDArray[np.bool_] | None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None:
+        """MaxScore-style top k (Turtle & Flood, 1995), or None when it cannot prove its answer.
+
+        A term adds less than its weight to any row (``tf / (tf + norm) < 1``). The most common
+        query terms, whose weights sum to at most a third of the query's, are set aside; the rest
+        are scored over all rows; the best ``PRUNE_CANDIDATES`` rows by that partial score get
+        their exact score (:meth:`score_rows`), and the ``k``-th of those, ``theta``, is compared
+        with what any other row could reach: its partial score (at most the last candidate's)
+        plus the set-aside weights. Only when that bound is below ``theta`` is the answer returned;
+        otherwise the caller scores every posting.
+        """
+        weights = self._weights(query_tokens)
+        if len(weights) < 2:
+            return None
+        df = {tid: float(self._df[tid]) for tid, _ in weights}
+        if sum(df.values()) < PRUNE_MIN_POSTINGS:
+            return None
+        total = float(sum(w for _, w in weights))
+        common: set[int] = set()
+        budget = 0.0
+        for tid, w in sorted(weights, key=lambda tw: -df[tw[0]]):
+            if budget + float(w) > total / 3.0 or df[tid] < self.size * PRUNE_COMMON_SHARE:
+                break
+            common.add(tid)
+            budget += float(w)
+        if not common:
+            return None
+        partial = np.zeros(self.size, dtype=np.float32)
+        for tid, weight in weights:
+            if tid in common:
+                continue
+            for rows, tf_raw in self._postings(tid):
+                tf = tf_raw.astype(np.float32)
+                partial[rows] += weight * tf / (tf + self._knorm[rows])
+        if mask is not None:
+            partial = np.where(mask, partial, np.float32(0))
+        n_cand = max(PRUNE_CANDIDATES, 4 * k)
+        cand, cand_partial = top_rows(partial, n_cand)
+        if cand.size == 0:
+            return None
+        exact = self.score_rows(query_tokens, cand)
+        order = np.lexsort((cand, -exact))[:k]
+        if order.size < k:  # rows with only common terms would make up the rest: not provable
+            return None
+        theta = float(exact[order[-1]])
+        # any other row: its partial score is at most the last candidate's (0 when every row
+        # with a partial score is a candidate), plus at most the set-aside weights
+        rest = float(cand_partial[-1]) if cand.size == n_cand else 0.0
+        if (rest + budget) * (1.0 + 1e-5) >= theta:
+            return None
+        return cand[order].astype(np.int64), exact[order].astype(np.float32)
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, directory: Path) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-from policyqa.index.bm25 import BM25Index
+from policyqa.index.bm25 import BM25Index, top_rows
 from policyqa.index.tokenizer import ChineseTokenizer
 from tests.helpers import fixture_documents, fixture_queries
 
@@ -155,3 +155,56 @@ def test_empty_rows_and_an_empty_index() -> None:
     idx.extend([[], ["a", "b"], []])
     ref = BM25Okapi([[], ["a", "b"], []])
     np.testing.assert_allclose(idx.scores(["a"]), ref.get_scores(["a"]), rtol=1e-5)
+
+
+# -- top-k pruning: the same answer as scoring every posting -------------------------------------
+def _zipf_corpus(n_rows: int, seed: int = 0) -> list[list[str]]:
+    rng = np.random.default_rng(seed)
+    vocab = [f"t{i}" for i in range(3000)]
+    p = 1.0 / np.arange(1, len(vocab) + 1)
+    p /= p.sum()
+    lens = rng.integers(5, 60, n_rows)
+    return [[vocab[j] for j in rng.choice(len(vocab), size=int(n), p=p)] for n in lens]
+
+
+def test_pruned_top_k_equals_full_scoring(monkeypatch: pytest.MonkeyPatch) -> None:
+    import policyqa.index.bm25 as mod
+
+    monkeypatch.setattr(mod, "PRUNE_MIN_ROWS", 100)
+    monkeypatch.setattr(mod, "PRUNE_MIN_POSTINGS", 100)
+    monkeypatch.setattr(mod, "PRUNE_CANDIDATES", 50)
+    corpus = _zipf_corpus(4000)
+    idx = BM25Index(segment_rows=1500)
+    idx.build(corpus)
+    rng = np.random.default_rng(1)
+    pruned = 0
+    calls = 0
+    real = idx._pruned_top_k
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal pruned, calls
+        calls += 1
+        out = real(*args, **kwargs)
+        pruned += out is not None
+        return out
+
+    monkeypatch.setattr(idx, "_pruned_top_k", counting)
+    mask = rng.random(idx.size) < 0.7
+    for i in range(60):
+        # a few common terms and a rarer one, as in real questions
+        q = [f"t{j}" for j in rng.integers(0, 8, 3)] + [f"t{int(rng.integers(50, 2500))}"]
+        for k, m in ((10, None), (3, mask), (40, None)):
+            rows, scores = idx.top_k(q, k, m)
+            ref_rows, ref_scores = top_rows(idx.scores(q), k, m)
+            assert rows.tolist() == ref_rows.tolist(), (i, q, k)
+            np.testing.assert_array_equal(scores, ref_scores)
+    assert calls > 0 and pruned > calls // 4  # the pruning does prove most answers
+
+
+def test_score_rows_is_the_full_vector_entry(corpus_tokens: list[list[str]]) -> None:
+    idx = BM25Index(segment_rows=3)
+    idx.build(corpus_tokens)
+    rows = [len(corpus_tokens) - 1, 0, 4, 4, 2]
+    for q in _queries():
+        np.testing.assert_array_equal(idx.score_rows(q, rows), idx.scores(q)[rows])
+    assert idx.score_rows(["稳岗"], []).shape == (0,)
