@@ -8,7 +8,8 @@
       gen-000007/
         manifest.json    format and policyqa versions, model, tokenizer, counts, build time
         store.sqlite     documents and chunks
-        bm25/            BM25 arrays (bm25s) + params.json, one row per chunk
+        bm25/            BM25 postings in segments (hard-linked between generations) + params.json,
+                         one row per chunk
         bm25_docs/       BM25 over whole documents (document context for hybrid fusion)
         dense/           faiss index, float16 embeddings + params.json
 

@@ -182,7 +182,7 @@ class Settings(BaseSettings):
     # --- backend / scale -------------------------------------------------------------------
     backend: str = Field(
         "embedded",
-        description="Where the index lives: 'embedded' (files under index_dir: SQLite, bm25s, faiss) "
+        description="Where the index lives: 'embedded' (files under index_dir: SQLite, BM25 postings, faiss) "
         "or 'milvus' (a Milvus collection; see milvus_uri).",
     )
     milvus_uri: str | None = Field(
