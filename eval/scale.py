@@ -726,7 +726,7 @@ def write_scale_report(results: dict[str, Any], path: Path, command: str = "") -
         f"- Queries: {method.get('queries', '?')} keyword questions made from the corpus (title stem + a "
         "phrase of the text + 有哪些规定), `top_k=10`, one at a time after 5 warm-up queries.",
         "- Serve RSS: `VmRSS` of a fresh process that opened the index as the service does "
-        "(`open_index`, no mmap) and ran all queries; build peak RSS is the build process's.",
+        "(`open_index`: BM25 postings and embeddings memory-mapped) and ran all queries; build peak RSS is the build process's.",
         "- ANN recall@10: the dense index's top 10 against exact inner product over the same "
         "stored float16 vectors.",
         "- Add 1 doc: `add_documents` of one new document into the built index (seconds, incl. "

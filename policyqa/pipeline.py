@@ -497,9 +497,15 @@ def open_index(
     settings: Settings,
     *,
     encoder: PassageEncoder | None = None,
-    mmap: bool = False,
+    mmap: bool = True,
 ) -> Index:
-    """Load the current generation of an index, with the encoder it was built with."""
+    """Load the current generation of an index, with the encoder it was built with.
+
+    With ``mmap`` (the default) the BM25 postings and the float16 embeddings stay in their files
+    and are paged in as queries touch them: several processes serving one index share the pages,
+    and an IVF index (whose faiss structure holds its own copy of the vectors) does not keep a
+    second copy in memory.
+    """
     layout = IndexLayout(index_dir)
     gen = layout.current()
     manifest = layout.read_manifest(gen)
