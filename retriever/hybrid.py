@@ -114,15 +114,14 @@ class HybridRetriever:
         self, query: str, qvec: npt.NDArray[np.float32], top_k: int, filters: Filters | None
     ) -> list[Hit]:
         depth = max(self.candidate_depth, top_k)
-        bm25_all = self.bm25.score_vector(query)
-        b_rows, _ = self.bm25.rank_vector(bm25_all, depth, filters)
+        b_rows, _ = self.bm25.rank_rows(query, depth, filters)
         d_rows, _ = self.dense.rank_rows_vec(qvec, depth, filters)
         b_rank = {int(r): i + 1 for i, r in enumerate(b_rows)}
         d_rank = {int(r): i + 1 for i, r in enumerate(d_rows)}
         union = np.array(sorted(set(b_rank) | set(d_rank)), dtype=np.int64)
         if union.size == 0:
             return []
-        bm = bm25_all[union]
+        bm = self.bm25.scores_of(query, union)
         de = self.dense.scores_of_vec(qvec, union.tolist())
         w = self.bm25_weight
         docs = None
