@@ -167,3 +167,38 @@ def test_updates_give_the_scores_of_a_full_rebuild(settings: Settings, tmp_path)
             np.testing.assert_allclose(
                 upd.doc_bm25.scores(toks), ref.doc_bm25.scores(toks), rtol=1e-6, atol=1e-7
             )
+
+
+class _DiesAfter(HashingEncoder):
+    """Embeds ``batches`` batches of passages, then the process "dies" (an exception)."""
+
+    def __init__(self, batches: int) -> None:
+        super().__init__()
+        self.batches_left = batches
+
+    def encode_passages(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        if self.batches_left == 0:
+            raise KeyboardInterrupt("killed mid-build")
+        self.batches_left -= 1
+        return super().encode_passages(texts)
+
+
+def test_an_interrupted_build_resumes_from_what_was_embedded(settings: Settings) -> None:
+    paragraphs = [
+        f"第{i}条 第{i}项惠企政策：对企业{i}给予稳岗返还和社会保险补贴，资金{i}万元。" for i in range(200)
+    ]
+    big = Document(id="big", title="惠企政策汇编", text="\n".join(paragraphs))
+    build_index(
+        fixture_documents(), settings.index_dir, settings, show_progress=False, encoder=HashingEncoder()
+    )
+    before = IndexLayout(settings.index_dir).current()
+    dying = _DiesAfter(batches=2)
+    with pytest.raises(KeyboardInterrupt):
+        add_documents([big], settings.index_dir, settings, show_progress=False, encoder=dying)
+    # the live index is the one from before, and no half-written generation is left behind
+    assert IndexLayout(settings.index_dir).current() == before
+    assert not [p for p in settings.index_dir.iterdir() if p.name.startswith(".building")]
+    again = HashingEncoder()
+    m = add_documents([big], settings.index_dir, settings, show_progress=False, encoder=again)
+    assert m["last_change"]["embedding_cache_hits"] == 2 * 64  # the two batches done before the crash
+    assert again.texts_encoded == m["last_change"]["new_chunks"] - 2 * 64 > 0
