@@ -85,6 +85,7 @@ INDEX_SETTINGS: tuple[str, ...] = (
     "title_in_chunk",
     "user_dict",
     "stopwords",
+    "char_bigrams",
     "model",
     "encoder_backend",
     "passage_prompt",

@@ -23,7 +23,9 @@ Collections (``settings.milvus_collection``, default ``policyqa``):
 Text for BM25 is normalised on the client first exactly as the embedded tokenizer does (NFKC,
 traditional → simplified, lower case) and characters that are neither letters nor digits are
 blanked (the embedded tokenizer drops such tokens); jieba in Milvus then segments it in search
-mode. Where the embedded index uses BM25 Okapi (rank-bm25's idf), Milvus uses the Lucene idf
+mode. The embedded index also indexes character bigrams (``settings.char_bigrams``); Milvus'
+analyzers cannot produce them, so here BM25 is over words only, as with ``char_bigrams=False``.
+Where the embedded index uses BM25 Okapi (rank-bm25's idf), Milvus uses the Lucene idf
 ``log(1 + (N - n + 0.5) / (n + 0.5))``; ``k1`` and ``b`` come from the settings.
 
 Connection: ``settings.milvus_uri`` (``http://host:19530`` for standalone or a cluster's proxy,
@@ -408,7 +410,7 @@ class MilvusIndex:
     def _rows(
         self, documents: Sequence[Document], seq0: int, show_progress: bool
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, dict[str, float]]:
-        from policyqa.pipeline import make_chunker, passage_text
+        from policyqa.pipeline import index_title, make_chunker, passage_text
 
         stage: dict[str, float] = {}
         t = time.perf_counter()
@@ -432,7 +434,7 @@ class MilvusIndex:
             }
             chunks = chunker.split(doc)
             for c in chunks:
-                text = passage_text(c, doc.title, self.settings.title_in_chunk)
+                text = passage_text(c, index_title(doc), self.settings.title_in_chunk)
                 texts.append(text)
                 chunk_rows.append(
                     {

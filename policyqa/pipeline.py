@@ -22,6 +22,7 @@ import numpy.typing as npt
 from tqdm.auto import tqdm
 
 from policyqa import __version__
+from policyqa.corpus.metadata import extract_title
 from policyqa.corpus.models import Chunk, Document
 from policyqa.index.bm25 import BM25Index
 from policyqa.index.dense import DenseIndex, EmbeddingCache, PassageEncoder, embed_with_cache, text_hash
@@ -42,6 +43,7 @@ __all__ = [
     "add_documents",
     "build_index",
     "delete_documents",
+    "index_title",
     "make_chunker",
     "make_encoder",
     "open_index",
@@ -51,8 +53,19 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Version of the text that is tokenized and embedded for a chunk (see :func:`passage_text`).
-PASSAGE_TEMPLATE_VERSION = 1
+#: 2: a document without a title carries the title line read from its text (:func:`index_title`).
+PASSAGE_TEMPLATE_VERSION = 2
 MODES = ("bm25", "dense", "hybrid")
+
+
+def index_title(doc: Document) -> str:
+    """The title carried into a document's chunks: its own, else the title line of its text.
+
+    Documents that arrive without a title (a BEIR ``corpus.jsonl`` with empty titles, an API
+    upload) usually open with one; :func:`~policyqa.corpus.metadata.extract_title` finds it the
+    same way the file loaders do. Only the indexed text uses it; the stored title stays as given.
+    """
+    return doc.title.strip() or extract_title(doc.text, max_chars=60) or ""
 
 
 def passage_text(chunk: Chunk, title: str, title_in_chunk: bool = True) -> str:
@@ -60,7 +73,7 @@ def passage_text(chunk: Chunk, title: str, title_in_chunk: bool = True) -> str:
 
     A chunk of a long document rarely repeats the title, yet questions often name it; carrying it
     into every chunk lets both BM25 and the encoder see it. The displayed and cited text stays
-    the chunk's own.
+    the chunk's own. Pass :func:`index_title` of the document as ``title``.
     """
     parts: list[str] = []
     if title_in_chunk and title and not chunk.text.startswith(title):
@@ -213,7 +226,7 @@ def _write_generation(
         for doc in tqdm(new_docs, desc="chunk", unit="doc", disable=not show_progress):
             chunks = chunker.split(doc)
             prepared.append(
-                (doc, chunks, [passage_text(c, doc.title, settings.title_in_chunk) for c in chunks])
+                (doc, chunks, [passage_text(c, index_title(doc), settings.title_in_chunk) for c in chunks])
             )
         stage["chunk_s"] = time.perf_counter() - t
         t = time.perf_counter()

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     # --- tokenizer -------------------------------------------------------------------------
     user_dict: Path | None = Field(None, description="Extra jieba user dictionary, added to the shipped one.")
     stopwords: Path | None = Field(None, description="Replace the shipped Chinese stopword list.")
+    char_bigrams: bool = Field(
+        True,
+        description="BM25 also indexes the overlapping character bigrams of the text (embedded backend; "
+        "Milvus' analyzer indexes jieba words only).",
+    )
 
     # --- dense -----------------------------------------------------------------------------
     model: str = Field(

@@ -19,7 +19,7 @@ __all__ = ["BM25Retriever"]
 
 
 class BM25Retriever:
-    """Ranks chunks by BM25 Okapi over jieba search-mode tokens."""
+    """Ranks chunks by BM25 Okapi over jieba search-mode words and character bigrams."""
 
     name = "bm25"
 
@@ -40,11 +40,11 @@ class BM25Retriever:
         self._cache_lock = threading.Lock()
 
     def _tokens(self, query: str) -> list[str]:
-        """The query's tokens; the last few queries' are kept (hybrid search asks three times)."""
+        """The query's BM25 terms; the last few queries' are kept (hybrid search asks three times)."""
         query = check_query(query)
         cached = self._token_cache.get(query)
         if cached is None:
-            cached = self.tokenizer.tokenize(query)
+            cached = self.tokenizer.terms(query)
             with self._cache_lock:
                 if len(self._token_cache) >= 64:
                     self._token_cache.pop(next(iter(self._token_cache)))

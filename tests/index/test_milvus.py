@@ -48,6 +48,7 @@ def _settings(root: Path, **extra: object) -> Settings:
         chunk_max_chars=120,
         backend="milvus",
         milvus_dense_index="FLAT",
+        char_bigrams=False,  # Milvus' jieba analyzer indexes words only: compare like with like
         **extra,  # type: ignore[arg-type]
     )
 

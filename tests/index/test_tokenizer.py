@@ -95,5 +95,44 @@ def test_parallel_tokenization_equals_serial(tok: ChineseTokenizer) -> None:
     from policyqa.index.tokenizer import join_tokens, tokenize_parallel
 
     texts = [t for t, _ in GOLDEN] * 20
-    serial = [join_tokens(tok.tokenize(t)) for t in texts]
+    serial = [join_tokens(tok.terms(t)) for t in texts]
     assert tokenize_parallel(tok, texts, workers=2, min_parallel=1) == serial
+
+
+def test_terms_are_the_words_then_the_character_bigrams(tok: ChineseTokenizer) -> None:
+    text = "青岛海关将如何促进贸易便利化？"
+    words = tok.tokenize(text)
+    terms = tok.terms(text)
+    assert terms[: len(words)] == words
+    # overlapping pairs of the run 青岛海关将如何促进贸易便利化, the stopword pair 如何 left out
+    assert terms[len(words) :] == [
+        "青岛", "岛海", "海关", "关将", "将如", "何促", "促进", "进贸", "贸易", "易便", "便利", "利化",
+    ]  # fmt: skip
+
+
+def test_bigrams_match_names_the_segmenter_cuts_differently(tok: ChineseTokenizer) -> None:
+    # search mode gives 复工 and 复工复产 for one text and 复产 for the other: no shared word,
+    # but the bigram 复产 is shared
+    a, b = "复工复产", "复产"
+    assert tok.tokenize(a) == ["复工", "复工复产"] and tok.tokenize(b) == ["复产"]
+    assert set(tok.terms(a)) & set(tok.terms(b)) == {"复产"}
+
+
+def test_bigrams_are_normalised_and_skip_punctuation_and_latin(tok: ChineseTokenizer) -> None:
+    assert tok.terms("貿易，便利") == tok.terms("贸易，便利")
+    assert tok.terms("ABC税费") == ["abc", "税费", "税费"]
+    assert "易便" not in tok.terms("贸易，便利")  # no pair across punctuation
+
+
+def test_settings_turn_bigrams_off() -> None:
+    from policyqa.settings import Settings
+
+    assert ChineseTokenizer.from_settings(Settings(char_bigrams=False)).char_bigrams is False
+    assert ChineseTokenizer.from_settings(Settings()).char_bigrams is True
+
+
+def test_terms_without_bigrams_are_the_words() -> None:
+    plain = ChineseTokenizer(char_bigrams=False)
+    assert plain.terms("促进贸易便利化") == plain.tokenize("促进贸易便利化")
+    assert plain.config()["char_bigrams"] is False
+    assert plain.fingerprint() != ChineseTokenizer().fingerprint()
