@@ -358,14 +358,14 @@ def _encoder_for(spec: dict[str, Any], settings: Settings, base: Sequence[Docume
         chunker = make_chunker(settings, None)
         rng = np.random.default_rng(spec["seed"] + 7)
         texts: list[str] = []
-        from policyqa.pipeline import passage_text
+        from policyqa.pipeline import index_title, passage_text
 
         for idx in rng.permutation(len(base)):
             doc = base[int(idx)]
             chunks = chunker.split(doc)
             if chunks:
                 c = chunks[int(rng.integers(len(chunks)))]
-                texts.append(passage_text(c, doc.title, settings.title_in_chunk))
+                texts.append(passage_text(c, index_title(doc), settings.title_in_chunk))
             if len(texts) >= int(spec["sample"]):
                 break
         bank = sample_bank(real, texts, settings)

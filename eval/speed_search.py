@@ -68,22 +68,22 @@ def measure(
         tok = index.tokenizer
 
         def rank_bm25_search(q: str) -> object:
-            scores = ref.get_scores(tok.tokenize(q))
+            scores = ref.get_scores(tok.terms(q))
             return np.argsort(-scores)[:10]
 
         def policyqa_search(q: str) -> object:
-            return index.bm25.top_k(tok.tokenize(q), 10)
+            return index.bm25.top_k(tok.terms(q), 10)
 
         def bm25s_search(q: str) -> object:
-            toks = [t for t in tok.tokenize(q) if t in bm25s_model.vocab_dict]
+            toks = [t for t in tok.terms(q) if t in bm25s_model.vocab_dict]
             if not toks:
                 return None
             return bm25s_model.retrieve([toks], k=10, show_progress=False, n_threads=1)
 
         sub = list(queries[:rank_bm25_queries])
         agree = sum(
-            index.bm25.top_k(tok.tokenize(q), 10)[0].tolist()
-            == [int(i) for i in np.lexsort((np.arange(len(corpus)), -ref.get_scores(tok.tokenize(q))))[:10]]
+            index.bm25.top_k(tok.terms(q), 10)[0].tolist()
+            == [int(i) for i in np.lexsort((np.arange(len(corpus)), -ref.get_scores(tok.terms(q))))[:10]]
             for q in sub
         )
         result: dict[str, Any] = {

@@ -65,10 +65,12 @@ _TF_MAX = np.iinfo(np.uint16).max
 #: Top-k pruning applies from this many rows and query postings on (below, scoring all is cheap).
 PRUNE_MIN_ROWS = 50_000
 PRUNE_MIN_POSTINGS = 100_000
-#: A query term is "common" (set aside by the pruning) when it is in this share of the rows.
-PRUNE_COMMON_SHARE = 0.02
-#: Rows whose exact score the pruning computes before it checks its bound.
-PRUNE_CANDIDATES = 2_000
+#: Postings of the rarest query terms scored first, to bound the k-th score from below.
+PRUNE_FIRST_POSTINGS = 100_000
+#: Set aside the most common query terms while their weights stay below this share of theta0.
+PRUNE_ASIDE_SHARE = 0.5
+#: More candidate rows than this and the pruning gives up (scoring every posting is then cheaper).
+PRUNE_MAX_CANDIDATES = 200_000
 
 IntArray = npt.NDArray[np.int64]
 
@@ -333,9 +335,7 @@ class BM25Index:
         """BM25 score of every row for the query (zeros when no query token is indexed)."""
         acc = np.zeros(self.size, dtype=np.float32)
         for tid, weight in self._weights(query_tokens):
-            for rows, tf_raw in self._postings(tid):
-                tf = tf_raw.astype(np.float32)
-                acc[rows] += weight * tf / (tf + self._knorm[rows])
+            self._accumulate(acc, tid, weight)
         return acc
 
     def score_rows(
@@ -379,18 +379,30 @@ class BM25Index:
                 return found
         return top_rows(self.scores(query_tokens), k, mask)
 
+    def _accumulate(self, acc: npt.NDArray[np.float32], tid: int, weight: np.float32) -> None:
+        for rows, tf_raw in self._postings(tid):
+            tf = tf_raw.astype(np.float32)
+            acc[rows] += weight * tf / (tf + self._knorm[rows])
+
     def _pruned_top_k(
         self, query_tokens: Sequence[str], k: int, mask: npt.NDArray[np.bool_] | None
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None:
-        """MaxScore-style top k (Turtle & Flood, 1995), or None when it cannot prove its answer.
+        """MaxScore-style top k (Turtle & Flood, 1995), or None when it does not pay off.
 
-        A term adds less than its weight to any row (``tf / (tf + norm) < 1``). The most common
-        query terms, whose weights sum to at most a third of the query's, are set aside; the rest
-        are scored over all rows; the best ``PRUNE_CANDIDATES`` rows by that partial score get
-        their exact score (:meth:`score_rows`), and the ``k``-th of those, ``theta``, is compared
-        with what any other row could reach: its partial score (at most the last candidate's)
-        plus the set-aside weights. Only when that bound is below ``theta`` is the answer returned;
-        otherwise the caller scores every posting.
+        A term adds less than its weight to any row (``tf / (tf + norm) < 1``).
+
+        1. The rarest terms (up to ``PRUNE_FIRST_POSTINGS`` postings) are scored; the exact scores
+           of their best ``k`` rows give ``theta0``, a lower bound of the final ``k``-th score.
+        2. The most common terms whose weights sum to less than ``PRUNE_ASIDE_SHARE * theta0``
+           are set aside; the other terms are scored over all rows (the *partial* score).
+        3. A row whose partial score is below ``theta0 - aside`` cannot reach ``theta0``, so only
+           the rows above that threshold are candidates. They get the set-aside terms added
+           (binary search in each term's postings) and the best ones their exact score
+           (:meth:`score_rows`), which orders the answer.
+
+        The answer is the unpruned one: every row left out scores below ``theta0`` and so below
+        the ``k``-th answer. When the candidates would be too many (``PRUNE_MAX_CANDIDATES``)
+        the method gives up and the caller scores every posting.
         """
         weights = self._weights(query_tokens)
         if len(weights) < 2:
@@ -398,40 +410,57 @@ class BM25Index:
         df = {tid: float(self._df[tid]) for tid, _ in weights}
         if sum(df.values()) < PRUNE_MIN_POSTINGS:
             return None
-        total = float(sum(w for _, w in weights))
-        common: set[int] = set()
-        budget = 0.0
-        for tid, w in sorted(weights, key=lambda tw: -df[tw[0]]):
-            if budget + float(w) > total / 3.0 or df[tid] < self.size * PRUNE_COMMON_SHARE:
-                break
-            common.add(tid)
-            budget += float(w)
-        if not common:
-            return None
+        rare_first = sorted(weights, key=lambda tw: (df[tw[0]], tw[0]))
         partial = np.zeros(self.size, dtype=np.float32)
-        for tid, weight in weights:
-            if tid in common:
-                continue
-            for rows, tf_raw in self._postings(tid):
-                tf = tf_raw.astype(np.float32)
-                partial[rows] += weight * tf / (tf + self._knorm[rows])
+        scored: set[int] = set()
+        postings = 0.0
+        for tid, w in rare_first:
+            if scored and postings + df[tid] > PRUNE_FIRST_POSTINGS:
+                break
+            self._accumulate(partial, tid, w)
+            scored.add(tid)
+            postings += df[tid]
+        masked = partial if mask is None else np.where(mask, partial, np.float32(0))
+        first, _ = top_rows(masked, k)
+        if first.size < k:
+            return None
+        theta0 = float(self.score_rows(query_tokens, first).min())
+        aside: list[tuple[int, np.float32]] = []
+        budget = 0.0
+        for tid, w in reversed(rare_first):
+            if tid in scored or budget + float(w) >= PRUNE_ASIDE_SHARE * theta0:
+                break
+            aside.append((tid, w))
+            budget += float(w)
+        if not aside:
+            return None
+        aside_ids = {tid for tid, _ in aside}
+        for tid, w in rare_first:
+            if tid not in scored and tid not in aside_ids:
+                self._accumulate(partial, tid, w)
         if mask is not None:
             partial = np.where(mask, partial, np.float32(0))
-        n_cand = max(PRUNE_CANDIDATES, 4 * k)
-        cand, cand_partial = top_rows(partial, n_cand)
-        if cand.size == 0:
+        threshold = (theta0 - budget) * (1.0 - 1e-5)
+        cand = np.flatnonzero(partial >= max(threshold, 1e-12))
+        if cand.size > PRUNE_MAX_CANDIDATES or cand.size < k:
             return None
-        exact = self.score_rows(query_tokens, cand)
-        order = np.lexsort((cand, -exact))[:k]
-        if order.size < k:  # rows with only common terms would make up the rest: not provable
-            return None
-        theta = float(exact[order[-1]])
-        # any other row: its partial score is at most the last candidate's (0 when every row
-        # with a partial score is a candidate), plus at most the set-aside weights
-        rest = float(cand_partial[-1]) if cand.size == n_cand else 0.0
-        if (rest + budget) * (1.0 + 1e-5) >= theta:
-            return None
-        return cand[order].astype(np.int64), exact[order].astype(np.float32)
+        approx = partial[cand].copy()
+        knorm = self._knorm[cand]
+        for tid, weight in aside:
+            for posting_rows, tf_raw in self._postings(tid):
+                pos = np.searchsorted(posting_rows, cand)
+                pos[pos >= posting_rows.shape[0]] = 0
+                hit = np.flatnonzero(posting_rows[pos] == cand)
+                if hit.size:
+                    tf = tf_raw[pos[hit]].astype(np.float32)
+                    approx[hit] += weight * tf / (tf + knorm[hit])
+        # the best by the approximate sum (rounding aside, the exact one), then exact scores
+        keep = min(cand.size, 2 * k + 16)
+        best = cand[np.argpartition(-approx, keep - 1)[:keep]] if cand.size > keep else cand
+        best = np.sort(best)
+        exact = self.score_rows(query_tokens, best)
+        order = np.lexsort((best, -exact))[:k]
+        return best[order].astype(np.int64), exact[order].astype(np.float32)
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, directory: Path) -> None:

@@ -172,7 +172,7 @@ def test_pruned_top_k_equals_full_scoring(monkeypatch: pytest.MonkeyPatch) -> No
 
     monkeypatch.setattr(mod, "PRUNE_MIN_ROWS", 100)
     monkeypatch.setattr(mod, "PRUNE_MIN_POSTINGS", 100)
-    monkeypatch.setattr(mod, "PRUNE_CANDIDATES", 50)
+    monkeypatch.setattr(mod, "PRUNE_FIRST_POSTINGS", 300)
     corpus = _zipf_corpus(4000)
     idx = BM25Index(segment_rows=1500)
     idx.build(corpus)
