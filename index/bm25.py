@@ -346,19 +346,45 @@ class BM25Index:
         Each term's postings are sorted by row, so a row's term frequency is a binary search away.
         """
         want = np.asarray(rows, dtype=np.int64)
-        acc = np.zeros(want.shape[0], dtype=np.float32)
         if want.size == 0:
-            return acc
-        knorm = self._knorm[want]
+            return np.zeros(0, dtype=np.float32)
+        order = np.argsort(want, kind="stable")
+        sorted_rows = want[order]
+        acc = np.zeros(want.shape[0], dtype=np.float32)
+        knorm = self._knorm[sorted_rows]
         for tid, weight in self._weights(query_tokens):
-            for posting_rows, tf_raw in self._postings(tid):
-                pos = np.searchsorted(posting_rows, want)
-                pos[pos >= posting_rows.shape[0]] = 0
-                hit = np.flatnonzero(posting_rows[pos] == want)
-                if hit.size:
-                    tf = tf_raw[pos[hit]].astype(np.float32)
-                    acc[hit] += weight * tf / (tf + knorm[hit])
-        return acc
+            self._add_sorted(acc, sorted_rows, knorm, tid, weight)
+        out = np.empty_like(acc)
+        out[order] = acc
+        return out
+
+    def _add_sorted(
+        self,
+        acc: npt.NDArray[np.float32],
+        rows: IntArray,
+        knorm: npt.NDArray[np.float32],
+        tid: int,
+        weight: np.float32,
+    ) -> None:
+        """Add term ``tid``'s contribution to ``acc`` for the sorted ``rows``."""
+        for seg in self._segments:
+            if tid >= seg.n_terms:
+                continue
+            lo, hi = int(seg.indptr[tid]), int(seg.indptr[tid + 1])
+            if lo == hi:
+                continue
+            # only the rows inside this segment's range can be among its postings
+            a, b = np.searchsorted(rows, (seg.first, seg.first + seg.n_rows))
+            if a == b:
+                continue
+            posting_rows = seg.rows[lo:hi]
+            part = rows[a:b]
+            pos = np.searchsorted(posting_rows, part)
+            pos[pos >= posting_rows.shape[0]] = 0
+            hit = np.flatnonzero(posting_rows[pos] == part)
+            if hit.size:
+                tf = seg.tf[lo:hi][pos[hit]].astype(np.float32)
+                acc[a + hit] += weight * tf / (tf + knorm[a + hit])
 
     def top_k(
         self,
@@ -440,6 +466,10 @@ class BM25Index:
                 self._accumulate(partial, tid, w)
         if mask is not None:
             partial = np.where(mask, partial, np.float32(0))
+        # the best rows by the fuller partial score usually raise the lower bound a lot
+        second, _ = top_rows(partial, k)
+        if second.size == k:
+            theta0 = max(theta0, float(self.score_rows(query_tokens, second).min()))
         threshold = (theta0 - budget) * (1.0 - 1e-5)
         cand = np.flatnonzero(partial >= max(threshold, 1e-12))
         if cand.size > PRUNE_MAX_CANDIDATES or cand.size < k:
@@ -447,13 +477,7 @@ class BM25Index:
         approx = partial[cand].copy()
         knorm = self._knorm[cand]
         for tid, weight in aside:
-            for posting_rows, tf_raw in self._postings(tid):
-                pos = np.searchsorted(posting_rows, cand)
-                pos[pos >= posting_rows.shape[0]] = 0
-                hit = np.flatnonzero(posting_rows[pos] == cand)
-                if hit.size:
-                    tf = tf_raw[pos[hit]].astype(np.float32)
-                    approx[hit] += weight * tf / (tf + knorm[hit])
+            self._add_sorted(approx, cand, knorm, tid, weight)
         # the best by the approximate sum (rounding aside, the exact one), then exact scores
         keep = min(cand.size, 2 * k + 16)
         best = cand[np.argpartition(-approx, keep - 1)[:keep]] if cand.size > keep else cand
@@ -527,8 +551,9 @@ class BM25Index:
             index._segments.append(
                 _Segment(
                     indptr=np.load(folder / "indptr.npy"),
-                    rows=np.load(folder / "rows.npy", mmap_mode=mode),
-                    tf=np.load(folder / "tf.npy", mmap_mode=mode),
+                    # plain arrays over the mapping: slicing np.memmap objects is slow
+                    rows=np.asarray(np.load(folder / "rows.npy", mmap_mode=mode)),
+                    tf=np.asarray(np.load(folder / "tf.npy", mmap_mode=mode)),
                     first=int(entry["first"]),
                     n_rows=int(entry["rows"]),
                     source=folder,
