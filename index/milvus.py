@@ -13,18 +13,26 @@ Collections (``settings.milvus_collection``, default ``policyqa``):
     ``doc_number``, ``issuer``, ``date``, ``date_int`` (``YYYYMMDD``, 0 without a valid date),
     ``doc_type``, ``region``, ``source``; ``bm25_text`` (the passage text, analysed by Milvus'
     jieba tokenizer with the policy-term dictionary and the stopwords), ``sparse`` (output of
-    Milvus' built-in **BM25 function** over ``bm25_text``) and ``dense`` (the embedding).
+    Milvus' built-in **BM25 function** over ``bm25_text``) and ``dense`` (the embedding); with
+    ``settings.char_bigrams`` also ``bigram_text`` (the passage's character bigrams,
+    :meth:`ChineseTokenizer.bigrams`, space-joined and split by Milvus' ``whitespace``
+    tokenizer) and ``bigram_sparse`` (a second BM25 function, over ``bigram_text``).
 ``<name>_docs`` — one row per document part
     the whole document (title, metadata, extra metadata as JSON, text in parts of at most
-    :data:`DOC_PART_CHARS` characters, since a VARCHAR holds at most 65,535 bytes) with its own
-    BM25 function: the document-level context of the hybrid fusion (a document scores as its
-    best part).
+    :data:`DOC_PART_CHARS` characters, :data:`DOC_PART_CHARS_BIGRAMS` with bigrams, since a
+    VARCHAR holds at most 65,535 bytes) with the same BM25 function(s): the document-level
+    context of the hybrid fusion (a document scores as its best part).
 
 Text for BM25 is normalised on the client first exactly as the embedded tokenizer does (NFKC,
 traditional → simplified, lower case) and characters that are neither letters nor digits are
 blanked (the embedded tokenizer drops such tokens); jieba in Milvus then segments it in search
-mode. The embedded index also indexes character bigrams (``settings.char_bigrams``); Milvus'
-analyzers cannot produce them, so here BM25 is over words only, as with ``char_bigrams=False``.
+mode. The embedded index also indexes character bigrams (``settings.char_bigrams``, on by
+default); Milvus' analyzers cannot produce them from the text, so the client writes them into
+their own field with its own BM25 function, and a chunk's BM25 score is the sum of its word
+score and its bigram score (the embedded index scores words and bigrams as one bag of terms;
+both reward the same matches). A BM25 search takes the best ``depth`` chunks of each field,
+scores the union on both fields exactly and keeps the best ``depth`` of the sums. Without
+``char_bigrams`` there is no bigram field and BM25 is over the jieba words alone.
 Where the embedded index uses BM25 Okapi (rank-bm25's idf), Milvus uses the Lucene idf
 ``log(1 + (N - n + 0.5) / (n + 0.5))``; ``k1`` and ``b`` come from the settings.
 
@@ -34,8 +42,10 @@ file ``<index_dir>-milvus.db`` beside the index directory (started in-process by
 
 Milvus Lite 3.2 (pure Python) differences, handled here: BM25 distances come back negative
 (scores are taken as ``abs``), LIKE has no escape for ``%``/``_`` (such filter values are widened
-to ``_`` wildcards and checked again on the client), BM25 statistics are per segment, and
-jieba's ``dict`` words are added to the process-wide jieba dictionary.
+to ``_`` wildcards and checked again on the client), BM25 statistics are per segment, jieba's
+``dict`` words are added to the process-wide jieba dictionary, and it has no ``whitespace``
+tokenizer: a server that reports itself as Milvus Lite gets the ``standard`` one for the bigram
+field, which in Lite splits at non-word characters and so yields the same bigrams.
 """
 
 from __future__ import annotations
@@ -59,12 +69,15 @@ from policyqa.settings import Settings
 
 __all__ = [
     "DOC_PART_CHARS",
+    "DOC_PART_CHARS_BIGRAMS",
     "build_for_eval",
     "eval_settings",
     "open_for_eval",
     "MilvusBackendError",
     "MilvusIndex",
     "analyzer_params",
+    "bigram_analyzer_params",
+    "bigram_text",
     "bm25_text",
     "build_milvus_index",
     "date_int",
@@ -78,6 +91,8 @@ logger = logging.getLogger(__name__)
 
 #: Characters of document text per row of the documents collection (UTF-8 ≤ 4 bytes a char).
 DOC_PART_CHARS = 16_000
+#: The same with character bigrams: a part's bigram text takes up to 7 bytes a character.
+DOC_PART_CHARS_BIGRAMS = 8_000
 _VARCHAR_MAX = 65_535
 _INSERT_BATCH = 512
 #: Characters jieba keeps inside one block (``jieba.re_han_default``) besides letters and digits.
@@ -90,6 +105,7 @@ _LIMITS = {
     "heading": 4096,
     "text": _VARCHAR_MAX,
     "bm25_text": _VARCHAR_MAX,
+    "bigram_text": _VARCHAR_MAX,
     "title": 4096,
     "doc_number": 512,
     "issuer": 2048,
@@ -159,6 +175,16 @@ def analyzer_params(tokenizer: ChineseTokenizer) -> dict[str, Any]:
     }
 
 
+def bigram_text(tokenizer: ChineseTokenizer, text: str) -> str:
+    """The text of the bigram field: :meth:`ChineseTokenizer.bigrams` of ``text``, space-joined."""
+    return " ".join(tokenizer.bigrams(text))
+
+
+def bigram_analyzer_params(lite: bool = False) -> dict[str, Any]:
+    """Analyzer of the bigram field: split at whitespace (Milvus Lite: ``standard``, see above)."""
+    return {"tokenizer": "standard" if lite else "whitespace"}
+
+
 def milvus_uri(settings: Settings, index_dir: Path | None = None) -> str:
     """The URI to connect to: ``settings.milvus_uri``, else Milvus Lite beside the index directory."""
     if settings.milvus_uri:
@@ -202,6 +228,9 @@ class MilvusIndex:
         if callable(warm):
             warm()
         self.client = client if client is not None else self._connect()
+        #: Whether the chunks carry the bigram BM25 field (the settings' ``char_bigrams`` for a
+        #: new collection; what the collection holds once :meth:`check` has looked)
+        self.bigrams = self.tokenizer.char_bigrams
         self._loaded = False
 
     # -- connection --------------------------------------------------------------------------
@@ -243,14 +272,32 @@ class MilvusIndex:
         self.close()
 
     # -- schema ------------------------------------------------------------------------------
+    @property
+    def doc_part_chars(self) -> int:
+        """Characters of document text per row of the documents collection."""
+        return DOC_PART_CHARS_BIGRAMS if self.bigrams else DOC_PART_CHARS
+
     def _config(self) -> dict[str, Any]:
         s = self.settings
-        return {
+        config: dict[str, Any] = {
             "model_id": self.encoder.model_id,
             "dim": self.encoder.dim,
             "tokenizer": self.tokenizer.fingerprint(),
             "chunking": [s.chunk_max_chars, s.chunk_overlap_chars, s.chunk_min_chars, s.title_in_chunk],
         }
+        if self.tokenizer.char_bigrams:
+            # collections built before the bigram field existed have the same tokenizer
+            config["bm25_fields"] = ["words", "bigrams"]
+        return config
+
+    def _server_is_lite(self) -> bool:
+        if _is_lite(self.uri):
+            return True
+        try:
+            version = str(self.client.get_server_version())
+        except Exception:  # a server without GetVersion is not Milvus Lite
+            return False
+        return version.lower().startswith("milvus_lite")
 
     def _schemas(self) -> tuple[Any, Any]:
         from pymilvus import DataType, Function, FunctionType, MilvusClient
@@ -294,6 +341,9 @@ class MilvusIndex:
                 output_field_names=["sparse"],
             )
         )
+        bigrams = bigram_analyzer_params(self._server_is_lite()) if self.bigrams else None
+        if bigrams is not None:
+            self._add_bigram_field(chunks, bigrams, "chunk_bigram_bm25")
         docs = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=config)
         docs.add_field("part_id", DataType.VARCHAR, is_primary=True, max_length=_LIMITS["part_id"])
         docs.add_field("doc_id", DataType.VARCHAR, max_length=_LIMITS["doc_id"])
@@ -321,17 +371,41 @@ class MilvusIndex:
                 output_field_names=["sparse"],
             )
         )
+        if bigrams is not None:
+            self._add_bigram_field(docs, bigrams, "doc_bigram_bm25")
         return chunks, docs
+
+    @staticmethod
+    def _add_bigram_field(schema: Any, analyzer: dict[str, Any], function: str) -> None:
+        from pymilvus import DataType, Function, FunctionType
+
+        schema.add_field(
+            "bigram_text",
+            DataType.VARCHAR,
+            max_length=_VARCHAR_MAX,
+            enable_analyzer=True,
+            analyzer_params=analyzer,
+        )
+        schema.add_field("bigram_sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_function(
+            Function(
+                name=function,
+                function_type=FunctionType.BM25,
+                input_field_names=["bigram_text"],
+                output_field_names=["bigram_sparse"],
+            )
+        )
 
     def _index_params(self, dense: bool) -> Any:
         s = self.settings
         params = self.client.prepare_index_params()
-        params.add_index(
-            field_name="sparse",
-            index_type="SPARSE_INVERTED_INDEX",
-            metric_type="BM25",
-            params={"bm25_k1": s.bm25_k1, "bm25_b": s.bm25_b},
-        )
+        for field in ("sparse", "bigram_sparse") if self.bigrams else ("sparse",):
+            params.add_index(
+                field_name=field,
+                index_type="SPARSE_INVERTED_INDEX",
+                metric_type="BM25",
+                params={"bm25_k1": s.bm25_k1, "bm25_b": s.bm25_b},
+            )
         if dense:
             kind = s.milvus_dense_index
             extra: dict[str, Any] = {"M": 16, "efConstruction": 200} if kind == "HNSW" else {}
@@ -344,7 +418,8 @@ class MilvusIndex:
         )
 
     def create(self) -> None:
-        """(Re)create both collections, empty."""
+        """(Re)create both collections, empty (with the bigram field when ``char_bigrams`` is on)."""
+        self.bigrams = self.tokenizer.char_bigrams
         for name in (self.collection, self.docs_collection):
             if self.client.has_collection(name):
                 self.client.drop_collection(name)
@@ -365,8 +440,12 @@ class MilvusIndex:
         )
         self._loaded = False
 
-    def check(self) -> None:
-        """Raise when the collections are missing or were built with another model or tokenizer."""
+    def check(self, *, strict: bool = False) -> None:
+        """Raise when the collections are missing or were built with another model or tokenizer.
+
+        Other settings (tokenizer, chunking, the bigram field) only log a warning, and searches use
+        the BM25 fields the collection has; with ``strict`` they raise too (a cache rebuilds).
+        """
         if not self.exists():
             raise MilvusBackendError(
                 f"no policyqa collections {self.collection!r}/{self.docs_collection!r} at "
@@ -385,10 +464,16 @@ class MilvusIndex:
             ),
             0,
         )
+        self.bigrams = any(f.get("name") == "bigram_sparse" for f in info.get("fields", []))
         if dim and dim != self.encoder.dim:
             raise MilvusBackendError(
                 f"collection {self.collection!r} holds {dim}-dimensional vectors, the encoder gives "
                 f"{self.encoder.dim}; rebuild it"
+            )
+        if strict and stored != self._config():
+            raise MilvusBackendError(
+                f"collection {self.collection!r} was built with other settings (model, tokenizer, "
+                "chunking or BM25 fields) than the current ones"
             )
         if stored and stored != self._config():
             logger.warning(
@@ -448,8 +533,11 @@ class MilvusIndex:
                         "bm25_text": _clip(bm25_text(text), "bm25_text"),
                     }
                 )
+                if self.bigrams:
+                    chunk_rows[-1]["bigram_text"] = _clip(bigram_text(self.tokenizer, text), "bigram_text")
             full = doc.text
-            parts = [full[k : k + DOC_PART_CHARS] for k in range(0, max(len(full), 1), DOC_PART_CHARS)]
+            size = self.doc_part_chars
+            parts = [full[k : k + size] for k in range(0, max(len(full), 1), size)]
             for p, part in enumerate(parts):
                 head = f"{doc.title}\n" if p == 0 else ""
                 doc_rows.append(
@@ -463,6 +551,10 @@ class MilvusIndex:
                         "bm25_text": _clip(bm25_text(head + part), "bm25_text"),
                     }
                 )
+                if self.bigrams:
+                    doc_rows[-1]["bigram_text"] = _clip(
+                        bigram_text(self.tokenizer, head + part), "bigram_text"
+                    )
         stage["chunk_s"] = time.perf_counter() - t
         t = time.perf_counter()
         cache = EmbeddingCache(self.settings.embedding_cache_dir, self.encoder.model_id)
@@ -707,11 +799,15 @@ def open_milvus_index(
     *,
     index_dir: Path | None = None,
     encoder: PassageEncoder | None = None,
+    strict: bool = False,
 ) -> MilvusIndex:
-    """Connect to existing collections (checked against the encoder and tokenizer) and load them."""
+    """Connect to existing collections (checked against the encoder and tokenizer) and load them.
+
+    ``strict``: collections built with other settings raise instead of logging a warning.
+    """
     index = MilvusIndex(settings, index_dir=index_dir, encoder=encoder)
     try:
-        index.check()
+        index.check(strict=strict)
         index.load()
     except BaseException:
         index.close()
@@ -754,5 +850,8 @@ def build_for_eval(
 
 
 def open_for_eval(target: Path, settings: Settings) -> MilvusIndex:
-    """``open_index``-shaped opener of :func:`policyqa.eval.runner.prepare_index`."""
-    return open_milvus_index(eval_settings(target, settings), index_dir=target)
+    """``open_index``-shaped opener of :func:`policyqa.eval.runner.prepare_index`.
+
+    Collections built with other settings or fields raise, so the benchmark cache rebuilds them.
+    """
+    return open_milvus_index(eval_settings(target, settings), index_dir=target, strict=True)

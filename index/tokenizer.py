@@ -160,14 +160,22 @@ class ChineseTokenizer:
         words = self.tokenize(text)
         if not self.char_bigrams:
             return words
+        return words + self.bigrams(text)
+
+    def bigrams(self, text: str) -> list[str]:
+        """The character bigrams :meth:`terms` adds (whatever ``char_bigrams`` says), in order.
+
+        The overlapping pairs of each run of Chinese characters in the normalised text, stopwords
+        left out.
+        """
         stop = self.stopwords
-        bigrams = [
+        pairs = (
             run[i : i + 2]
             for m in _HAN_RUN.finditer(normalize_text(text))
             for run in (m.group(),)
             for i in range(len(run) - 1)
-        ]
-        return words + [b for b in bigrams if b not in stop]
+        )
+        return [b for b in pairs if b not in stop]
 
     def __call__(self, text: str) -> list[str]:
         return self.tokenize(text)

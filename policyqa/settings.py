@@ -68,8 +68,8 @@ class Settings(BaseSettings):
     stopwords: Path | None = Field(None, description="Replace the shipped Chinese stopword list.")
     char_bigrams: bool = Field(
         True,
-        description="BM25 also indexes the overlapping character bigrams of the text (embedded backend; "
-        "Milvus' analyzer indexes jieba words only).",
+        description="BM25 also indexes the overlapping character bigrams of the text (in Milvus: a second "
+        "BM25 field beside the jieba-analysed one).",
     )
 
     # --- dense -----------------------------------------------------------------------------

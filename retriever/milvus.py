@@ -1,11 +1,13 @@
 """Retrievers over the Milvus backend (:mod:`policyqa.index.milvus`), same protocol and hits.
 
 - :class:`MilvusBM25Retriever`: Milvus' built-in BM25 (sparse field produced by the BM25
-  function over the jieba-analysed passage text).
+  function over the jieba-analysed passage text) plus, with ``char_bigrams``, the BM25 of the
+  passage's character bigrams (a second field and function): a chunk scores the sum of both.
 - :class:`MilvusDenseRetriever`: inner product of the query embedding with the stored vectors.
 - :class:`MilvusHybridRetriever`: ``rrf`` fusion runs **in Milvus** (``hybrid_search`` with an
   ``RRFRanker``; scores scaled by the weight 0.5 so they equal the embedded RRF scores) when both
-  weights are equal; ``zscore``/``weighted`` (and RRF with unequal weights) fuse on the client
+  weights are equal and BM25 is one field (no bigrams: Milvus' rankers cannot sum two BM25
+  lists into one before RRF); ``zscore``/``weighted`` (and the other RRF cases) fuse on the client
   exactly as :class:`policyqa.retriever.hybrid.HybridRetriever` does: candidates from both
   searches, both scores computed for every candidate (BM25 by a search restricted to the
   candidates, cosine from the stored vectors) and the document-level BM25 context from the
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from policyqa.index.milvus import bm25_text, date_int, quote, string_list
+from policyqa.index.milvus import bigram_text, bm25_text, date_int, quote, string_list
 
 from ._common import check_query, check_top_k
 from .base import Filters, Hit
@@ -122,6 +124,16 @@ class _Candidates:
             e = _entity(h)
             e.setdefault("chunk_id", h.get("id") if isinstance(h, dict) else None)
             rows.append((e, _score(h, metric)))
+        self._set(rows)
+
+    @classmethod
+    def scored(cls, rows: Sequence[tuple[dict[str, Any], float]]) -> _Candidates:
+        """A list of (entity, score) pairs, ranked."""
+        c = cls([], "")
+        c._set(list(rows))
+        return c
+
+    def _set(self, rows: list[tuple[dict[str, Any], float]]) -> None:
         rows.sort(key=lambda es: (-es[1], int(es[0].get("doc_seq", 0)), int(es[0].get("ordinal", 0))))
         self.entities = [e for e, _ in rows]
         self.scores = [s for _, s in rows]
@@ -185,21 +197,70 @@ class _MilvusBase:
     def _limit(self, depth: int, recheck: bool) -> int:
         return min(MAX_LIMIT, depth * 4 if recheck else depth)
 
+    def _bm25_fields(self, query: str) -> list[tuple[str, str]]:
+        """(sparse field, query text) of each BM25 field with something to match."""
+        fields = [("sparse", bm25_text(query))]
+        if self.index.bigrams:
+            fields.append(("bigram_sparse", bigram_text(self.index.tokenizer, query)))
+        return [(f, t) for f, t in fields if t.strip()]
+
     def bm25_candidates(self, query: str, depth: int, filters: Filters | None) -> _Candidates:
+        """The ``depth`` best chunks by BM25 (with bigrams: by the sum of the two fields' BM25).
+
+        With two fields, each field's best ``depth`` chunks are candidates, the candidates
+        missing from one field's list get their score there by a search restricted to them,
+        and the sums are ranked.
+        """
         expr, recheck = filter_expression(filters)
-        text = bm25_text(query)
-        if not text.strip():
+        fields = self._bm25_fields(query)
+        if not fields:
             return _Candidates([], "BM25")
+        lists: list[_Candidates] = []
+        for field, text in fields:
+            res = self.client.search(
+                self.collection,
+                data=[text],
+                anns_field=field,
+                limit=self._limit(depth, recheck),
+                filter=expr,
+                output_fields=HIT_FIELDS,
+                search_params=self._bm25_params(),
+            )
+            lists.append(_Candidates(res[0] if res else [], "BM25"))
+        if len(lists) == 1:  # one field to match: its scores are the sums
+            return self._cut(lists[0], depth, filters if recheck else None)
+        entities: dict[str, dict[str, Any]] = {}
+        for c in lists:
+            for e in c.entities:
+                entities.setdefault(str(e["chunk_id"]), e)
+        totals = dict.fromkeys(entities, 0.0)
+        for (field, text), c in zip(fields, lists, strict=True):
+            found = dict(zip(c.ids(), c.scores, strict=True))
+            missing = [cid for cid in entities if cid not in found]
+            found.update(self._field_scores(field, text, missing))
+            for cid in entities:
+                totals[cid] += found.get(cid, 0.0)
+        summed = _Candidates.scored([(entities[cid], totals[cid]) for cid in entities])
+        return self._cut(summed, depth, filters if recheck else None)
+
+    def _field_scores(self, field: str, text: str, chunk_ids: Sequence[str]) -> dict[str, float]:
+        """BM25 on one field of the given chunks (absent: 0), by a search restricted to them."""
+        if not chunk_ids:
+            return {}
         res = self.client.search(
             self.collection,
             data=[text],
-            anns_field="sparse",
-            limit=self._limit(depth, recheck),
-            filter=expr,
-            output_fields=HIT_FIELDS,
+            anns_field=field,
+            limit=min(MAX_LIMIT, len(chunk_ids)),
+            filter=f"chunk_id in {string_list(list(chunk_ids))}",
+            output_fields=["chunk_id"],
             search_params=self._bm25_params(),
         )
-        return self._cut(_Candidates(res[0] if res else [], "BM25"), depth, filters if recheck else None)
+        out: dict[str, float] = {}
+        for h in res[0] if res else []:
+            e = _entity(h)
+            out[str(e.get("chunk_id", h.get("id")))] = _score(h, "BM25")
+        return out
 
     def dense_candidates(
         self, qvec: npt.NDArray[np.float32], depth: int, filters: Filters | None
@@ -231,23 +292,11 @@ class _MilvusBase:
 
     # -- exact scores of given chunks --------------------------------------------------------
     def bm25_of(self, query: str, chunk_ids: Sequence[str]) -> dict[str, float]:
-        """BM25 of the given chunks (absent: 0), by a search restricted to them."""
-        text = bm25_text(query)
-        if not chunk_ids or not text.strip():
-            return {}
-        res = self.client.search(
-            self.collection,
-            data=[text],
-            anns_field="sparse",
-            limit=min(MAX_LIMIT, len(chunk_ids)),
-            filter=f"chunk_id in {string_list(list(chunk_ids))}",
-            output_fields=["chunk_id"],
-            search_params=self._bm25_params(),
-        )
+        """BM25 of the given chunks (absent: 0; with bigrams the sum of both fields)."""
         out: dict[str, float] = {}
-        for h in res[0] if res else []:
-            e = _entity(h)
-            out[str(e.get("chunk_id", h.get("id")))] = _score(h, "BM25")
+        for field, text in self._bm25_fields(query):
+            for cid, score in self._field_scores(field, text, chunk_ids).items():
+                out[cid] = out.get(cid, 0.0) + score
         return out
 
     def dense_of(self, qvec: npt.NDArray[np.float32], chunk_ids: Sequence[str]) -> dict[str, float]:
@@ -267,28 +316,33 @@ class _MilvusBase:
         return {i: float(s) for i, s in zip(ids, sims, strict=True)}
 
     def doc_bm25_of(self, query: str, doc_ids: Sequence[str]) -> dict[str, float]:
-        """Document-level BM25 (best part) of the given documents (absent: 0)."""
-        text = bm25_text(query)
-        if not doc_ids or not text.strip():
+        """Document-level BM25 (best part; with bigrams a part scores the sum of both fields)."""
+        if not doc_ids:
             return {}
-        res = self.client.search(
-            self.index.docs_collection,
-            data=[text],
-            anns_field="sparse",
-            limit=MAX_LIMIT,
-            filter=f"doc_id in {string_list(list(doc_ids))}",
-            output_fields=["doc_id"],
-            search_params=self._bm25_params(),
-        )
+        parts: dict[str, tuple[str, float]] = {}
+        for field, text in self._bm25_fields(query):
+            res = self.client.search(
+                self.index.docs_collection,
+                data=[text],
+                anns_field=field,
+                limit=MAX_LIMIT,
+                filter=f"doc_id in {string_list(list(doc_ids))}",
+                output_fields=["doc_id", "part_id"],
+                search_params=self._bm25_params(),
+            )
+            for h in res[0] if res else []:
+                e = _entity(h)
+                part = str(e.get("part_id", h.get("id")))
+                _, before = parts.get(part, ("", 0.0))
+                parts[part] = (str(e["doc_id"]), before + _score(h, "BM25"))
         out: dict[str, float] = {}
-        for h in res[0] if res else []:
-            d = str(_entity(h)["doc_id"])
-            out[d] = max(out.get(d, 0.0), _score(h, "BM25"))
+        for d, score in parts.values():
+            out[d] = max(out.get(d, 0.0), score)
         return out
 
 
 class MilvusBM25Retriever(_MilvusBase):
-    """BM25 by Milvus' built-in BM25 function over jieba-analysed passage text."""
+    """BM25 by Milvus' built-in BM25 function over jieba-analysed passage text (and bigrams)."""
 
     name = "bm25"
 
@@ -361,8 +415,8 @@ class MilvusHybridRetriever(_MilvusBase):
 
     @property
     def server_side(self) -> bool:
-        """Whether fusion runs in Milvus (RRF with equal weights)."""
-        return self.mode is FusionMode.RRF and abs(self.bm25_weight - 0.5) < 1e-9
+        """Whether fusion runs in Milvus (RRF with equal weights, BM25 over words only)."""
+        return self.mode is FusionMode.RRF and abs(self.bm25_weight - 0.5) < 1e-9 and not self.index.bigrams
 
     # -- RRF in Milvus -----------------------------------------------------------------------
     def _rrf_in_milvus(
