@@ -470,15 +470,16 @@ class MilvusIndex:
                 f"collection {self.collection!r} holds {dim}-dimensional vectors, the encoder gives "
                 f"{self.encoder.dim}; rebuild it"
             )
-        if strict and stored != self._config():
-            raise MilvusBackendError(
-                f"collection {self.collection!r} was built with other settings (model, tokenizer, "
-                "chunking or BM25 fields) than the current ones"
-            )
-        if stored and stored != self._config():
+        # Milvus Lite keeps no collection description: there only the fields can be compared
+        if (stored and stored != self._config()) or self.bigrams != self.tokenizer.char_bigrams:
+            if strict:
+                raise MilvusBackendError(
+                    f"collection {self.collection!r} was built with other settings (model, tokenizer, "
+                    "chunking or BM25 fields) than the current ones"
+                )
             logger.warning(
-                "collection %s was built with other settings (model, tokenizer or chunking) than the "
-                "current ones; rebuild it for consistent results",
+                "collection %s was built with other settings (model, tokenizer, chunking or BM25 "
+                "fields) than the current ones; rebuild it for consistent results",
                 self.collection,
             )
 

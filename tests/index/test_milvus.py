@@ -1,7 +1,9 @@
 """The Milvus backend against Milvus Lite on a temp file: same protocol, hits, filters, add/delete.
 
 The fixture corpus is indexed twice with the hashing encoder, once embedded and once in Milvus
-Lite (exact FLAT dense index, so dense results can be compared row for row).
+Lite (exact FLAT dense index, so dense results can be compared row for row), with the default
+settings (BM25 over words and character bigrams); and twice more with ``char_bigrams=False``
+(BM25 over words only, one BM25 field in Milvus).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from policyqa.index.milvus import (
     MilvusBackendError,
     MilvusIndex,
     analyzer_params,
+    bigram_analyzer_params,
+    bigram_text,
     bm25_text,
     date_int,
     milvus_uri,
@@ -48,16 +52,12 @@ def _settings(root: Path, **extra: object) -> Settings:
         chunk_max_chars=120,
         backend="milvus",
         milvus_dense_index="FLAT",
-        char_bigrams=False,  # Milvus' jieba analyzer indexes words only: compare like with like
         **extra,  # type: ignore[arg-type]
     )
 
 
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Index, MilvusIndex, Settings]]:
-    """The fixture corpus, embedded and in Milvus Lite (one module-wide Lite file)."""
-    root = tmp_path_factory.mktemp("milvus")
-    s = _settings(root)
+def _pair(root: Path, **extra: object) -> Iterator[tuple[Index, MilvusIndex, Settings]]:
+    s = _settings(root, **extra)
     enc = HashingEncoder()
     docs = fixture_documents()
     build_index(docs, s.index_dir, s, show_progress=False, encoder=enc)
@@ -72,12 +72,35 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Index, Milv
     embedded.close()
 
 
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Index, MilvusIndex, Settings]]:
+    """The fixture corpus, embedded and in Milvus Lite (one module-wide Lite file), bigrams on."""
+    yield from _pair(tmp_path_factory.mktemp("milvus"))
+
+
+@pytest.fixture(scope="module")
+def words_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Index, MilvusIndex, Settings]]:
+    """The same with ``char_bigrams=False``: BM25 over the jieba words only."""
+    yield from _pair(tmp_path_factory.mktemp("milvus-words"), char_bigrams=False)
+
+
 # -- pure helpers ---------------------------------------------------------------------------------
 
 
 def test_bm25_text_normalises_and_blanks_punctuation() -> None:
     assert bm25_text("貿易便利化，ＡＢＣ！") == "贸易便利化 abc "
     assert bm25_text("covid-19 增长3.5%") == "covid-19 增长3.5%"
+
+
+def test_bigram_text_is_the_tokenizers_bigrams() -> None:
+    from policyqa.index.tokenizer import ChineseTokenizer
+
+    tok = ChineseTokenizer()
+    assert bigram_text(tok, "疫情防控，復工復產 ABC") == "疫情 情防 防控 复工 工复 复产"
+    assert bigram_text(tok, "abc 1.5 的") == ""
+    assert tok.terms("疫情防控") == tok.tokenize("疫情防控") + tok.bigrams("疫情防控")
+    assert bigram_analyzer_params() == {"tokenizer": "whitespace"}
+    assert bigram_analyzer_params(lite=True) == {"tokenizer": "standard"}
 
 
 def test_date_int() -> None:
@@ -121,6 +144,36 @@ def test_analyzer_uses_the_policy_dictionary_and_stopwords(pair: tuple[Index, Mi
     assert "的" in params["filter"][0]["stop_words"]
 
 
+def _fields(mi: MilvusIndex, collection: str) -> set[str]:
+    return {f["name"] for f in mi.client.describe_collection(collection)["fields"]}
+
+
+def test_bm25_fields_follow_char_bigrams(
+    pair: tuple[Index, MilvusIndex, Settings], words_pair: tuple[Index, MilvusIndex, Settings]
+) -> None:
+    _, mi, _ = pair
+    assert mi.bigrams
+    for name in (mi.collection, mi.docs_collection):
+        assert {"bm25_text", "sparse", "bigram_text", "bigram_sparse"} <= _fields(mi, name)
+    _, words, _ = words_pair
+    assert not words.bigrams
+    for name in (words.collection, words.docs_collection):
+        assert "sparse" in _fields(words, name) and "bigram_sparse" not in _fields(words, name)
+
+
+def test_bm25_score_is_words_plus_bigrams(pair: tuple[Index, MilvusIndex, Settings]) -> None:
+    _, mi, _ = pair
+    r = mi.retriever("bm25")
+    query = fixture_queries()[0][1]
+    hits = r.search(query, top_k=5)
+    ids = [h.chunk_id for h in hits]
+    words = r._field_scores("sparse", bm25_text(query), ids)
+    bigrams = r._field_scores("bigram_sparse", bigram_text(mi.tokenizer, query), ids)
+    assert bigrams and all(v > 0 for v in bigrams.values())
+    for h in hits:
+        assert h.score == pytest.approx(words.get(h.chunk_id, 0.0) + bigrams.get(h.chunk_id, 0.0), rel=1e-5)
+
+
 def test_default_uri_is_a_lite_file_beside_the_index(tmp_path: Path) -> None:
     s = _settings(tmp_path)
     assert milvus_uri(s) == str((tmp_path / "index-milvus.db").resolve())
@@ -155,9 +208,15 @@ def test_hits_cite_the_document_text(pair: tuple[Index, MilvusIndex, Settings], 
             assert h.title == doc.title and h.issuer == doc.meta.issuer and h.date == doc.meta.date
 
 
+@pytest.mark.parametrize("bigrams", [True, False])
 @pytest.mark.parametrize("mode", ["bm25", "dense"])
-def test_same_answers_as_embedded(pair: tuple[Index, MilvusIndex, Settings], mode: str) -> None:
-    embedded, mi, _ = pair
+def test_same_answers_as_embedded(
+    pair: tuple[Index, MilvusIndex, Settings],
+    words_pair: tuple[Index, MilvusIndex, Settings],
+    mode: str,
+    bigrams: bool,
+) -> None:
+    embedded, mi, _ = pair if bigrams else words_pair
     for _, query, _gold in fixture_queries():
         a = [h.chunk_id for h in embedded.retriever(mode).search(query, top_k=5)]
         b = [h.chunk_id for h in mi.retriever(mode).search(query, top_k=5)]
@@ -172,19 +231,28 @@ def test_dense_scores_equal_embedded(pair: tuple[Index, MilvusIndex, Settings]) 
     assert [round(h.score, 4) for h in a] == [round(h.score, 4) for h in b]
 
 
+@pytest.mark.parametrize("bigrams", [True, False])
 @pytest.mark.parametrize("fusion", ["rrf", "zscore", "weighted"])
-def test_hybrid_top1_and_gold_like_embedded(pair: tuple[Index, MilvusIndex, Settings], fusion: str) -> None:
-    embedded, mi, _ = pair
+def test_hybrid_top1_and_gold_like_embedded(
+    pair: tuple[Index, MilvusIndex, Settings],
+    words_pair: tuple[Index, MilvusIndex, Settings],
+    fusion: str,
+    bigrams: bool,
+) -> None:
+    embedded, mi, _ = pair if bigrams else words_pair
     for _, query, gold in fixture_queries():
         a = embedded.retriever("hybrid", fusion=fusion).search(query, top_k=5)
         b = mi.retriever("hybrid", fusion=fusion).search(query, top_k=5)
-        assert a[0].chunk_id == b[0].chunk_id, query
+        # BM25 differs in detail (Lucene idf; words and bigrams scored as two fields), so near
+        # ties may swap two chunks of a document: the same document first, its chunk near the top
+        assert a[0].doc_id == b[0].doc_id, query
+        assert b[0].chunk_id in {h.chunk_id for h in a[:3]}, query
         assert (a[0].doc_id in gold) == (b[0].doc_id in gold)
         assert {"bm25", "dense", "fused"} <= set(b[0].scores)
 
 
-def test_rrf_runs_in_milvus_with_embedded_scores(pair: tuple[Index, MilvusIndex, Settings]) -> None:
-    embedded, mi, _ = pair
+def test_rrf_runs_in_milvus_with_embedded_scores(words_pair: tuple[Index, MilvusIndex, Settings]) -> None:
+    embedded, mi, _ = words_pair
     r = mi.retriever("hybrid", fusion="rrf")
     assert r.server_side  # type: ignore[attr-defined]
     assert not mi.retriever("hybrid", fusion="rrf", bm25_weight=0.7).server_side  # type: ignore[attr-defined]
@@ -192,6 +260,19 @@ def test_rrf_runs_in_milvus_with_embedded_scores(pair: tuple[Index, MilvusIndex,
     a = embedded.retriever("hybrid", fusion="rrf").search(query, top_k=3)
     b = r.search(query, top_k=3)
     assert [round(h.score, 6) for h in a] == [round(h.score, 6) for h in b]
+
+
+def test_rrf_with_bigrams_fuses_the_summed_bm25_list_on_the_client(
+    pair: tuple[Index, MilvusIndex, Settings],
+) -> None:
+    embedded, mi, _ = pair
+    r = mi.retriever("hybrid", fusion="rrf")
+    assert not r.server_side  # type: ignore[attr-defined]
+    for _, query, _gold in fixture_queries():
+        a = embedded.retriever("hybrid", fusion="rrf").search(query, top_k=3)
+        b = r.search(query, top_k=3)
+        assert [h.chunk_id for h in a] == [h.chunk_id for h in b], query
+        assert [round(h.score, 6) for h in a] == [round(h.score, 6) for h in b], query
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -300,6 +381,27 @@ def test_open_missing_collections_fails_clearly(tmp_path: Path) -> None:
         open_milvus_index(s, encoder=HashingEncoder())
 
 
+def test_collections_without_the_bigram_field(tmp_path: Path) -> None:
+    """Collections built without bigrams: opened with bigrams they search words only (and warn);
+    the benchmark's strict opener refuses them, so its cache rebuilds them."""
+    enc = HashingEncoder()
+    words = _settings(tmp_path, char_bigrams=False)
+    with MilvusIndex(words, encoder=enc) as mi:
+        mi.build(fixture_documents()[:3])
+    s = _settings(tmp_path)
+    mi = open_milvus_index(s, encoder=enc)
+    try:
+        assert not mi.bigrams
+        assert mi.retriever("bm25").search(fixture_queries()[0][1], top_k=3)
+    finally:
+        mi.close()
+    with pytest.raises(MilvusBackendError, match="other settings"):
+        open_milvus_index(s, encoder=enc, strict=True)
+    with MilvusIndex(s, encoder=enc) as mi:
+        mi.build(fixture_documents()[:3])
+    open_milvus_index(s, encoder=enc, strict=True).close()  # built with the same settings
+
+
 def test_open_with_other_dimension_fails(tmp_path: Path) -> None:
     s = _settings(tmp_path)
     with MilvusIndex(s, encoder=HashingEncoder(64)) as mi:
@@ -340,6 +442,8 @@ def test_eval_backend_option_and_cache_keys(tmp_path: Path, monkeypatch: pytest.
     embedded_key = runner.index_cache_key(bench, s.model_copy(update={"backend": "embedded"}))
     milvus_key = runner.index_cache_key(bench, s)
     assert embedded_key != milvus_key
+    # collections with and without the bigram field never share a cache entry
+    assert runner.index_cache_key(bench, s.model_copy(update={"char_bigrams": False})) != milvus_key
     # remote Milvus: benchmark collections never take the serving collection's name
     remote = s.model_copy(update={"milvus_uri": "http://milvus.internal:19530"})
     assert milvus.eval_settings(tmp_path / "x", remote).milvus_collection.startswith("policyqa_eval_")
