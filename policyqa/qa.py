@@ -75,7 +75,7 @@ def make_answerer(settings: Settings, index: Any = None) -> Answerer:
         passages=settings.answer_passages,
         min_confidence=settings.answer_min_confidence,
         narrow=settings.answer_narrow,
-        encoder=getattr(index, "encoder", None),
+        documents=getattr(index, "store", None),
     )
 
 

@@ -1,17 +1,19 @@
-"""Extractive answers: the sentence (or the date, amount, body or place in it) that answers a
-question, verbatim, with character offsets into its source document and numbered citations.
+"""Extractive answers: the span that answers a question, verbatim, with character offsets into
+its source document and numbered citations.
 
-:class:`SpanSelector` scores every sentence of the top reranked passages with a small linear
-model (shipped as ``retriever/data/answer_sentences.json``) over interpretable features: the
-passage's rerank rank, IDF-weighted query-term and bigram coverage of the sentence and of the
-sentence before it, whether the sentence holds what the question asks for (a number for 多少,
-a date for 何时, an organisation for 哪个部门, a place for 哪里), and its length. When the
-question asks for one of those types, the answer is narrowed to the matching expression inside
-the best sentence that is nearest to the words the sentence shares with the question.
+:class:`SpanSelector` enumerates candidate spans in the top reranked passages (contiguous runs
+of clauses, kept inside the passage unless ``extend_chars`` lets them run on into the document
+text; the same without the words the question repeats; and, for 何时/多少/哪个部门/哪里
+questions, the date, amount, organisation or place inside a clause; see
+:mod:`policyqa.retriever.spans`) and scores them
+with a linear model over interpretable features (question coverage of the span and of the text
+just before it, length, sentence and list structure, question type, passage rank), trained
+listwise on answer F1 and ``contains`` and shipped as ``retriever/data/answer_spans.json``
+(written by ``python -m policyqa.retriever.train_answer``).
 
-Confidence is a logistic calibration of the best sentence's score and its margin over the
-runner-up (fitted with the sentence weights); below ``min_confidence`` the answer is
-``no_answer`` and the closest passages are still listed as citations.
+Confidence is a logistic calibration of the best span's score and its margin over the
+runner-up (fitted with the weights); below ``min_confidence`` the answer is ``no_answer`` and
+the closest passages are still listed as citations.
 
 Every answer satisfies ``document.text[answer.start:answer.end] == answer.text`` (checked by
 :func:`verify_answer`).
@@ -23,7 +25,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -33,19 +35,19 @@ import numpy as np
 import numpy.typing as npt
 
 from .base import Hit
-from .rerank import QueryTerms, TermStats, query_bigrams, split_sentences
+from .rerank import QueryTerms, TermStats
+from .spans import EXTEND_CHARS, SPAN_FEATURES, SpanCandidate, source_text, span_candidates
 
 __all__ = [
-    "DEFAULT_SENTENCE_MODEL",
-    "SENTENCE_FEATURES",
+    "DEFAULT_SPAN_MODEL",
     "Answer",
     "AnswerType",
     "CitationError",
     "Citation",
-    "SentenceCandidate",
-    "SentenceModel",
+    "SpanModel",
     "SpanSelector",
     "citations_from_hits",
+    "enclosing_sentence",
     "expected_type",
     "find_typed_spans",
     "no_answer",
@@ -54,7 +56,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SENTENCE_MODEL = "answer_sentences.json"
+DEFAULT_SPAN_MODEL = "answer_spans.json"
 SNIPPET_CHARS = 160
 
 AnswerType = Literal["sentence", "amount", "date", "organization", "place", "reader", "none"]
@@ -353,27 +355,13 @@ def find_typed_spans(text: str, kind: AnswerType) -> list[tuple[int, int]]:
 
 
 # --------------------------------------------------------------------------------------------
-# sentence scoring
-
-SENTENCE_FEATURES: tuple[str, ...] = (
-    "passage_rank",  # -log(rerank rank of the passage)
-    "passage_score",  # passage score relative to the best and the worst of the top passages
-    "cov",  # IDF-weighted query-term coverage of the sentence
-    "bigram",  # query bigram coverage of the sentence
-    "cov_prev",  # coverage of the preceding sentence in the passage
-    "cov_next",  # coverage of the following sentence
-    "type_match",  # the sentence holds what the question asks for (0 for plain questions)
-    "log_len",  # log(sentence length)
-    "first",  # the sentence is the first of its passage
-    "new_chars",  # share of the sentence's characters not in the question
-    "dense",  # cosine of the question and the sentence (the index's encoder; 0 without one)
-    "dense_gap",  # that cosine minus the best one among the candidates
-)
+# span scoring
 
 
 @dataclass(slots=True)
-class SentenceModel:
-    """Linear sentence scorer plus the logistic confidence calibration."""
+class SpanModel:
+    """Linear span scorer over :data:`~policyqa.retriever.spans.SPAN_FEATURES` plus the
+    logistic confidence calibration of the best span's score and its margin."""
 
     weights: npt.NDArray[np.float64]
     mean: npt.NDArray[np.float64]
@@ -394,7 +382,8 @@ class SentenceModel:
     def to_json(self) -> dict[str, Any]:
         return {
             "format": 1,
-            "features": list(SENTENCE_FEATURES),
+            "kind": "span-linear",
+            "features": list(SPAN_FEATURES),
             "weights": [round(float(w), 6) for w in self.weights],
             "mean": [round(float(m), 6) for m in self.mean],
             "std": [round(float(s), 6) for s in self.std],
@@ -404,16 +393,24 @@ class SentenceModel:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> SentenceModel:
-        if data.get("format") != 1 or tuple(data.get("features") or ()) != SENTENCE_FEATURES:
-            raise ValueError("not a policyqa answer sentence model (format 1, current features)")
+    def from_json(cls, data: dict[str, Any]) -> SpanModel:
+        if (
+            data.get("format") != 1
+            or data.get("kind") != "span-linear"
+            or tuple(data.get("features") or ()) != SPAN_FEATURES
+        ):
+            raise ValueError("not a policyqa answer span model (format 1, span-linear, current features)")
+        w = np.asarray(data["weights"], dtype=np.float64)
+        mean = np.asarray(data["mean"], dtype=np.float64)
         std = np.asarray(data["std"], dtype=np.float64)
+        if not (w.size == mean.size == std.size == len(SPAN_FEATURES)):
+            raise ValueError("answer span model: weights, mean and std must match the features")
         calib = [float(v) for v in data["calibration"]]
         if len(calib) != 3:
-            raise ValueError("answer sentence model: calibration needs three numbers")
+            raise ValueError("answer span model: calibration needs three numbers")
         return cls(
-            weights=np.asarray(data["weights"], dtype=np.float64),
-            mean=np.asarray(data["mean"], dtype=np.float64),
+            weights=w,
+            mean=mean,
             std=np.where(std > 1e-12, std, 1.0),
             calib=(calib[0], calib[1], calib[2]),
             min_confidence=float(data.get("min_confidence", 0.0)),
@@ -421,9 +418,9 @@ class SentenceModel:
         )
 
     @classmethod
-    def load(cls, path: Path | None = None) -> SentenceModel:
+    def load(cls, path: Path | None = None) -> SpanModel:
         if path is None:
-            text = (resources.files("policyqa.retriever") / "data" / DEFAULT_SENTENCE_MODEL).read_text(
+            text = (resources.files("policyqa.retriever") / "data" / DEFAULT_SPAN_MODEL).read_text(
                 encoding="utf-8"
             )
         else:
@@ -431,34 +428,46 @@ class SentenceModel:
         return cls.from_json(json.loads(text))
 
 
-@dataclass(frozen=True, slots=True)
-class SentenceCandidate:
-    """A sentence of a passage (offsets relative to the passage text)."""
-
-    hit_index: int
-    start: int
-    end: int
+_SENT_STOP = "。！？!?；;\n"
 
 
-def _new_chars(sentence: str, question: str) -> float:
-    chars = [ch for ch in sentence if not ch.isspace()]
-    if not chars:
-        return 0.0
-    q = set(question)
-    return sum(ch not in q for ch in chars) / len(chars)
+def enclosing_sentence(text: str, start: int, end: int, reach: int = 300) -> tuple[int, int]:
+    """The sentence(s) of ``text`` around ``[start, end)``: back to the previous sentence end
+    and on to the next one (at most ``reach`` characters each way), whitespace trimmed."""
+    lo = max(0, start - reach)
+    s = start
+    while s > lo and text[s - 1] not in _SENT_STOP:
+        s -= 1
+    hi = min(len(text), end + reach)
+    e = end
+    if e > s and text[e - 1] in _SENT_STOP:
+        pass
+    else:
+        while e < hi and text[e] not in _SENT_STOP:
+            e += 1
+        if e < hi:
+            e += 1
+    while s < e and text[s].isspace():
+        s += 1
+    while e > s and text[e - 1].isspace():
+        e -= 1
+    return (s, e) if e > s else (start, end)
 
 
 class SpanSelector:
-    """Picks the answer sentence among the top passages and narrows typed answers.
+    """Picks the answer span among the top passages (see :mod:`policyqa.retriever.spans`).
 
     :param tokenizer: the index's tokenizer (query terms); None: character bigrams only.
     :param bm25_index: the index's BM25 index (term IDFs).
-    :param model_path: sentence model JSON; None: the shipped one.
+    :param documents: the index's chunk store (``get_document(doc_id).text``), so that a span
+        may run past the end of its passage; None keeps every span inside its passage.
+    :param model_path: span model JSON; None: the shipped one.
     :param passages: how many of the top passages are searched for the answer.
     :param min_confidence: below it the answer is "no answer"; None: the model's tuned value.
-    :param narrow: narrow typed questions (何时/多少/哪个部门/哪里) to the matching expression.
-    :param encoder: the index's dense encoder (``encode_queries``/``encode_passages``), for the
-        question-sentence cosine; None leaves those features at 0.
+    :param narrow: allow typed answers (the date, amount, body or place inside a clause); False
+        answers with the whole sentence(s) around the best span.
+    :param extend_chars: how far past the end of its passage a span may run (needs
+        ``documents``); the default 0 keeps every answer inside the passage it cites.
     """
 
     def __init__(
@@ -466,11 +475,12 @@ class SpanSelector:
         tokenizer: Any = None,
         bm25_index: Any = None,
         *,
-        encoder: Any = None,
+        documents: Any = None,
         model_path: Path | None = None,
         passages: int = 5,
         min_confidence: float | None = None,
         narrow: bool = True,
+        extend_chars: int = EXTEND_CHARS,
     ) -> None:
         if passages < 1:
             raise ValueError(f"passages must be at least 1, got {passages}")
@@ -478,20 +488,24 @@ class SpanSelector:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
         self.tokenizer = tokenizer
         self.stats = TermStats(bm25_index)
+        self.documents = documents
         self.model_path = model_path
         self.passages = passages
         self._min_confidence = min_confidence
         self.narrow = narrow
-        self.encoder = encoder
-        self._model: SentenceModel | None = None
+        self.extend_chars = max(0, extend_chars)
+        self._model: SpanModel | None = None
 
     def warm_up(self) -> None:
         if self._model is None:
-            self._model = SentenceModel.load(self.model_path)
+            self._model = SpanModel.load(self.model_path)
         self.stats.idf("")
+        warm = getattr(self.tokenizer, "warm_up", None)
+        if callable(warm):
+            warm()
 
     @property
-    def model(self) -> SentenceModel:
+    def model(self) -> SpanModel:
         self.warm_up()
         assert self._model is not None  # set by warm_up
         return self._model
@@ -500,84 +514,42 @@ class SpanSelector:
     def min_confidence(self) -> float:
         return self.model.min_confidence if self._min_confidence is None else self._min_confidence
 
+    def _text_getter(self) -> Callable[[Hit], str]:
+        cache: dict[str, str] = {}
+        store = self.documents
+
+        def text_of(hit: Hit) -> str:
+            if store is None:
+                return hit.text
+            if hit.doc_id not in cache:
+                doc = store.get_document(hit.doc_id)
+                cache[hit.doc_id] = doc.text if doc is not None else hit.text
+            return cache[hit.doc_id]
+
+        return text_of
+
     def candidates(
         self, question: str, hits: Sequence[Hit]
-    ) -> tuple[list[SentenceCandidate], npt.NDArray[np.float64]]:
-        """Every sentence of the top passages and its feature row."""
+    ) -> tuple[list[SpanCandidate], npt.NDArray[np.float64], Callable[[Hit], str]]:
+        """Every candidate span of the top passages, its feature row, and the document texts."""
         qt = QueryTerms.of(question, self.tokenizer, self.stats)
-        kind = expected_type(question)
         top = list(hits)[: self.passages]
-        best_score = max((h.score for h in top), default=0.0)
-        spread = best_score - min((h.score for h in top), default=0.0)
-        spread = spread if spread > 1e-12 else 1.0
-        cands: list[SentenceCandidate] = []
-        rows: list[tuple[float, ...]] = []
-        for hi, h in enumerate(top):
-            sents = split_sentences(h.text)
-            covs = [qt.coverage(h.text[s:e]) for s, e in sents]
-            for si, (s, e) in enumerate(sents):
-                sent = h.text[s:e]
-                typed = 1.0 if kind != "sentence" and find_typed_spans(sent, kind) else 0.0
-                rows.append(
-                    (
-                        -math.log(hi + 1),
-                        (h.score - best_score) / spread,
-                        covs[si],
-                        qt.bigram_coverage(sent),
-                        covs[si - 1] if si > 0 else 0.0,
-                        covs[si + 1] if si + 1 < len(sents) else 0.0,
-                        typed,
-                        math.log(max(1, e - s)),
-                        1.0 if si == 0 else 0.0,
-                        _new_chars(sent, question),
-                    )
-                )
-                cands.append(SentenceCandidate(hi, s, e))
-        sims = self._similarities(question, [top[c.hit_index].text[c.start : c.end] for c in cands])
-        gap = sims - (float(sims.max()) if sims.size else 0.0)
-        x = np.column_stack(
-            [np.asarray(rows, dtype=np.float64).reshape(len(rows), len(SENTENCE_FEATURES) - 2), sims, gap]
+        text_of = self._text_getter()
+        cands, x = span_candidates(
+            question, qt, top, text_of, find_typed=find_typed_spans, extend_chars=self.extend_chars
         )
-        return cands, x
-
-    def _similarities(self, question: str, sentences: Sequence[str]) -> npt.NDArray[np.float64]:
-        if self.encoder is None or not sentences:
-            return np.zeros(len(sentences), dtype=np.float64)
-        q = np.asarray(self.encoder.encode_queries([question]), dtype=np.float64)[0]
-        p = np.asarray(self.encoder.encode_passages(list(sentences)), dtype=np.float64)
-        out: npt.NDArray[np.float64] = p @ q
-        return out
-
-    def _narrow(self, question: str, sentence: str, kind: AnswerType) -> tuple[int, int] | None:
-        spans = find_typed_spans(sentence, kind)
-        if not spans:
-            return None
-        # anchors: where the sentence repeats the question's content bigrams
-        bigrams = query_bigrams(question)
-        anchors = [i for i in range(len(sentence) - 1) if sentence[i : i + 2] in bigrams]
-        unit = _question_unit(question) if kind == "amount" else ""
-        best: tuple[float, int, int] | None = None
-        for s, e in spans:
-            piece = sentence[s:e]
-            if piece and piece in question:  # "2020年" in "2020年新增…多少" is not the answer
-                continue
-            dist = min((min(abs(a - s), abs(a + 1 - (e - 1))) for a in anchors), default=float(s))
-            penalty = 0.0
-            if unit and not piece.rstrip("以上下内左右多").endswith(unit):
-                penalty += 50.0
-            if kind == "amount" and not any(ch.isdigit() for ch in piece):
-                penalty += 20.0
-            key = (float(dist) + penalty, s, e)
-            if best is None or key < best:
-                best = key
-        return None if best is None else (best[1], best[2])
+        if not self.narrow and cands:
+            keep = [i for i, c in enumerate(cands) if c.kind != "typed"]
+            cands = [cands[i] for i in keep]
+            x = x[keep]
+        return cands, x, text_of
 
     def select(self, question: str, hits: Sequence[Hit]) -> Answer:
         """The answer from ``hits`` (reranked passages, best first), or no answer."""
         if not hits:
             return no_answer(question, hits)
         model = self.model
-        cands, x = self.candidates(question, hits)
+        cands, x, text_of = self.candidates(question, hits)
         if not cands:
             return no_answer(question, hits)
         scores = model.score(x)
@@ -588,8 +560,7 @@ class SpanSelector:
         confidence = model.confidence(best_score, margin)
         top = list(hits)[: self.passages]
         hit = top[best.hit_index]
-        sentence = hit.text[best.start : best.end]
-        focus = {hit.chunk_id: (best.start, best.end)}
+        focus = {hit.chunk_id: (max(0, best.start - hit.start), max(0, min(best.end, hit.end) - hit.start))}
         citations = citations_from_hits(list(hits), focus)
         if confidence < self.min_confidence:
             return Answer(
@@ -601,25 +572,25 @@ class SpanSelector:
                 citations=tuple(citations),
                 passages=tuple(hits),
             )
-        kind = expected_type(question)
-        a_start, a_end, a_type = best.start, best.end, "sentence"
-        if self.narrow and kind != "sentence":
-            span = self._narrow(question, sentence, kind)
-            if span is not None:
-                a_start, a_end, a_type = best.start + span[0], best.start + span[1], kind
+        text, base = source_text(hit, text_of)  # ``base``: offset of ``text`` in the document
+        s, e = best.start - base, best.end - base
+        ss, se = enclosing_sentence(text, s, e)
+        a_type: AnswerType = expected_type(question) if best.kind == "typed" else "sentence"
+        if not self.narrow:
+            s, e = ss, se
         return Answer(
             question=question,
-            text=hit.text[a_start:a_end],
+            text=text[s:e],
             no_answer=False,
             confidence=confidence,
             doc_id=hit.doc_id,
             chunk_id=hit.chunk_id,
-            start=hit.start + a_start,
-            end=hit.start + a_end,
-            sentence=sentence,
-            sentence_start=hit.start + best.start,
-            sentence_end=hit.start + best.end,
-            answer_type=a_type,  # type: ignore[arg-type]
+            start=base + s,
+            end=base + e,
+            sentence=text[ss:se],
+            sentence_start=base + ss,
+            sentence_end=base + se,
+            answer_type=a_type,
             citation=best.hit_index + 1,
             citations=tuple(citations),
             passages=tuple(hits),

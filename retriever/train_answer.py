@@ -1,22 +1,26 @@
-"""Train the answer sentence model of :class:`~policyqa.retriever.answer.SpanSelector`.
+"""Train the answer span model of :class:`~policyqa.retriever.answer.SpanSelector`.
 
-``python -m policyqa.retriever.train_answer BENCH [--split train|test|all] [--out FILE]``
+``python -m policyqa.retriever.train_answer BENCH [BENCH …] [--split train] [--out FILE]``
 
-For every selected question with an answer span, the top passages of the reranked hybrid
-search (the default reranker, as ``policyqa ask`` runs it) are split into sentences; a sentence
-is relevant when it overlaps the gold answer span. The sentence scorer is a pairwise logistic
-model over :data:`~policyqa.retriever.answer.SENTENCE_FEATURES` (as in
-:mod:`policyqa.retriever.train_rerank`).
+For every selected question with a reference answer, the top passages of the reranked hybrid
+search (as ``policyqa ask`` runs it) give the candidate spans of
+:func:`~policyqa.retriever.spans.span_candidates`; each candidate is labelled with its
+character F1 and ``contains`` against the references (the answer metrics of the benchmark
+suite). The scorer is a linear *listwise* model: per question, a softmax over its candidates
+is fitted (L2-regularised cross-entropy, L-BFGS) to the target distribution
+``∝ exp((gain - max gain) / tau)`` with ``gain = F1 + lam * contains``. ``lam`` and ``tau``
+are chosen by 2-fold cross-validation on the training questions (mean of F1 and contains of
+the top span); the test split is never looked at.
 
-Then the confidence calibration: a logistic regression of "the chosen sentence is right"
-(it overlaps the gold span) on the best sentence's score and its margin over the runner-up.
-Finally ``min_confidence`` is tuned on the same questions: each one is asked twice, once as is
-(answerable: right when the chosen sentence is right) and once with every passage of its gold
-document removed (unanswerable: right when the selector abstains); the threshold with the best
-mean accuracy over both is kept.
+Then the confidence calibration: a logistic regression of "the chosen span overlaps the gold
+span" on the best span's score and its margin over the runner-up. ``min_confidence`` is tuned
+on the same questions, each asked twice: as is (answerable: right when the chosen span overlaps
+the gold span and is kept) and with every passage of its gold document removed (unanswerable:
+right when the selector abstains); the threshold with the best weighted accuracy is kept
+(``--unanswerable-share`` weighs the second kind).
 
 Questions are split by a hash of their id as in ``train_rerank``; ``--eval-split`` reports the
-sentence accuracy on the other part.
+F1 / contains of the top span on the other part.
 """
 
 from __future__ import annotations
@@ -33,66 +37,67 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from policyqa.retriever.answer import SENTENCE_FEATURES, SentenceModel, SpanSelector
+from policyqa.retriever.answer import SpanModel, SpanSelector
 from policyqa.retriever.base import Hit
+from policyqa.retriever.spans import SPAN_FEATURES, source_text
 from policyqa.retriever.train_rerank import in_split
 
-__all__ = ["SentenceGroup", "collect_sentences", "fit_sentence_model", "main", "sentence_accuracy"]
+__all__ = ["SpanGroup", "collect_spans", "fit_listwise", "fit_span_model", "main", "top_span_scores"]
 
 logger = logging.getLogger(__name__)
 
+GRID: tuple[tuple[float, float], ...] = (
+    (1.0, 0.2),
+    (0.5, 0.4),
+    (1.0, 0.4),
+    (0.5, 0.8),
+    (1.0, 0.8),
+    (1.0, 1.5),
+)
+
 
 @dataclass(slots=True)
-class SentenceGroup:
-    """One question's candidate sentences: features, labels, and the same without the gold doc."""
+class SpanGroup:
+    """One question's candidate spans: features, F1, contains and overlap with the gold span,
+    and the features of the candidates left when its gold document is removed."""
 
     query_id: str
     features: npt.NDArray[np.float64]
-    labels: npt.NDArray[np.int64]
+    f1: npt.NDArray[np.float64]
+    contains: npt.NDArray[np.float64]
+    overlap: npt.NDArray[np.float64]
     features_without_gold: npt.NDArray[np.float64]
 
 
-def _labels(
-    selector: SpanSelector, question: str, hits: Sequence[Hit], spans: Sequence[tuple[str, int, int]]
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-    cands, x = selector.candidates(question, hits)
-    top = list(hits)[: selector.passages]
-    y = np.zeros(len(cands), dtype=np.int64)
-    for i, c in enumerate(cands):
-        h = top[c.hit_index]
-        s, e = h.start + c.start, h.start + c.end
-        for doc_id, a, b in spans:
-            if doc_id == h.doc_id and a < e and s < b:
-                y[i] = 1
-    return x, y
-
-
-def collect_sentences(
+def collect_spans(
     index: Any,
     settings: Any,
     queries: dict[str, str],
+    answers: dict[str, list[str]],
     spans: dict[str, list[tuple[str, int, int]]],
     gold: dict[str, set[str]],
     *,
     show_progress: bool = False,
-) -> list[SentenceGroup]:
-    """Candidate sentences of each question with an answer span (features and labels)."""
+) -> list[SpanGroup]:
+    """Candidate spans of each question with a reference answer (features and labels)."""
     from tqdm.auto import tqdm
 
+    from policyqa.eval.metrics import char_f1, contains_answer
     from policyqa.qa import make_reranker, reranked_search
 
     reranker = make_reranker(settings, index)
     reranker.warm_up()
     selector = SpanSelector(
-        index.tokenizer, index.bm25, passages=settings.answer_passages, encoder=index.encoder
+        index.tokenizer, index.bm25, documents=index.store, passages=settings.answer_passages
     )
     selector.warm_up()
     retriever = index.retriever("hybrid")
-    out: list[SentenceGroup] = []
-    for qid, text in tqdm(queries.items(), desc="sentences", disable=not show_progress):
-        if not spans.get(qid):
+    out: list[SpanGroup] = []
+    for qid, text in tqdm(queries.items(), desc="spans", disable=not show_progress):
+        refs = [a for a in answers.get(qid, []) if a]
+        if not refs:
             continue
-        hits = reranked_search(
+        hits: list[Hit] = reranked_search(
             index,
             text,
             reranker,
@@ -100,39 +105,76 @@ def collect_sentences(
             top_k=settings.rerank_candidates,
             retriever=retriever,
         )
-        x, y = _labels(selector, text, hits, spans[qid])
+        cands, x, text_of = selector.candidates(text, hits)
+        top = hits[: selector.passages]
+        pieces = []
+        for c in cands:
+            h = top[c.hit_index]
+            doc, base = source_text(h, text_of)
+            pieces.append(doc[c.start - base : c.end - base])
+        f1 = np.array([char_f1(p, refs) for p in pieces], dtype=np.float64)
+        co = np.array([float(contains_answer(p, refs)) for p in pieces], dtype=np.float64)
+        ov = np.array(
+            [
+                float(any(c.doc_id == d and c.start < b and a < c.end for d, a, b in spans.get(qid, [])))
+                for c in cands
+            ],
+            dtype=np.float64,
+        )
         without = [h for h in hits if h.doc_id not in gold.get(qid, set())]
-        _, x_wo = selector.candidates(text, without)
-        out.append(SentenceGroup(qid, x, y, x_wo))
+        _c, x_wo, _t = selector.candidates(text, without)
+        out.append(SpanGroup(qid, x, f1, co, ov, x_wo))
     return out
 
 
-def _pairwise(groups: Sequence[SentenceGroup], c: float) -> tuple[npt.NDArray[np.float64], ...]:
-    from sklearn.linear_model import LogisticRegression
-
+def _standardise(groups: Sequence[SpanGroup]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     all_x = np.concatenate([g.features for g in groups if len(g.features)])
     mean = all_x.mean(axis=0)
     std = all_x.std(axis=0)
-    std = np.where(std > 1e-9, std, 1.0)
-    rows: list[npt.NDArray[np.float64]] = []
-    for g in groups:
-        pos = np.flatnonzero(g.labels == 1)
-        neg = np.flatnonzero(g.labels == 0)
-        if not len(pos) or not len(neg):
-            continue
+    return mean, np.where(std > 1e-9, std, 1.0)
+
+
+def fit_listwise(
+    groups: Sequence[SpanGroup],
+    lam: float = 1.0,
+    tau: float = 0.2,
+    l2: float = 1.0,
+    mean: npt.NDArray[np.float64] | None = None,
+    std: npt.NDArray[np.float64] | None = None,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Weights (on standardised features), mean and std of the listwise softmax model."""
+    from scipy.optimize import minimize
+
+    used = [g for g in groups if len(g.features)]
+    if not used:
+        raise ValueError("no question has a candidate span")
+    if mean is None or std is None:
+        mean, std = _standardise(used)
+    data: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = []
+    for g in used:
         z = (g.features - mean) / std
-        d = (z[pos][:, None, :] - z[neg][None, :, :]).reshape(-1, z.shape[1])
-        rows.append(np.hstack([d, np.full((len(d), 1), 1.0 / len(d))]))
-    data = np.concatenate(rows)
-    x = np.concatenate([data[:, :-1], -data[:, :-1]])
-    y = np.concatenate([np.ones(len(data)), np.zeros(len(data))])
-    w = np.concatenate([data[:, -1], data[:, -1]]) * len(groups)
-    clf = LogisticRegression(C=c, fit_intercept=False, max_iter=2000)
-    clf.fit(x, y, sample_weight=w)
-    return np.asarray(clf.coef_[0], dtype=np.float64), mean, std
+        gain = g.f1 + lam * g.contains
+        t = np.exp((gain - gain.max()) / tau)
+        data.append((z, t / t.sum()))
+    n = float(len(data))
+
+    def loss(w: npt.NDArray[np.float64]) -> tuple[float, npt.NDArray[np.float64]]:
+        total = 0.0
+        grad = np.zeros_like(w)
+        for z, t in data:
+            s = z @ w
+            s = s - s.max()
+            e = np.exp(s)
+            p = e / e.sum()
+            total -= float(t @ np.log(p + 1e-300))
+            grad += z.T @ (p - t)
+        return total / n + 0.5 * l2 * float(w @ w) / n, grad / n + l2 * w / n
+
+    res = minimize(loss, np.zeros(len(SPAN_FEATURES)), jac=True, method="L-BFGS-B", options={"maxiter": 500})
+    return np.asarray(res.x, dtype=np.float64), mean, std
 
 
-def _best(model: SentenceModel, x: npt.NDArray[np.float64]) -> tuple[int, float, float]:
+def _best(model: SpanModel, x: npt.NDArray[np.float64]) -> tuple[int, float, float]:
     scores = model.score(x)
     order = np.argsort(-scores, kind="stable")
     best = float(scores[order[0]])
@@ -140,21 +182,64 @@ def _best(model: SentenceModel, x: npt.NDArray[np.float64]) -> tuple[int, float,
     return int(order[0]), best, margin
 
 
-def fit_sentence_model(
-    groups: Sequence[SentenceGroup],
-    c: float = 1.0,
+def top_span_scores(groups: Sequence[SpanGroup], model: SpanModel) -> dict[str, float]:
+    """Mean F1, contains and gold overlap of the top-scored span (0 for no candidate)."""
+    f1: list[float] = []
+    co: list[float] = []
+    ov: list[float] = []
+    for g in groups:
+        if not len(g.features):
+            f1.append(0.0)
+            co.append(0.0)
+            ov.append(0.0)
+            continue
+        i = _best(model, g.features)[0]
+        f1.append(float(g.f1[i]))
+        co.append(float(g.contains[i]))
+        ov.append(float(g.overlap[i]))
+    n = max(1, len(groups))
+    return {"f1": sum(f1) / n, "contains": sum(co) / n, "overlap": sum(ov) / n, "n": float(len(groups))}
+
+
+def _choose(groups: Sequence[SpanGroup], l2: float) -> tuple[float, float, dict[str, float]]:
+    """(lam, tau) with the best 2-fold cross-validated mean of F1 and contains."""
+    folds = [[g for i, g in enumerate(groups) if i % 2 == k] for k in (0, 1)]
+    best: tuple[float, float, float] | None = None
+    table: dict[str, float] = {}
+    for lam, tau in GRID:
+        vals: list[float] = []
+        for k in (0, 1):
+            w, m, s = fit_listwise(folds[k], lam, tau, l2)
+            r = top_span_scores(folds[1 - k], SpanModel(w, m, s, (1.0, 0.0, 0.0), 0.0))
+            vals.append((r["f1"] + r["contains"]) / 2)
+        v = float(np.mean(vals))
+        table[f"lam={lam},tau={tau}"] = round(v, 4)
+        logger.info("cv lam=%s tau=%s: %.4f", lam, tau, v)
+        if best is None or v > best[2]:
+            best = (lam, tau, v)
+    assert best is not None
+    return best[0], best[1], table
+
+
+def fit_span_model(
+    groups: Sequence[SpanGroup],
+    *,
+    lam: float | None = None,
+    tau: float | None = None,
+    l2: float = 1.0,
     info: dict[str, Any] | None = None,
     unanswerable_share: float = 0.25,
-) -> SentenceModel:
-    """Sentence weights, confidence calibration and the tuned ``min_confidence``.
-
-    :param unanswerable_share: the share of questions assumed to have no answer in the
-        collection when the threshold is tuned (their accuracy gets this weight).
-    """
+) -> SpanModel:
+    """Span weights (``lam``/``tau`` by cross-validation when None), calibration, threshold."""
     from sklearn.linear_model import LogisticRegression
 
-    weights, mean, std = _pairwise(groups, c)
-    model = SentenceModel(weights, mean, std, (1.0, 0.0, 0.0), 0.0, dict(info or {}))
+    meta = dict(info or {})
+    if lam is None or tau is None:
+        lam, tau, table = _choose(groups, l2)
+        meta["cv"] = table
+    weights, mean, std = fit_listwise(groups, lam, tau, l2)
+    meta.update({"lam": lam, "tau": tau, "l2": l2})
+    model = SpanModel(weights, mean, std, (1.0, 0.0, 0.0), 0.0, meta)
     feats: list[tuple[float, float]] = []
     right: list[int] = []
     for g in groups:
@@ -162,15 +247,17 @@ def fit_sentence_model(
             continue
         i, best, margin = _best(model, g.features)
         feats.append((best, margin))
-        right.append(int(g.labels[i]))
-    cal = LogisticRegression(C=1.0, max_iter=1000)
-    cal.fit(np.asarray(feats), np.asarray(right))
-    model.calib = (float(cal.coef_[0][0]), float(cal.coef_[0][1]), float(cal.intercept_[0]))
-    # threshold: best mean accuracy over answerable and gold-removed (unanswerable) variants
+        right.append(int(g.overlap[i] > 0))
+    if len(set(right)) > 1:
+        cal = LogisticRegression(C=1.0, max_iter=1000)
+        cal.fit(np.asarray(feats), np.asarray(right))
+        model.calib = (float(cal.coef_[0][0]), float(cal.coef_[0][1]), float(cal.intercept_[0]))
     conf_ans = np.array([model.confidence(b, m) for b, m in feats])
     ok_ans = np.asarray(right, dtype=bool)
     conf_un = []
     for g in groups:
+        if not len(g.features):
+            continue
         if len(g.features_without_gold):
             _i, b, m = _best(model, g.features_without_gold)
             conf_un.append(model.confidence(b, m))
@@ -185,36 +272,33 @@ def fit_sentence_model(
         if acc > best_acc + 1e-9:
             best_t, best_acc = float(t), acc
     model.min_confidence = best_t
+    scores = top_span_scores(groups, model)
     model.info.update(
         {
             "threshold_accuracy": round(best_acc, 4),
             "unanswerable_share": unanswerable_share,
-            "answerable_right_at_threshold": round(float(np.mean(ok_ans & (conf_ans >= best_t))), 4),
+            "answerable_kept_at_threshold": round(float(np.mean(conf_ans >= best_t)), 4),
             "unanswerable_abstained_at_threshold": round(float(np.mean(conf_un_arr < best_t)), 4),
-            "sentence_accuracy": round(float(np.mean(ok_ans)), 4),
+            "train_top_span": {k: round(v, 4) for k, v in scores.items()},
         }
     )
     return model
 
 
-def sentence_accuracy(groups: Sequence[SentenceGroup], model: SentenceModel) -> float:
-    """Share of questions whose best-scored sentence overlaps the gold span."""
-    right = [int(g.labels[_best(model, g.features)[0]]) for g in groups if len(g.features)]
-    return float(np.mean(right)) if right else 0.0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m policyqa.retriever.train_answer", description=__doc__)
-    parser.add_argument("bench", type=Path, help="benchmark with answer spans (BEIR + answers.jsonl, SQuAD)")
-    parser.add_argument("--format", dest="bench_format", choices=("beir", "squad"), default=None)
+    parser.add_argument(
+        "bench", type=Path, nargs="+", help="benchmarks with answers (BEIR + answers.jsonl, SQuAD)"
+    )
     parser.add_argument("--split", default="train", choices=("train", "test", "all"))
     parser.add_argument("--train-share", type=float, default=0.5)
     parser.add_argument("--eval-split", default="test", choices=("train", "test", "all", "none"))
-    parser.add_argument("--c", type=float, default=1.0)
+    parser.add_argument("--lam", type=float, default=None, help="weight of contains in the gain (None: CV)")
+    parser.add_argument("--tau", type=float, default=None, help="target temperature (None: CV)")
+    parser.add_argument("--l2", type=float, default=1.0)
     parser.add_argument(
         "--unanswerable-share", type=float, default=0.25, help="assumed share of no-answer questions"
     )
-    parser.add_argument("--index-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -224,46 +308,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     from policyqa.settings import get_settings
 
     settings = get_settings()
-    bench = load_benchmark(args.bench, args.bench_format)
-    prepared = prepare_index(bench, settings, args.index_dir, show_progress=settings.progress)
-    gold = {q: {d for d, g in docs.items() if g > 0} for q, docs in bench.qrels.items()}
-    spans = {q: list(v) for q, v in bench.answer_spans.items()}
-    try:
-        train_q = {q: t for q, t in bench.queries.items() if in_split(q, args.split, args.train_share)}
-        groups = collect_sentences(prepared.index, settings, train_q, spans, gold, show_progress=True)
-        info = {
-            "trained_on": bench.name,
-            "split": args.split,
-            "train_share": args.train_share,
-            "questions": len(groups),
-            "reranker": settings.reranker,
-            "passages": settings.answer_passages,
-            "c": args.c,
-            "command": "python -m policyqa.retriever.train_answer "
-            + " ".join(sys.argv[1:] if argv is None else argv),
-        }
-        model = fit_sentence_model(groups, c=args.c, info=info, unanswerable_share=args.unanswerable_share)
-        print(
-            json.dumps(
-                dict(zip(SENTENCE_FEATURES, np.round(model.weights, 3).tolist(), strict=True)), indent=1
+    train: list[SpanGroup] = []
+    evals: dict[str, list[SpanGroup]] = {}
+    names: list[str] = []
+    for path in args.bench:
+        bench = load_benchmark(path)
+        names.append(bench.name)
+        prepared = prepare_index(bench, settings, None, show_progress=settings.progress)
+        gold = {q: {d for d, g in docs.items() if g > 0} for q, docs in bench.qrels.items()}
+        spans = {q: list(v) for q, v in bench.answer_spans.items()}
+        answers = {q: list(v) for q, v in bench.answers.items()}
+        try:
+            train_q = {q: t for q, t in bench.queries.items() if in_split(q, args.split, args.train_share)}
+            train += collect_spans(
+                prepared.index, settings, train_q, answers, spans, gold, show_progress=True
             )
+            if args.eval_split != "none":
+                eval_q = {
+                    q: t for q, t in bench.queries.items() if in_split(q, args.eval_split, args.train_share)
+                }
+                evals[bench.name] = collect_spans(prepared.index, settings, eval_q, answers, spans, gold)
+        finally:
+            prepared.index.close()
+    info = {
+        "trained_on": names,
+        "split": args.split,
+        "train_share": args.train_share,
+        "questions": len(train),
+        "reranker": settings.reranker,
+        "passages": settings.answer_passages,
+        "command": "python -m policyqa.retriever.train_answer "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+    }
+    model = fit_span_model(
+        train, lam=args.lam, tau=args.tau, l2=args.l2, info=info, unanswerable_share=args.unanswerable_share
+    )
+    print(json.dumps(dict(zip(SPAN_FEATURES, np.round(model.weights, 3).tolist(), strict=True)), indent=1))
+    print("train", json.dumps(model.info, ensure_ascii=False))
+    for name, groups in evals.items():
+        print("eval", name, args.eval_split, json.dumps(top_span_scores(groups, model)))
+    if args.out is not None:
+        args.out.write_text(
+            json.dumps(model.to_json(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
         )
-        print("train", json.dumps(model.info, ensure_ascii=False))
-        if args.eval_split != "none":
-            eval_q = {
-                q: t for q, t in bench.queries.items() if in_split(q, args.eval_split, args.train_share)
-            }
-            eval_groups = collect_sentences(prepared.index, settings, eval_q, spans, gold)
-            print(
-                "eval", args.eval_split, "sentence accuracy", round(sentence_accuracy(eval_groups, model), 4)
-            )
-        if args.out is not None:
-            args.out.write_text(
-                json.dumps(model.to_json(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
-            )
-            print(f"wrote {args.out}")
-    finally:
-        prepared.index.close()
+        print(f"wrote {args.out}")
     return 0
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
 import pytest
 
+from policyqa.corpus.models import Document
 from policyqa.pipeline import Index
 from policyqa.qa import ask, make_answerer, reranked_search
 from policyqa.retriever.answer import (
     Answer,
     CitationError,
-    SentenceModel,
+    SpanModel,
     SpanSelector,
     expected_type,
     find_typed_spans,
@@ -17,6 +22,7 @@ from policyqa.retriever.answer import (
 )
 from policyqa.retriever.base import Hit
 from policyqa.retriever.rerank import NoReranker
+from policyqa.retriever.spans import SPAN_FEATURES
 from policyqa.settings import Settings
 from tests.helpers import fixture_documents, fixture_queries
 
@@ -122,13 +128,17 @@ def test_verify_answer_rejects_wrong_offsets() -> None:
         verify_answer(ans, "abcdef")
 
 
-def test_sentence_model_round_trip() -> None:
-    m = SentenceModel.load()
-    again = SentenceModel.from_json(m.to_json())
+def test_span_model_round_trip() -> None:
+    m = SpanModel.load()
+    again = SpanModel.from_json(m.to_json())
     assert again.min_confidence == pytest.approx(m.min_confidence)
+    assert np.allclose(again.weights, m.weights)
     assert 0.0 <= m.confidence(0.0, 0.0) <= 1.0
+    assert "trained_on" in m.info  # the shipped weights are trained, and say on what
     with pytest.raises(ValueError):
-        SentenceModel.from_json({"format": 2})
+        SpanModel.from_json({"format": 2})
+    with pytest.raises(ValueError):
+        SpanModel.from_json({**m.to_json(), "features": ["x"]})
 
 
 def test_ask_on_the_fixture_index_cites_exactly(fixture_index: Index) -> None:
@@ -195,3 +205,61 @@ def test_eval_systems_rerank_and_answer_cite_exactly(fixture_index: Index) -> No
             if not ans.no_answer:
                 assert docs[ans.doc_id].text[ans.start : ans.end] == ans.text
         assert sentence_fn(question).answer_type in ("sentence", "none")
+
+
+class _Store:
+    """The part of the chunk store the selector uses: ``get_document(doc_id).text``."""
+
+    def __init__(self, docs: dict[str, str]) -> None:
+        self.docs = docs
+
+    def get_document(self, doc_id: str) -> Document | None:
+        text = self.docs.get(doc_id)
+        return None if text is None else Document(id=doc_id, title="", text=text)
+
+
+def _model(**weights: float) -> SpanModel:
+    n = len(SPAN_FEATURES)
+    w = np.zeros(n)
+    for name, value in weights.items():
+        w[SPAN_FEATURES.index(name)] = value
+    return SpanModel(w, np.zeros(n), np.ones(n), (1.0, 0.0, 0.0), 0.0)
+
+
+def test_span_selector_runs_past_the_passage_verbatim(tmp_path: Path) -> None:
+    doc = "通知如下。各地交通运输主管部门要加强高速公路路网保障工作，保障优先通行，及时疏导交通。下一条。"
+    cut = doc.index("保障优先")
+    hits = [_hit(1, "a", doc[:cut], start=0)]
+    path = tmp_path / "m.json"
+    # a model that likes long spans that end a sentence
+    path.write_text(json.dumps(_model(log_len=1.0, ends_sentence=5.0).to_json()), encoding="utf-8")
+    sel = SpanSelector(documents=_Store({"a": doc}), model_path=path, min_confidence=0.0, extend_chars=300)
+    ans = sel.select("各地交通运输主管部门的措施是什么？", hits)
+    assert ans.end is not None and ans.end > cut  # ran on past the end of the passage
+    assert doc[ans.start : ans.end] == ans.text
+    verify_answer(ans, doc)
+    assert ans.chunk_id == "a-c1" and ans.citation == 1
+    # without the store the span stays inside the passage
+    inside = SpanSelector(model_path=path, min_confidence=0.0).select(
+        "各地交通运输主管部门的措施是什么？", hits
+    )
+    assert inside.end is not None and inside.end <= cut
+    verify_answer(inside, doc)
+    # a store whose document no longer matches the passage: the passage text is used
+    stale = SpanSelector(
+        documents=_Store({"a": "别的文本"}), model_path=path, min_confidence=0.0, extend_chars=300
+    )
+    ans = stale.select("各地交通运输主管部门的措施是什么？", hits)
+    assert ans.end is not None and ans.end <= cut
+    verify_answer(ans, doc)
+
+
+def test_span_selector_typed_answer_with_a_typed_model(tmp_path: Path) -> None:
+    doc = "前言部分。力争一季度落地重点项目28个，总投资约120亿元。"
+    hits = [_hit(1, "a", doc)]
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(_model(typed_typed_q=2.0, unit_match=2.0).to_json()), encoding="utf-8")
+    ans = SpanSelector(model_path=path, min_confidence=0.0).select("一季度计划落地多少个重点项目？", hits)
+    assert (ans.text, ans.answer_type) == ("28个", "amount")
+    assert ans.sentence == "力争一季度落地重点项目28个，总投资约120亿元。"
+    verify_answer(ans, doc)
