@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from policyqa.pipeline import open_index
+from policyqa.pipeline import open_embedded_index
 from policyqa.settings import Settings
 
 __all__ = ["main", "measure"]
@@ -53,7 +53,7 @@ def measure(
     """Latency (ms) per system on ``queries``; rank-bm25 on the first ``rank_bm25_queries``."""
     from rank_bm25 import BM25Okapi
 
-    index = open_index(index_dir, settings)
+    index = open_embedded_index(index_dir, settings)
     try:
         bm25 = index.retriever("bm25")
         dense = index.retriever("dense")

@@ -62,7 +62,7 @@ from typing import Any
 
 import numpy as np
 
-from policyqa.corpus.models import Document
+from policyqa.corpus.models import Chunk, Document
 from policyqa.index.dense import EmbeddingCache, PassageEncoder, embed_with_cache
 from policyqa.index.tokenizer import ChineseTokenizer, normalize_text
 from policyqa.settings import Settings
@@ -74,17 +74,22 @@ __all__ = [
     "eval_settings",
     "open_for_eval",
     "MilvusBackendError",
+    "MilvusDocuments",
     "MilvusIndex",
     "analyzer_params",
     "bigram_analyzer_params",
     "bigram_text",
     "bm25_text",
     "build_milvus_index",
+    "connect",
     "date_int",
+    "describe_milvus",
+    "milvus_exists",
     "milvus_uri",
     "open_milvus_index",
     "quote",
     "string_list",
+    "where",
 ]
 
 logger = logging.getLogger(__name__)
@@ -197,6 +202,42 @@ def _is_lite(uri: str) -> bool:
     return uri.endswith(".db")
 
 
+def where(uri: str) -> str:
+    """The URI as shown in messages: a Lite file as it is, a server without any credentials."""
+    return uri if _is_lite(uri) else uri.split("@")[-1]
+
+
+def connect(settings: Settings, uri: str) -> Any:
+    """A ``MilvusClient`` for ``uri`` with the settings' token and database.
+
+    Raises :class:`MilvusBackendError` (one line, no credentials) when pymilvus is missing or
+    the server cannot be reached.
+    """
+    try:
+        from pymilvus import MilvusClient
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise MilvusBackendError(
+            "the milvus backend needs pymilvus (and milvus-lite for a local file): "
+            "pip install 'pymilvus>=2.6' milvus-lite"
+        ) from exc
+    kwargs: dict[str, Any] = {"uri": uri}
+    if _is_lite(uri):
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        # Milvus Lite serves in this process; its gRPC server logs every RPC it does not
+        # implement (pymilvus' AllocTimestamp while waiting for an index) as an error
+        logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+    token = settings.milvus_token
+    if token is not None and token.get_secret_value():
+        kwargs["token"] = token.get_secret_value()
+    if settings.milvus_db_name:
+        kwargs["db_name"] = settings.milvus_db_name
+    try:
+        return MilvusClient(**kwargs)
+    except Exception as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise MilvusBackendError(f"cannot connect to Milvus at {where(uri)}: {message}") from exc
+
+
 # --------------------------------------------------------------------------------------------
 # the index
 
@@ -218,6 +259,7 @@ class MilvusIndex:
         from policyqa.pipeline import make_encoder
 
         self.settings = settings
+        self.root = Path(index_dir or settings.index_dir).expanduser()
         self.uri = milvus_uri(settings, index_dir)
         self.collection = settings.milvus_collection
         self.docs_collection = f"{settings.milvus_collection}_docs"
@@ -232,32 +274,15 @@ class MilvusIndex:
         #: new collection; what the collection holds once :meth:`check` has looked)
         self.bigrams = self.tokenizer.char_bigrams
         self._loaded = False
+        #: The embedded index's BM25 statistics (term IDFs of the reranker and the answer
+        #: selector); Milvus keeps its own inside the server, so there are none here
+        self.bm25: Any = None
+        #: What the embedded index's ``store`` offers: documents, their chunks, counts
+        self.store = MilvusDocuments(self)
 
     # -- connection --------------------------------------------------------------------------
     def _connect(self) -> Any:
-        try:
-            from pymilvus import MilvusClient
-        except ImportError as exc:  # pragma: no cover - depends on the installation
-            raise MilvusBackendError(
-                "the milvus backend needs pymilvus (and milvus-lite for a local file): "
-                "pip install 'pymilvus>=2.6' milvus-lite"
-            ) from exc
-        kwargs: dict[str, Any] = {"uri": self.uri}
-        if _is_lite(self.uri):
-            Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
-            # Milvus Lite serves in this process; its gRPC server logs every RPC it does not
-            # implement (pymilvus' AllocTimestamp while waiting for an index) as an error
-            logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
-        token = self.settings.milvus_token
-        if token is not None and token.get_secret_value():
-            kwargs["token"] = token.get_secret_value()
-        if self.settings.milvus_db_name:
-            kwargs["db_name"] = self.settings.milvus_db_name
-        try:
-            return MilvusClient(**kwargs)
-        except Exception as exc:
-            where = self.uri if _is_lite(self.uri) else self.uri.split("@")[-1]
-            raise MilvusBackendError(f"cannot connect to Milvus at {where}: {exc}") from exc
+        return connect(self.settings, self.uri)
 
     def close(self) -> None:
         try:
@@ -484,7 +509,40 @@ class MilvusIndex:
             )
 
     def _where(self) -> str:
-        return self.uri if _is_lite(self.uri) else self.uri.split("@")[-1]
+        return where(self.uri)
+
+    @property
+    def version(self) -> str:
+        """What the service reports as the index version: the collection (its contents change
+        in place, and every change is visible at once)."""
+        return f"milvus:{self.collection}"
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The embedded manifest's counterpart: backend, where, model, tokenizer, chunking, counts."""
+        s = self.settings
+        return {
+            "backend": "milvus",
+            "uri": self._where(),
+            "collection": self.collection,
+            "docs_collection": self.docs_collection,
+            "fingerprint": hashlib.sha1(json.dumps(self._config(), sort_keys=True).encode()).hexdigest()[:16],
+            "model": {
+                "name": getattr(self.encoder, "model_name", None) or s.model,
+                "model_id": self.encoder.model_id,
+                "dim": self.encoder.dim,
+            },
+            "tokenizer": self.tokenizer.config(),
+            "chunking": {
+                "max_chars": s.chunk_max_chars,
+                "overlap_chars": s.chunk_overlap_chars,
+                "min_chars": s.chunk_min_chars,
+                "title_in_chunk": s.title_in_chunk,
+            },
+            "bm25": {"k1": s.bm25_k1, "b": s.bm25_b, "method": "lucene", "bigram_field": self.bigrams},
+            "dense_index": s.milvus_dense_index,
+            "counts": {"documents": self.count_documents(), "chunks": self.count_chunks()},
+        }
 
     def load(self) -> None:
         if not self._loaded:
@@ -743,6 +801,96 @@ class MilvusIndex:
         raise ValueError(f"unknown search mode {mode!r}; choose one of: bm25, dense, hybrid")
 
 
+class MilvusDocuments:
+    """The documents and chunks of a :class:`MilvusIndex`, as the embedded ``ChunkStore`` offers
+    them to the service, the CLI and the answer check (``index.store``)."""
+
+    _META = ("title", "issuer", "doc_number", "date", "doc_type", "region", "source")
+
+    def __init__(self, index: MilvusIndex) -> None:
+        self._index = index
+
+    def _query_all(self, collection: str, expr: str, fields: list[str]) -> list[dict[str, Any]]:
+        """Every row matching ``expr`` (paged: a plain query returns at most 16,384 rows)."""
+        self._index.load()
+        it = self._index.client.query_iterator(collection, batch_size=1000, filter=expr, output_fields=fields)
+        rows: list[dict[str, Any]] = []
+        try:
+            while True:
+                batch = it.next()
+                if not batch:
+                    break
+                rows.extend(dict(r) for r in batch)
+        finally:
+            it.close()
+        return rows
+
+    def count_documents(self) -> int:
+        return self._index.count_documents()
+
+    def count_chunks(self) -> int:
+        return self._index.count_chunks()
+
+    def has_document(self, doc_id: str) -> bool:
+        self._index.load()
+        return bool(self._index.present_documents([doc_id]))
+
+    def get_document(self, doc_id: str) -> Document | None:
+        return self._index.get_document(doc_id)
+
+    def _firsts(self, fields: list[str]) -> list[dict[str, Any]]:
+        rows = self._query_all(self._index.docs_collection, "part == 0", ["doc_id", "doc_seq", *fields])
+        rows.sort(key=lambda r: (int(r["doc_seq"]), str(r["doc_id"])))
+        return rows
+
+    def doc_ids(self) -> list[str]:
+        """Every document id, in index order (the order they were added)."""
+        return [str(r["doc_id"]) for r in self._firsts([])]
+
+    def list_documents(self, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """One page of the documents in index order: id, title, metadata, chunk and character counts."""
+        page = self._firsts([*self._META, "n_chunks"])[offset : offset + limit]
+        if not page:
+            return []
+        chars: dict[str, int] = {}
+        ids = [str(r["doc_id"]) for r in page]
+        for i in range(0, len(ids), 100):
+            for r in self._query_all(
+                self._index.docs_collection, f"doc_id in {string_list(ids[i : i + 100])}", ["doc_id", "text"]
+            ):
+                chars[str(r["doc_id"])] = chars.get(str(r["doc_id"]), 0) + len(str(r["text"]))
+        out = []
+        for r in page:
+            row: dict[str, Any] = {"doc_id": str(r["doc_id"])}
+            for name in self._META:
+                row[name] = r.get(name) or (None if name != "title" else "")
+            row["n_chunks"] = int(r["n_chunks"])
+            row["n_chars"] = chars.get(row["doc_id"], 0)
+            out.append(row)
+        return out
+
+    def chunks_of(self, doc_id: str) -> list[Chunk]:
+        """The document's chunks in order (empty when there is no such document)."""
+        rows = self._query_all(
+            self._index.collection,
+            f"doc_id == {quote(doc_id)}",
+            ["chunk_id", "ordinal", "start", "end", "heading", "text"],
+        )
+        rows.sort(key=lambda r: int(r["ordinal"]))
+        return [
+            Chunk(
+                id=str(r["chunk_id"]),
+                doc_id=doc_id,
+                text=str(r["text"]),
+                start=int(r["start"]),
+                end=int(r["end"]),
+                heading=str(r["heading"] or ""),
+                ordinal=int(r["ordinal"]),
+            )
+            for r in rows
+        ]
+
+
 # --------------------------------------------------------------------------------------------
 # expressions
 
@@ -814,6 +962,67 @@ def open_milvus_index(
         index.close()
         raise
     return index
+
+
+def milvus_exists(settings: Settings, *, index_dir: Path | None = None) -> bool:
+    """Whether the policyqa collections exist (connects, but needs no encoder)."""
+    uri = milvus_uri(settings, index_dir)
+    if _is_lite(uri) and not Path(uri).exists():
+        return False
+    client = connect(settings, uri)
+    try:
+        name = settings.milvus_collection
+        return bool(client.has_collection(name)) and bool(client.has_collection(f"{name}_docs"))
+    finally:
+        client.close()
+
+
+def describe_milvus(settings: Settings, *, index_dir: Path | None = None) -> dict[str, Any]:
+    """What ``policyqa info`` shows for the milvus backend: where, the collections' fields and
+    counts (no encoder is loaded). Raises :class:`MilvusBackendError` when they do not exist."""
+    uri = milvus_uri(settings, index_dir)
+    name = settings.milvus_collection
+    if _is_lite(uri) and not Path(uri).exists():
+        raise MilvusBackendError(
+            f"no policyqa collections {name!r}/{name}_docs at {where(uri)}; build them first "
+            "(policyqa index with backend=milvus)"
+        )
+    client = connect(settings, uri)
+    try:
+        out: dict[str, Any] = {"backend": "milvus", "uri": where(uri), "collection": name}
+        for coll in (name, f"{name}_docs"):
+            if not client.has_collection(coll):
+                raise MilvusBackendError(
+                    f"no policyqa collections {name!r}/{name}_docs at {where(uri)}; build them first "
+                    "(policyqa index with backend=milvus)"
+                )
+        info = client.describe_collection(name)
+        fields = {str(f.get("name")): f for f in info.get("fields", [])}
+        try:
+            stored = json.loads(info.get("description") or "{}")
+        except ValueError:
+            stored = {}
+        dim = int(fields.get("dense", {}).get("params", {}).get("dim", 0))
+        for coll in (name, f"{name}_docs"):
+            client.load_collection(coll)
+        chunks = client.query(name, filter='chunk_id != ""', output_fields=["count(*)"])
+        docs = client.query(f"{name}_docs", filter="part == 0", output_fields=["count(*)"])
+        out.update(
+            {
+                "docs_collection": f"{name}_docs",
+                "dim": dim,
+                "bm25_fields": ["words", "bigrams"] if "bigram_sparse" in fields else ["words"],
+                "dense_index": settings.milvus_dense_index,
+                "built_with": stored or None,
+                "counts": {
+                    "documents": int(docs[0]["count(*)"]) if docs else 0,
+                    "chunks": int(chunks[0]["count(*)"]) if chunks else 0,
+                },
+            }
+        )
+        return out
+    finally:
+        client.close()
 
 
 # -- the benchmark suite (`policyqa eval --backend milvus`) ---------------------------------------

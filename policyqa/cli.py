@@ -149,8 +149,11 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         )
     counts = manifest["counts"]
     change = manifest["last_change"]
+    where = str(settings.index_dir)
+    if manifest.get("backend") == "milvus":
+        where = f"milvus {manifest['uri']} collection {manifest['collection']}"
     print(
-        f"index {settings.index_dir}: {counts['documents']} documents, {counts['chunks']} chunks "
+        f"index {where}: {counts['documents']} documents, {counts['chunks']} chunks "
         f"({change['embedded']} embedded, {change['embedding_cache_hits']} from cache) "
         f"in {time.perf_counter() - t0:.1f}s"
     )
@@ -245,12 +248,25 @@ def _cmd_delete(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_info(args: argparse.Namespace, settings: Settings) -> int:
-    from policyqa.index.layout import IndexLayout
+    from policyqa.pipeline import describe_index
 
-    layout = IndexLayout(settings.index_dir)
-    manifest = layout.read_manifest()
+    manifest = describe_index(settings.index_dir, settings)
     print(json.dumps(manifest, ensure_ascii=False, indent=2))
     return EXIT_OK
+
+
+def _is_milvus_error(exc: BaseException) -> bool:
+    """The Milvus backend's errors and pymilvus' own (a server gone away mid-command)."""
+    from policyqa.index.milvus import MilvusBackendError
+
+    return isinstance(exc, MilvusBackendError) or type(exc).__module__.startswith("pymilvus")
+
+
+def _one_line(exc: BaseException) -> str:
+    from policyqa.index.milvus import MilvusBackendError
+
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if isinstance(exc, MilvusBackendError) else f"Milvus error: {text}"
 
 
 _COMMANDS = {"index": _cmd_index, "search": _cmd_search, "delete": _cmd_delete, "info": _cmd_info}
@@ -296,6 +312,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, PermissionError) as exc:
         print(f"policyqa {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:
+        if not _is_milvus_error(exc):
+            raise
+        print(f"policyqa {args.command}: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FAIL
     except KeyboardInterrupt:
         print("interrupted; the previous index is untouched", file=sys.stderr)
         return 130

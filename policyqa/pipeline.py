@@ -3,6 +3,12 @@
 ``build_index`` writes a new index from documents, ``add_documents`` and ``delete_documents``
 change an existing one without re-tokenizing or re-embedding what is already there, and
 ``open_index`` loads an index for searching.
+
+These four (and :func:`index_exists`, :func:`describe_index`) are the one place where
+``settings.backend`` chooses the implementation: ``embedded`` (the files under ``index_dir``,
+:class:`Index`) or ``milvus`` (Milvus collections, :class:`policyqa.index.milvus.MilvusIndex`,
+which offers what callers use of an :class:`Index`: ``retriever(mode)``, ``store``,
+``manifest``, ``version``, ``encoder``, ``tokenizer``, ``close``).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -36,16 +42,23 @@ from policyqa.retriever.dense import DenseRetriever
 from policyqa.retriever.hybrid import FusionMode, HybridRetriever
 from policyqa.settings import Settings
 
+if TYPE_CHECKING:
+    from policyqa.index.milvus import MilvusIndex
+
 __all__ = [
+    "AnyIndex",
     "Index",
     "IndexNotFoundError",
     "IndexVersionError",
     "add_documents",
     "build_index",
     "delete_documents",
+    "describe_index",
+    "index_exists",
     "index_title",
     "make_chunker",
     "make_encoder",
+    "open_embedded_index",
     "open_index",
     "passage_text",
 ]
@@ -391,7 +404,16 @@ def build_index(
     show_progress: bool = True,
     encoder: PassageEncoder | None = None,
 ) -> dict[str, Any]:
-    """Build a new index from ``documents`` (replacing any index there); returns the manifest."""
+    """Build a new index from ``documents`` (replacing any index there); returns the manifest.
+
+    With ``settings.backend == "milvus"`` the Milvus collections are (re)built instead.
+    """
+    if settings.backend == "milvus":
+        from policyqa.index.milvus import build_milvus_index
+
+        return build_milvus_index(
+            documents, settings, index_dir=index_dir, encoder=encoder, show_progress=show_progress
+        )
     docs = _dedupe(documents)
     layout = IndexLayout(index_dir)
     with layout.writer_lock():
@@ -407,6 +429,11 @@ def add_documents(
     encoder: PassageEncoder | None = None,
 ) -> dict[str, Any]:
     """Add documents to an existing index (a document whose id exists replaces it)."""
+    if settings.backend == "milvus":
+        from policyqa.index.milvus import open_milvus_index
+
+        with open_milvus_index(settings, index_dir=index_dir, encoder=encoder) as milvus:
+            return milvus.add_documents(documents, show_progress=show_progress)
     docs = _dedupe(documents)
     layout = IndexLayout(index_dir)
     with layout.writer_lock():
@@ -422,6 +449,11 @@ def delete_documents(
     encoder: PassageEncoder | None = None,
 ) -> dict[str, Any]:
     """Remove documents by id; unknown ids raise ``KeyError`` and change nothing."""
+    if settings.backend == "milvus":
+        from policyqa.index.milvus import open_milvus_index
+
+        with open_milvus_index(settings, index_dir=index_dir, encoder=encoder) as milvus:
+            return milvus.delete_documents(doc_ids)
     ids = list(dict.fromkeys(doc_ids))
     layout = IndexLayout(index_dir)
     with layout.writer_lock():
@@ -495,6 +527,11 @@ class Index:
             )
         raise ValueError(f"unknown search mode {mode!r}; choose one of: {', '.join(MODES)}")
 
+    @property
+    def version(self) -> str:
+        """The generation's name (what the service reports as the index version)."""
+        return self.generation.name
+
     def close(self) -> None:
         self.store.close()
 
@@ -505,14 +542,52 @@ class Index:
         self.close()
 
 
+#: An open index of either backend.
+AnyIndex: TypeAlias = "Index | MilvusIndex"
+
+
 def open_index(
     index_dir: Path,
     settings: Settings,
     *,
     encoder: PassageEncoder | None = None,
     mmap: bool = True,
+) -> AnyIndex:
+    """Open the index of ``settings.backend``: :func:`open_embedded_index`, or the Milvus
+    collections (checked against the encoder: another dimension asks for a rebuild)."""
+    if settings.backend == "milvus":
+        from policyqa.index.milvus import open_milvus_index
+
+        return open_milvus_index(settings, index_dir=index_dir, encoder=encoder)
+    return open_embedded_index(index_dir, settings, encoder=encoder, mmap=mmap)
+
+
+def index_exists(index_dir: Path, settings: Settings) -> bool:
+    """Whether there is an index to open (for milvus: whether its collections exist)."""
+    if settings.backend == "milvus":
+        from policyqa.index.milvus import milvus_exists
+
+        return milvus_exists(settings, index_dir=index_dir)
+    return IndexLayout(index_dir).exists()
+
+
+def describe_index(index_dir: Path, settings: Settings) -> dict[str, Any]:
+    """The manifest of the current generation, or the Milvus collections' description."""
+    if settings.backend == "milvus":
+        from policyqa.index.milvus import describe_milvus
+
+        return describe_milvus(settings, index_dir=index_dir)
+    return IndexLayout(index_dir).read_manifest()
+
+
+def open_embedded_index(
+    index_dir: Path,
+    settings: Settings,
+    *,
+    encoder: PassageEncoder | None = None,
+    mmap: bool = True,
 ) -> Index:
-    """Load the current generation of an index, with the encoder it was built with.
+    """Load the current generation of an embedded index, with the encoder it was built with.
 
     With ``mmap`` (the default) the BM25 postings and the float16 embeddings stay in their files
     and are paged in as queries touch them: several processes serving one index share the pages,

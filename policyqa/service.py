@@ -11,6 +11,11 @@ statistics. It is safe to call from many threads at once:
   half-written one. The old index is closed when its last lease ends.
 - An index changed by another process (``policyqa index --add …`` while the server runs) is
   noticed within :data:`RELOAD_CHECK_SECONDS` and loaded the same way.
+
+With ``settings.backend == "milvus"`` the index is the Milvus collections
+(:class:`policyqa.index.milvus.MilvusIndex`, opened through the same pipeline functions): a
+write changes them in place and is visible at once, to this and every other process, so there
+is nothing to reload; Milvus errors while serving answer as "not ready" (HTTP 503).
 """
 
 from __future__ import annotations
@@ -33,13 +38,12 @@ from policyqa import __version__, pipeline
 from policyqa.corpus.loaders import KNOWN_EXTENSIONS
 from policyqa.corpus.models import Chunk, DocMeta, Document, stable_id
 from policyqa.index.dense import PassageEncoder
-from policyqa.index.layout import IndexLayout
 from policyqa.retriever._common import MAX_QUERY_CHARS
 from policyqa.retriever.base import Filters, Hit
 from policyqa.settings import Settings
 
 if TYPE_CHECKING:
-    from policyqa.pipeline import Index
+    from policyqa.pipeline import AnyIndex
     from policyqa.retriever.answer import Answer
 
 __all__ = [
@@ -331,7 +335,7 @@ class _Lease:
 
     __slots__ = ("_qa_lock", "index", "qa", "refs", "retired")
 
-    def __init__(self, index: Index) -> None:
+    def __init__(self, index: AnyIndex) -> None:
         self.index = index
         self.refs = 0
         self.retired = False
@@ -417,7 +421,7 @@ class QAService:
             logger.info(
                 "index %s ready: %s, %d documents, %d chunks",
                 self.index_dir,
-                index.generation.name,
+                index.version,
                 index.store.count_documents(),
                 index.store.count_chunks(),
             )
@@ -436,15 +440,12 @@ class QAService:
         with contextlib.suppress(Exception):  # recorded in the state and logged by warm_up
             self.warm_up()
 
-    def _open_or_build(self) -> Index:
-        layout = IndexLayout(self.index_dir)
-        if not layout.exists():
-            if not self._build_demo:
-                # raises IndexNotFoundError with the remedy
-                layout.current()
+    def _open_or_build(self) -> AnyIndex:
+        if self._build_demo and not pipeline.index_exists(self.index_dir, self.settings):
             self._state = ServiceState.BUILDING
             self._build_demo_index()
         self._state = ServiceState.LOADING
+        # no index: raises IndexNotFoundError (or MilvusBackendError) with the remedy
         index = pipeline.open_index(self.index_dir, self.settings, encoder=self._encoder)
         self._encoder = index.encoder
         return index
@@ -484,7 +485,7 @@ class QAService:
                 self._retire(lease)
 
     # -- leases -----------------------------------------------------------------------------
-    def _swap(self, index: Index) -> None:
+    def _swap(self, index: AnyIndex) -> None:
         with self._lock:
             old, self._current = self._current, _Lease(index)
             if old is not None:
@@ -507,6 +508,10 @@ class QAService:
             lease.refs += 1
         try:
             yield lease
+        except Exception as exc:
+            if _is_milvus_error(exc):
+                raise ServiceNotReadyError(f"Milvus is unavailable: {_one_line(exc)}") from exc
+            raise
         finally:
             with self._lock:
                 lease.refs -= 1
@@ -514,7 +519,7 @@ class QAService:
                     lease.index.close()
 
     @contextlib.contextmanager
-    def index(self) -> Iterator[Index]:
+    def index(self) -> Iterator[AnyIndex]:
         """Lease the current index for the length of the ``with`` block."""
         with self._leased() as lease:
             yield lease.index
@@ -530,6 +535,8 @@ class QAService:
 
     def _maybe_reload(self) -> None:
         """Load a generation another process made current (checked every few seconds)."""
+        if self.settings.backend == "milvus":
+            return  # the collections change in place: every write is visible at once
         now = time.monotonic()
         lease = self._current
         if lease is None or now - self._last_check < RELOAD_CHECK_SECONDS:
@@ -539,13 +546,13 @@ class QAService:
             live = (self.index_dir / "CURRENT").read_text(encoding="utf-8").strip()
         except OSError:
             return
-        if live == lease.index.generation.name:
+        if live == lease.index.version:
             return
         if not self._write_lock.acquire(blocking=False):
             return  # a write of ours is under way and will swap in its own generation
         try:
             current = self._current
-            if current is None or live == current.index.generation.name:
+            if current is None or live == current.index.version:
                 return
             logger.info("the index at %s changed on disk (%s): reloading", self.index_dir, live)
             self._swap(pipeline.open_index(self.index_dir, self.settings, encoder=self._encoder))
@@ -565,7 +572,7 @@ class QAService:
             t0 = time.perf_counter()
             hits = retriever.search(query, top_k=k, filters=filters)
             took = (time.perf_counter() - t0) * 1000
-            return SearchResult(query.strip(), mode, k, hits, took, index.generation.name)
+            return SearchResult(query.strip(), mode, k, hits, took, index.version)
 
     def ask(
         self,
@@ -602,7 +609,7 @@ class QAService:
                 explain=explain,
             )
             took = (time.perf_counter() - t0) * 1000
-            return AskResult(question.strip(), searched, answer, took, lease.index.generation.name)
+            return AskResult(question.strip(), searched, answer, took, lease.index.version)
 
     def list_documents(self, offset: int = 0, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
         """``(total, rows)``: one page of the documents in index order."""
@@ -637,9 +644,13 @@ class QAService:
             "uptime_s": round(time.monotonic() - self._started, 3),
         }
         if self.ready:
-            with contextlib.suppress(ServiceNotReadyError), self.index() as index:
-                out["index_version"] = index.generation.name
-                out["documents"] = index.store.count_documents()
+            try:
+                with self.index() as index:
+                    out["index_version"] = index.version
+                    out["documents"] = index.store.count_documents()
+            except ServiceNotReadyError as exc:
+                if self.ready:  # the index answers no more (Milvus gone away)
+                    out.update(status="failed", ready=False, detail=str(exc))
         return out
 
     def stats(self) -> dict[str, Any]:
@@ -649,7 +660,7 @@ class QAService:
             return {
                 "documents": index.store.count_documents(),
                 "chunks": index.store.count_chunks(),
-                "index_version": index.generation.name,
+                "index_version": index.version,
                 "index_format": m.get("format"),
                 "index_created": m.get("created"),
                 "fingerprint": m.get("fingerprint"),
@@ -747,7 +758,7 @@ class QAService:
             removed=[],
             documents=new_index.store.count_documents(),
             chunks=new_index.store.count_chunks(),
-            index_version=new_index.generation.name,
+            index_version=new_index.version,
             took_ms=(time.perf_counter() - t0) * 1000,
         )
 
@@ -771,16 +782,30 @@ class QAService:
             removed=[doc_id],
             documents=new_index.store.count_documents(),
             chunks=new_index.store.count_chunks(),
-            index_version=new_index.generation.name,
+            index_version=new_index.version,
             took_ms=(time.perf_counter() - t0) * 1000,
         )
+
+
+def _is_milvus_error(exc: BaseException) -> bool:
+    if type(exc).__module__.startswith("pymilvus"):
+        return True
+    if type(exc).__name__ != "MilvusBackendError":  # the backend is not loaded unless used
+        return False
+    from policyqa.index.milvus import MilvusBackendError
+
+    return isinstance(exc, MilvusBackendError)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 class _ModeView:
     """The index, with ``retriever()`` answering the chosen mode: ``policyqa.qa.ask`` always
     retrieves with ``index.retriever("hybrid")``."""
 
-    def __init__(self, index: Index, mode: str) -> None:
+    def __init__(self, index: AnyIndex, mode: str) -> None:
         index.retriever(mode)  # an unknown mode raises ValueError here
         self._index = index
         self._mode = mode

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from policyqa.corpus.models import DocMeta, Document
-from policyqa.pipeline import Index, build_index, open_index
+from policyqa.pipeline import Index, build_index, open_embedded_index
 from policyqa.retriever.base import Filters, Retriever
 from policyqa.settings import Settings
 from tests.helpers import HashingEncoder, fixture_documents, fixture_queries
@@ -60,8 +60,10 @@ def _pair(root: Path, **extra: object) -> Iterator[tuple[Index, MilvusIndex, Set
     s = _settings(root, **extra)
     enc = HashingEncoder()
     docs = fixture_documents()
-    build_index(docs, s.index_dir, s, show_progress=False, encoder=enc)
-    embedded = open_index(s.index_dir, s, encoder=enc)
+    # the same settings but the embedded backend (the pipeline follows settings.backend)
+    e = s.model_copy(update={"backend": "embedded"})
+    build_index(docs, e.index_dir, e, show_progress=False, encoder=enc)
+    embedded = open_embedded_index(e.index_dir, e, encoder=enc)
     try:
         mi = MilvusIndex(s, index_dir=s.index_dir, encoder=enc)
         mi.build(docs)
