@@ -263,13 +263,14 @@ class MilvusIndex:
         self.uri = milvus_uri(settings, index_dir)
         self.collection = settings.milvus_collection
         self.docs_collection = f"{settings.milvus_collection}_docs"
+        # connect first: an unreachable server fails before the model is loaded
+        self.client = client if client is not None else self._connect()
         self.tokenizer = ChineseTokenizer.from_settings(settings)
         self.tokenizer.warm_up()
         self.encoder = encoder if encoder is not None else make_encoder(settings)
         warm = getattr(self.encoder, "warm_up", None)
         if callable(warm):
             warm()
-        self.client = client if client is not None else self._connect()
         #: Whether the chunks carry the bigram BM25 field (the settings' ``char_bigrams`` for a
         #: new collection; what the collection holds once :meth:`check` has looked)
         self.bigrams = self.tokenizer.char_bigrams
