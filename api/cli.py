@@ -97,9 +97,14 @@ def run_serve_command(args: argparse.Namespace, settings: Settings) -> int:
         )
     app = create_app(settings, ui=settings.serve_ui and not getattr(args, "no_ui", False))
     shown = f"[{host}]" if ":" in host else host
+    served = str(settings.index_dir)
+    if settings.backend == "milvus":
+        from policyqa.index.milvus import milvus_uri, where
+
+        served = f"milvus {where(milvus_uri(settings))} collection {settings.milvus_collection}"
     logger.info(
         "serving index %s at http://%s:%d/ (docs /docs, OpenAPI /openapi.json%s)",
-        settings.index_dir,
+        served,
         shown,
         port,
         ", chat page /ui" if app.state.ui_mounted else "",
