@@ -430,6 +430,12 @@ class SpanModel:
 
 _SENT_STOP = "。！？!?；;\n"
 
+#: Question kinds whose answer is narrowed to the best typed expression inside the chosen span
+#: when the model chose a longer span. Measured on the ncpqa-dev train split (mean of F1 and
+#: contains): dates gain (F1 0.403 → 0.423, contains 0.658 → 0.655), amounts, organisations and
+#: places lose (contains drops 3 points or more).
+NARROW_INSIDE: frozenset[str] = frozenset({"date"})
+
 
 def enclosing_sentence(text: str, start: int, end: int, reach: int = 300) -> tuple[int, int]:
     """The sentence(s) of ``text`` around ``[start, end)``: back to the previous sentence end
@@ -558,6 +564,18 @@ class SpanSelector:
         best_score = float(scores[order[0]])
         margin = best_score - float(scores[order[1]]) if len(order) > 1 else 1.0
         confidence = model.confidence(best_score, margin)
+        kind = expected_type(question)
+        if self.narrow and kind in NARROW_INSIDE and best.kind != "typed":
+            inside = [
+                i
+                for i, c in enumerate(cands)
+                if c.kind == "typed"
+                and c.doc_id == best.doc_id
+                and best.start <= c.start
+                and c.end <= best.end
+            ]
+            if inside:
+                best = cands[max(inside, key=lambda i: float(scores[i]))]
         top = list(hits)[: self.passages]
         hit = top[best.hit_index]
         focus = {hit.chunk_id: (max(0, best.start - hit.start), max(0, min(best.end, hit.end) - hit.start))}
@@ -575,7 +593,7 @@ class SpanSelector:
         text, base = source_text(hit, text_of)  # ``base``: offset of ``text`` in the document
         s, e = best.start - base, best.end - base
         ss, se = enclosing_sentence(text, s, e)
-        a_type: AnswerType = expected_type(question) if best.kind == "typed" else "sentence"
+        a_type: AnswerType = kind if best.kind == "typed" else "sentence"
         if not self.narrow:
             s, e = ss, se
         return Answer(

@@ -17,7 +17,8 @@ span" on the best span's score and its margin over the runner-up. ``min_confiden
 on the same questions, each asked twice: as is (answerable: right when the chosen span overlaps
 the gold span and is kept) and with every passage of its gold document removed (unanswerable:
 right when the selector abstains); the threshold with the best weighted accuracy is kept
-(``--unanswerable-share`` weighs the second kind).
+(``--unanswerable-share`` weighs the second kind) among those that reject at most
+``--max-reject`` of the answerable questions.
 
 Questions are split by a hash of their id as in ``train_rerank``; ``--eval-split`` reports the
 F1 / contains of the top span on the other part.
@@ -229,8 +230,12 @@ def fit_span_model(
     l2: float = 1.0,
     info: dict[str, Any] | None = None,
     unanswerable_share: float = 0.25,
+    max_reject: float = 0.02,
 ) -> SpanModel:
-    """Span weights (``lam``/``tau`` by cross-validation when None), calibration, threshold."""
+    """Span weights (``lam``/``tau`` by cross-validation when None), calibration, threshold.
+
+    The threshold never rejects more than ``max_reject`` of the (answerable) training questions.
+    """
     from sklearn.linear_model import LogisticRegression
 
     meta = dict(info or {})
@@ -266,6 +271,8 @@ def fit_span_model(
     conf_un_arr = np.asarray(conf_un)
     best_t, best_acc = 0.0, -1.0
     for t in np.linspace(0.0, 0.95, 96):
+        if float(np.mean(conf_ans < t)) > max_reject:
+            break
         acc_ans = float(np.mean(ok_ans & (conf_ans >= t)))
         acc_un = float(np.mean(conf_un_arr < t))
         acc = (1.0 - unanswerable_share) * acc_ans + unanswerable_share * acc_un
@@ -277,6 +284,7 @@ def fit_span_model(
         {
             "threshold_accuracy": round(best_acc, 4),
             "unanswerable_share": unanswerable_share,
+            "max_reject": max_reject,
             "answerable_kept_at_threshold": round(float(np.mean(conf_ans >= best_t)), 4),
             "unanswerable_abstained_at_threshold": round(float(np.mean(conf_un_arr < best_t)), 4),
             "train_top_span": {k: round(v, 4) for k, v in scores.items()},
@@ -298,6 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--l2", type=float, default=1.0)
     parser.add_argument(
         "--unanswerable-share", type=float, default=0.25, help="assumed share of no-answer questions"
+    )
+    parser.add_argument(
+        "--max-reject", type=float, default=0.02, help="most answerable questions the threshold may reject"
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -341,7 +352,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         + " ".join(sys.argv[1:] if argv is None else argv),
     }
     model = fit_span_model(
-        train, lam=args.lam, tau=args.tau, l2=args.l2, info=info, unanswerable_share=args.unanswerable_share
+        train,
+        lam=args.lam,
+        tau=args.tau,
+        l2=args.l2,
+        info=info,
+        unanswerable_share=args.unanswerable_share,
+        max_reject=args.max_reject,
     )
     print(json.dumps(dict(zip(SPAN_FEATURES, np.round(model.weights, 3).tolist(), strict=True)), indent=1))
     print("train", json.dumps(model.info, ensure_ascii=False))

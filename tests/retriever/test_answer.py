@@ -263,3 +263,18 @@ def test_span_selector_typed_answer_with_a_typed_model(tmp_path: Path) -> None:
     assert (ans.text, ans.answer_type) == ("28个", "amount")
     assert ans.sentence == "力争一季度落地重点项目28个，总投资约120亿元。"
     verify_answer(ans, doc)
+
+
+def test_date_questions_are_narrowed_inside_the_chosen_span(tmp_path: Path) -> None:
+    doc = "申报工作安排。申报截止时间为2024年3月31日，逾期不予受理。"
+    hits = [_hit(1, "a", doc)]
+    path = tmp_path / "m.json"
+    # a model that prefers long spans and dislikes typed ones: the span is narrowed anyway
+    path.write_text(json.dumps(_model(log_len=1.0, typed=-5.0).to_json()), encoding="utf-8")
+    ans = SpanSelector(model_path=path, min_confidence=0.0).select("申报截止到什么时候？", hits)
+    assert (ans.text, ans.answer_type) == ("2024年3月31日", "date")
+    verify_answer(ans, doc)
+    # an amount question keeps the model's longer span (narrowing measured to cost there)
+    ans = SpanSelector(model_path=path, min_confidence=0.0).select("截止时间前有多少天？", hits)
+    assert ans.answer_type == "sentence" and len(ans.text) > 10
+    verify_answer(ans, doc)
