@@ -277,3 +277,35 @@ def test_service_health_503_when_milvus_is_unreachable(tmp_path: Path) -> None:
             assert c.post("/search", json={"query": "海关"}).status_code == 503
     finally:
         svc.close()
+
+
+def test_service_answers_503_when_milvus_goes_away(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pymilvus import MilvusException
+
+    from policyqa.corpus.loaders import load_paths
+
+    s = _settings(tmp_path)
+    enc = HashingEncoder()
+    pipeline.build_index(
+        load_paths([FIXTURE]).documents[:3], s.index_dir, s, show_progress=False, encoder=enc
+    )
+    svc = QAService(s, encoder=enc)
+    svc.warm_up()
+    try:
+        with TestClient(create_app(s, svc, ui=False), raise_server_exceptions=False) as c:
+            assert c.get("/health").status_code == 200
+            with svc.index() as index:
+                client = index.client  # type: ignore[union-attr]
+
+            def gone(*args: object, **kwargs: object) -> None:
+                raise MilvusException(message="Fail connecting to server")
+
+            monkeypatch.setattr(client, "search", gone)
+            monkeypatch.setattr(client, "query", gone)
+            r = c.post("/search", json={"query": "海关"})
+            assert r.status_code == 503 and "Milvus is unavailable" in r.json()["detail"]
+            h = c.get("/health")
+            assert h.status_code == 503 and h.json()["status"] == "failed"
+            assert "Fail connecting to server" in h.json()["detail"]
+    finally:
+        svc.close()
