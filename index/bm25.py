@@ -312,6 +312,11 @@ class BM25Index:
         idf = float(np.log(n - df + 0.5) - np.log(df + 0.5))
         return idf if idf >= 0 else self._idf_floor
 
+    def term_statistics(self) -> tuple[dict[str, int], npt.NDArray[np.float64], int]:
+        """``(vocabulary, document frequencies by term id, number of rows)`` for feature code
+        (e.g. the reranker's IDF weights); the arrays are the index's own, do not modify them."""
+        return self._vocab, self._df, self.size
+
     # -- scoring -----------------------------------------------------------------------------
     def _weights(self, query_tokens: Sequence[str]) -> list[tuple[int, np.float32]]:
         """(term id, weight) of the indexed query terms, in query order; a repeated term weighs more."""

@@ -191,7 +191,8 @@ class TermStats:
     """Inverse document frequencies of the index's BM25 vocabulary (chunks as documents).
 
     Unknown terms get the largest IDF (they are rare). Built lazily from the BM25 index's
-    column pointers; an index that does not expose them gives every term IDF 1.
+    document frequencies (:meth:`~policyqa.index.bm25.BM25Index.term_statistics`); without a
+    BM25 index (e.g. the Milvus backend) every term has IDF 1.
     """
 
     def __init__(self, bm25_index: Any = None) -> None:
@@ -205,17 +206,15 @@ class TermStats:
         with self._lock:
             if self._vocab is not None:
                 return
-            model = getattr(self._bm25, "_model", None)
-            vocab = getattr(model, "vocab_dict", None)
-            scores = getattr(model, "scores", None)
-            if model is None or vocab is None or not isinstance(scores, dict) or "indptr" not in scores:
+            stats = getattr(self._bm25, "term_statistics", None)
+            if stats is None:
                 self._vocab, self._idf, self._max = {}, np.ones(0), 1.0
                 return
-            indptr = np.asarray(scores["indptr"], dtype=np.int64)
-            df = np.diff(indptr).astype(np.float64)
-            n = float(scores.get("num_docs", max(1, len(df))))
+            vocab, df_arr, n_rows = stats()
+            df = np.asarray(df_arr, dtype=np.float64)
+            n = float(max(1, n_rows))
             idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
-            self._vocab = dict(vocab)
+            self._vocab = vocab
             self._idf = idf
             self._max = float(idf.max()) if idf.size else 1.0
 

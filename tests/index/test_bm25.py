@@ -208,3 +208,16 @@ def test_score_rows_is_the_full_vector_entry(corpus_tokens: list[list[str]]) -> 
     for q in _queries():
         np.testing.assert_array_equal(idx.score_rows(q, rows), idx.scores(q)[rows])
     assert idx.score_rows(["稳岗"], []).shape == (0,)
+
+
+def test_term_statistics_feed_the_rerankers_idf() -> None:
+    from policyqa.retriever.rerank import TermStats
+
+    idx = BM25Index()
+    idx.build([["稳岗", "返还"], ["稳岗", "补贴"], ["稳岗"], ["留工", "培训"]])
+    vocab, df, n = idx.term_statistics()
+    assert n == 4 and df[vocab["稳岗"]] == 3 and df[vocab["留工"]] == 1
+    stats = TermStats(idx)
+    assert stats.idf("留工") == stats.idf("返还") == stats.idf("补贴") > stats.idf("稳岗") > 0
+    assert stats.idf("没有") == max(stats.idf(t) for t in vocab)  # unknown terms count as rare
+    assert TermStats(None).idf("稳岗") == 1.0
