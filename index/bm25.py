@@ -51,7 +51,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["SEGMENT_ROWS", "BM25Index", "top_rows"]
+__all__ = ["SEGMENT_ROWS", "BM25Appender", "BM25Index", "top_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,23 +116,85 @@ class _Segment:
         return int(self.indptr.shape[0]) - 1
 
 
-def _segment_from_ids(
-    ids: npt.NDArray[np.int64], lens: npt.NDArray[np.int64], first_row: int, n_terms: int
+def _segment_from_postings(
+    terms: npt.NDArray[np.int32],
+    rows: npt.NDArray[np.int32],
+    tf: npt.NDArray[np.uint16],
+    first_row: int,
+    n_rows: int,
+    n_terms: int,
 ) -> _Segment:
-    """Postings of rows ``first_row …`` whose token ids are ``ids`` (row after row, ``lens`` each)."""
-    n = int(lens.shape[0])
-    local = np.repeat(np.arange(n, dtype=np.int64), lens)
-    keys, counts = np.unique(ids * n + local, return_counts=True) if ids.size else (ids, ids)
-    terms = keys // max(n, 1)
+    """A segment from (term, row, tf) postings given row after row (rows ascending)."""
+    order = np.argsort(terms, kind="stable")  # stable: rows stay ascending within a term
     indptr = np.zeros(n_terms + 1, dtype=np.int64)
     np.cumsum(np.bincount(terms, minlength=n_terms), out=indptr[1:])
-    return _Segment(
-        indptr=indptr,
-        rows=(keys % max(n, 1) + first_row).astype(np.int32),
-        tf=np.minimum(counts, _TF_MAX).astype(np.uint16),
-        first=first_row,
-        n_rows=n,
-    )
+    return _Segment(indptr=indptr, rows=rows[order], tf=tf[order], first=first_row, n_rows=n_rows)
+
+
+class BM25Appender:
+    """Adds rows to a :class:`BM25Index` one at a time (see :meth:`BM25Index.appender`).
+
+    Each row's terms are counted at once and only (term id, row, count) triples are kept, in
+    compact arrays, so appending a million chunks never holds their tokens as Python lists;
+    every ``segment_rows`` rows become a segment.
+    """
+
+    def __init__(self, index: BM25Index) -> None:
+        self._index = index
+        self._first = index.size
+        self._row = index.size
+        self._terms: array[int] = array("i")
+        self._rows: array[int] = array("i")
+        self._tf: array[int] = array("H")
+        self._lens: array[int] = array("i")
+        self._all_lens: list[npt.NDArray[np.int32]] = []
+
+    def add(self, tokens: Sequence[str]) -> None:
+        vocab = self._index._vocab
+        setdefault = vocab.setdefault
+        counts = Counter(tokens)
+        row = self._row
+        for tok, c in counts.items():
+            self._terms.append(setdefault(tok, len(vocab)))
+            self._tf.append(c if c < _TF_MAX else _TF_MAX)
+        self._rows.extend([row] * len(counts))
+        self._lens.append(len(tokens))
+        self._row += 1
+        if self._row - self._first >= self._index.segment_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        n = self._row - self._first
+        if n == 0:
+            return
+        self._index._segments.append(
+            _segment_from_postings(
+                np.frombuffer(self._terms, dtype=np.int32),
+                np.frombuffer(self._rows, dtype=np.int32),
+                np.frombuffer(self._tf, dtype=np.uint16),
+                self._first,
+                n,
+                len(self._index._vocab),
+            )
+        )
+        self._all_lens.append(np.frombuffer(self._lens, dtype=np.int32).copy())
+        self._terms, self._rows, self._tf, self._lens = array("i"), array("i"), array("H"), array("i")
+        self._first = self._row
+
+    def close(self) -> None:
+        """Write the last segment and refresh the index-wide statistics."""
+        self._flush()
+        if self._all_lens:
+            self._index._doc_len = np.concatenate([np.asarray(self._index._doc_len), *self._all_lens])
+            self._all_lens = []
+        self._index._refresh()
+
+    def __enter__(self) -> BM25Appender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
 
 
 def _merge(segments: Sequence[_Segment], n_terms: int) -> _Segment:
@@ -206,6 +268,10 @@ class BM25Index:
     def extend(self, corpus_tokens: Iterable[Sequence[str]]) -> None:
         """Append rows ``size, size + 1, …`` as new segment(s); nothing already indexed is rewritten."""
         self._append(corpus_tokens)
+        self.merge_small_segments()
+
+    def merge_small_segments(self) -> None:
+        """Merge the trailing run of small segments once there are more than ``MAX_SEGMENTS``."""
         if len(self._segments) > MAX_SEGMENTS:
             # merge the trailing run of small segments (the ones updates leave behind)
             start = len(self._segments)
@@ -217,35 +283,14 @@ class BM25Index:
                 logger.debug("merged %d small BM25 segments", len(tail))
 
     def _append(self, corpus_tokens: Iterable[Sequence[str]]) -> None:
-        # token ids go straight into a compact array, so a block of rows never holds its tokens
-        # as Python lists (at 1M chunks those would take gigabytes)
-        vocab = self._vocab
-        setdefault = vocab.setdefault
-        lens_all: list[npt.NDArray[np.int32]] = [self._doc_len]
-        first = self.size
-        ids: array[int] = array("q")
-        lens: array[int] = array("q")
+        with self.appender() as app:
+            for toks in corpus_tokens:
+                app.add(toks)
 
-        def flush() -> None:
-            nonlocal first, ids, lens
-            if not lens:
-                return
-            lens_np = np.frombuffer(lens, dtype=np.int64)
-            self._segments.append(
-                _segment_from_ids(np.frombuffer(ids, dtype=np.int64), lens_np, first, len(vocab))
-            )
-            lens_all.append(lens_np.astype(np.int32))
-            first += len(lens)
-            ids, lens = array("q"), array("q")
-
-        for toks in corpus_tokens:
-            ids.extend([setdefault(tok, len(vocab)) for tok in toks])
-            lens.append(len(toks))
-            if len(lens) >= self.segment_rows:
-                flush()
-        flush()
-        self._doc_len = np.concatenate(lens_all) if len(lens_all) > 1 else self._doc_len
-        self._refresh()
+    def appender(self) -> BM25Appender:
+        """Add rows one at a time: ``with index.appender() as app: app.add(tokens)``; the rows
+        count once the block ends (then :meth:`merge_small_segments` may tidy up)."""
+        return BM25Appender(self)
 
     def drop_rows(self, keep: npt.NDArray[np.bool_]) -> None:
         """Delete the rows where ``keep`` is false; the others are renumbered in order."""

@@ -18,7 +18,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -69,6 +69,8 @@ logger = logging.getLogger(__name__)
 #: 2: a document without a title carries the title line read from its text (:func:`index_title`).
 PASSAGE_TEMPLATE_VERSION = 2
 MODES = ("bm25", "dense", "hybrid")
+#: New documents are indexed in batches of about this many characters (bounded memory).
+INDEX_BATCH_CHARS = 5_000_000
 
 
 def index_title(doc: Document) -> str:
@@ -233,48 +235,15 @@ def _write_generation(
         else:
             store = ChunkStore(store_path)
 
-        # chunk the new documents, then tokenize chunks and whole documents (in parallel)
+        # BM25: the base generation's segments minus removed rows; the new rows are appended as
+        # they are tokenized (scores stay equal to a full rebuild's, see policyqa.index.bm25)
         t = time.perf_counter()
-        prepared = []
-        for doc in tqdm(new_docs, desc="chunk", unit="doc", disable=not show_progress):
-            chunks = chunker.split(doc)
-            prepared.append(
-                (doc, chunks, [passage_text(c, index_title(doc), settings.title_in_chunk) for c in chunks])
-            )
-        stage["chunk_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        new_texts = [text for _, _, texts in prepared for text in texts]
-        to_tokenize = new_texts + [f"{doc.title}\n{doc.text}" for doc, _, _ in prepared]
-        with tqdm(total=len(to_tokenize), desc="tokenize", unit="text", disable=not show_progress) as bar:
-            joined = tokenize_parallel(tokenizer, to_tokenize, settings.index_workers, progress=bar)
-        pos = 0
-        for i, (doc, chunks, texts) in enumerate(prepared):
-            tokens = joined[pos : pos + len(chunks)]
-            pos += len(chunks)
-            store.add(doc, chunks, tokens, [text_hash(x) for x in texts], joined[len(new_texts) + i])
-        n_new_chunks = len(new_texts)
-        store.commit()
-        stage["tokenize_s"] = time.perf_counter() - t
-
-        # BM25: the base generation's segments minus removed rows, plus a segment of the new rows
-        # (scores stay equal to a full rebuild's, see policyqa.index.bm25)
-        t = time.perf_counter()
-        n_new = len(new_texts)
-        new_chunk_tokens = (joined[i].split(" ") if joined[i] else [] for i in range(n_new))
-        new_doc_tokens = (joined[i].split(" ") if joined[i] else [] for i in range(n_new, len(joined)))
-        bm25 = _updated_bm25(
-            base, "bm25", settings.bm25_method, settings, store, kept_rows, old_chunk_count, new_chunk_tokens
-        )
-        bm25.save(workdir / "bm25")
+        bm25 = _base_bm25(base, "bm25", settings.bm25_method, settings, store, kept_rows, old_chunk_count)
         # whole documents: Lucene idf, which stays positive in collections of a handful of documents
-        doc_bm25 = _updated_bm25(
-            base, "bm25_docs", "lucene", settings, store, kept_docs, len(old_ids), new_doc_tokens
-        )
-        doc_bm25.save(workdir / "bm25_docs")
+        doc_bm25 = _base_bm25(base, "bm25_docs", "lucene", settings, store, kept_docs, len(old_ids))
         stage["bm25_s"] = time.perf_counter() - t
 
         # dense: old rows' vectors are reused, new ones come from the cache or the encoder
-        t = time.perf_counter()
         old_dense: DenseIndex | None = None
         if base is not None and kept_rows:
             old_dense = DenseIndex.load(base / "dense", mmap=not appended_only)
@@ -283,14 +252,64 @@ def _write_generation(
             )
         else:
             old_emb = np.zeros((0, encoder.dim), dtype=np.float16)
+
+        # the new documents, a batch at a time: chunk, tokenize chunks and whole documents (in
+        # parallel), store, add to BM25, embed. Nothing holds every new chunk's tokens at once.
+        for key in ("chunk_s", "tokenize_s", "embed_s"):
+            stage[key] = 0.0
+        new_parts: list[npt.NDArray[np.float16]] = []
+        n_new_chunks = n_embedded = 0
         cache = EmbeddingCache(settings.embedding_cache_dir, encoder.model_id)
         try:
-            with tqdm(total=len(new_texts), desc="embed", unit="chunk", disable=not show_progress) as bar:
-                new_emb, n_embedded = embed_with_cache(
-                    encoder, new_texts, cache, batch_size=max(64, settings.embed_batch_size), progress=bar
-                )
+            with (
+                tqdm(total=len(new_docs), desc="index", unit="doc", disable=not show_progress) as bar,
+                bm25.appender() as chunk_terms,
+                doc_bm25.appender() as doc_terms,
+            ):
+                for batch in _batches(new_docs, INDEX_BATCH_CHARS):
+                    t = time.perf_counter()
+                    prepared = []
+                    for doc in batch:
+                        chunks = chunker.split(doc)
+                        texts = [passage_text(c, index_title(doc), settings.title_in_chunk) for c in chunks]
+                        prepared.append((doc, chunks, texts))
+                    stage["chunk_s"] += time.perf_counter() - t
+                    t = time.perf_counter()
+                    new_texts = [text for _, _, texts in prepared for text in texts]
+                    to_tokenize = new_texts + [f"{doc.title}\n{doc.text}" for doc, _, _ in prepared]
+                    joined = tokenize_parallel(tokenizer, to_tokenize, settings.index_workers)
+                    pos = 0
+                    for i, (doc, chunks, texts) in enumerate(prepared):
+                        tokens = joined[pos : pos + len(chunks)]
+                        pos += len(chunks)
+                        doc_tokens = joined[len(new_texts) + i]
+                        store.add(doc, chunks, tokens, [text_hash(x) for x in texts], doc_tokens)
+                        for x in tokens:
+                            chunk_terms.add(x.split(" ") if x else [])
+                        doc_terms.add(doc_tokens.split(" ") if doc_tokens else [])
+                    stage["tokenize_s"] += time.perf_counter() - t
+                    t = time.perf_counter()
+                    vecs, embedded = embed_with_cache(
+                        encoder, new_texts, cache, batch_size=max(64, settings.embed_batch_size)
+                    )
+                    new_parts.append(vecs)
+                    n_new_chunks += len(new_texts)
+                    n_embedded += embedded
+                    stage["embed_s"] += time.perf_counter() - t
+                    bar.update(len(batch))
         finally:
             cache.close()
+        store.commit()
+        t = time.perf_counter()
+        bm25.merge_small_segments()
+        doc_bm25.merge_small_segments()
+        bm25.save(workdir / "bm25")
+        doc_bm25.save(workdir / "bm25_docs")
+        stage["bm25_s"] += time.perf_counter() - t
+
+        t = time.perf_counter()
+        new_emb = np.concatenate(new_parts) if new_parts else np.zeros((0, encoder.dim), dtype=np.float16)
+        del new_parts
         if appended_only and old_dense is not None:
             dense = old_dense  # grows in place: an IVF index is not retrained for an append
             dense.extend(new_emb)
@@ -299,7 +318,7 @@ def _write_generation(
             dense = DenseIndex(encoder.dim, nprobe=settings.ann_nprobe)
             dense.build(emb)
         dense.save(workdir / "dense")
-        stage["embed_s"] = time.perf_counter() - t
+        stage["dense_s"] = time.perf_counter() - t
 
         n_docs, n_chunks = store.count_documents(), store.count_chunks()
         store.close()
@@ -342,7 +361,19 @@ def _write_generation(
     return manifest
 
 
-def _updated_bm25(
+def _batches(documents: Sequence[Document], max_chars: int) -> Iterator[Sequence[Document]]:
+    """Consecutive runs of documents of about ``max_chars`` characters each (at least one)."""
+    start, size = 0, 0
+    for i, doc in enumerate(documents):
+        size += len(doc.text)
+        if size >= max_chars:
+            yield documents[start : i + 1]
+            start, size = i + 1, 0
+    if start < len(documents):
+        yield documents[start:]
+
+
+def _base_bm25(
     base: Path | None,
     name: str,
     method: str,
@@ -350,12 +381,12 @@ def _updated_bm25(
     store: ChunkStore,
     kept: Sequence[int],
     old_count: int,
-    new_tokens: Iterable[Sequence[str]],
 ) -> BM25Index:
-    """The BM25 index ``name`` of the new generation: the base's minus dropped rows, plus new rows.
+    """The BM25 index ``name`` that the new generation starts from: the base's minus dropped
+    rows (segments reused), or an empty one.
 
     An index written by an older policyqa (another BM25 format) is rebuilt from the tokens the
-    store keeps, so updating it still works.
+    store keeps (``store`` holds exactly the kept rows at this point), so updating it works.
     """
     if base is not None:
         try:
@@ -367,13 +398,10 @@ def _updated_bm25(
                 keep = np.zeros(old_count, dtype=bool)
                 keep[np.asarray(kept, dtype=np.int64)] = True
                 index.drop_rows(keep)
-            index.extend(new_tokens)
             return index
     index = BM25Index(k1=settings.bm25_k1, b=settings.bm25_b, method=method)
-    if base is None:
-        index.build(new_tokens)
-    else:
-        index.build(list(store.iter_tokens() if name == "bm25" else store.iter_doc_tokens()))
+    if base is not None:
+        index.build(store.iter_tokens() if name == "bm25" else store.iter_doc_tokens())
     return index
 
 

@@ -202,3 +202,27 @@ def test_an_interrupted_build_resumes_from_what_was_embedded(settings: Settings)
     m = add_documents([big], settings.index_dir, settings, show_progress=False, encoder=again)
     assert m["last_change"]["embedding_cache_hits"] == 2 * 64  # the two batches done before the crash
     assert again.texts_encoded == m["last_change"]["new_chunks"] - 2 * 64 > 0
+
+
+def test_batched_indexing_equals_one_batch(
+    settings: Settings, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import policyqa.pipeline as pipeline
+
+    enc = HashingEncoder()
+    build_index(fixture_documents(), settings.index_dir, settings, show_progress=False, encoder=enc)
+    monkeypatch.setattr(pipeline, "INDEX_BATCH_CHARS", 50)  # about a document per batch
+    small = settings.model_copy(update={"index_dir": tmp_path / "batched"})
+    build_index(fixture_documents(), small.index_dir, small, show_progress=False, encoder=enc)
+    with (
+        open_index(settings.index_dir, settings, encoder=enc) as one,
+        open_index(small.index_dir, small, encoder=enc) as many,
+    ):
+        assert one.store.count_chunks() == many.store.count_chunks()
+        np.testing.assert_array_equal(one.dense.embeddings, many.dense.embeddings)
+        for q in ["稳岗返还", "惠企政策", "市南区 总部型企业"]:
+            toks = one.tokenizer.terms(q)
+            np.testing.assert_array_equal(one.bm25.scores(toks), many.bm25.scores(toks))
+            assert [h.chunk_id for h in one.retriever("hybrid").search(q)] == [
+                h.chunk_id for h in many.retriever("hybrid").search(q)
+            ]
