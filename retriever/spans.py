@@ -224,6 +224,15 @@ def span_candidates(
     def cov(t: str) -> float:
         return qt.coverage(t)
 
+    typed_pieces: dict[str, bool] = {}
+
+    def has_typed(t: str) -> bool:
+        if find_typed is None:
+            return False
+        if t not in typed_pieces:
+            typed_pieces[t] = bool(find_typed(t, kind))
+        return typed_pieces[t]
+
     def big(t: str) -> float:
         if not bigrams:
             return 0.0
@@ -256,6 +265,13 @@ def span_candidates(
         rank_f = -math.log(hi + 1)
         score_f = (h.score - best_score) / spread
 
+        typed_memo: dict[int, bool] = {}
+
+        def clause_typed(k: int) -> bool:
+            if k not in typed_memo:
+                typed_memo[k] = has_typed(text[cl[k][0] : cl[k][1]])
+            return typed_memo[k]
+
         def prev_sentence_cov(i: int) -> float:
             ss = sent_start[i]
             if ss == 0:
@@ -280,7 +296,13 @@ def span_candidates(
             typed = 1.0 if ckind == "typed" else 0.0
             tin = 0.0
             if q_typed and find_typed is not None:
-                tin = 1.0 if typed or find_typed(span, kind) else 0.0
+                # per clause (cached): typed expressions do not cross clause marks
+                first = text[s : cl[i][1]] if e > cl[i][1] else span
+                tin = (
+                    1.0
+                    if typed or has_typed(first) or any(clause_typed(k) for k in range(i + 1, j + 1))
+                    else 0.0
+                )
             outside = max(0, e - max(s, p_end)) / length
             dist = i - anchor
             window = text[max(lo, s - 80) : s]
