@@ -105,6 +105,7 @@ SPAN_FEATURES: tuple[str, ...] = (
     "ntcov_best",  # ntcov_context minus its best over the candidates
     "heading_before",  # a short line (a heading) ends right before the span
     "unit_match",  # a typed amount that ends with the unit the question names (多少个 → 个)
+    "cov_clause",  # coverage of the whole clause the span starts in (a typed span's own clause)
 )
 
 
@@ -356,6 +357,7 @@ def span_candidates(
                     0.0,  # ntcov_best, filled in below
                     heading,
                     1.0 if typed and unit and span.rstrip("以上下内左右多").endswith(unit) else 0.0,
+                    ccov[i],
                 ]
             )
 
