@@ -3,11 +3,12 @@
 ``python -m policyqa.eval.heldout BENCH [--format squad] [--level doc|chunk] --split test
 --systems hybrid,rerank,answer [--json OUT] [--report OUT.md] [--plot OUT.png] [--limit N]``
 
-The reranker and the answer sentence model shipped in ``policyqa/retriever/data`` were trained
-on the ``train`` split of CMRC 2018 dev (questions split by a sha1 of their id, see
-:func:`policyqa.retriever.train_rerank.in_split`). Scores on CMRC 2018 are therefore reported on
-the ``test`` split only: this command keeps those questions (the corpus stays whole) and runs
-the benchmark exactly as ``policyqa eval`` does.
+The models shipped in ``policyqa/retriever/data`` were fitted on the ``train`` split of a
+benchmark (questions split by a sha1 of their id, see
+:func:`policyqa.retriever.train_rerank.in_split`): the reranker on CMRC 2018 dev, the answer
+span model on ncpqa-dev. Their scores on those benchmarks are therefore reported on the
+``test`` split only: this command keeps those questions (the corpus stays whole) and runs the
+benchmark exactly as ``policyqa eval`` does.
 """
 
 from __future__ import annotations
