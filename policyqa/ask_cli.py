@@ -1,4 +1,4 @@
-"""The ``policyqa ask`` command: answer a question with the verbatim sentence and its sources.
+"""The ``policyqa ask`` command: answer a question with the verbatim span and its sources.
 
 ``policyqa ask "问题" [--index DIR] [--top-k N] [--json] [--explain] [--reranker NAME]
 [--issuer X] [--doc-type X] [--region X] [--date-from D] [--date-to D]``
@@ -39,10 +39,10 @@ def add_ask_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``ask`` sub-command on an ``argparse`` subparsers object and return its parser."""
     p: argparse.ArgumentParser = subparsers.add_parser(
         "ask",
-        help="answer a question with the sentence that answers it and numbered citations",
+        help="answer a question with the text span that answers it and numbered citations",
         description=(
-            "Retrieve (hybrid), rerank, and return the sentence that answers the question verbatim "
-            "(or the date, amount, body or place in it for 何时/多少/哪个部门/哪里 questions), "
+            "Retrieve (hybrid), rerank, and return the span (clauses of a passage) that answers the "
+            "question verbatim (or a date, amount, body or place for 何时/多少/哪个部门/哪里 questions), "
             "its confidence and numbered citations with character offsets. When the evidence is "
             "too weak it says so and lists the closest passages."
         ),

@@ -167,7 +167,7 @@ class Settings(BaseSettings):
     rerank_max_length: int = Field(512, ge=8, le=8192, description="Cross-encoder token limit of a pair.")
     rerank_batch_size: int = Field(16, ge=1, le=1024, description="Cross-encoder pairs per forward pass.")
     answer_passages: int = Field(
-        5, ge=1, le=100, description="Top reranked passages searched for the answer sentence."
+        5, ge=1, le=100, description="Top reranked passages searched for the answer span."
     )
     answer_min_confidence: float | None = Field(
         None,
