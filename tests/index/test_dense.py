@@ -93,3 +93,17 @@ def test_bad_shapes() -> None:
         DenseIndex(0)
     with pytest.raises(ValueError, match="shape"):
         DenseIndex(8).build(np.zeros((3, 4), dtype=np.float16))
+
+
+def test_automatic_nprobe_follows_nlist() -> None:
+    rng = np.random.default_rng(3)
+    emb = rng.standard_normal((3000, 16)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    auto = DenseIndex(16, exact_max=1000)
+    auto.build(emb.astype(np.float16))
+    nlist = max(16, int(4 * np.sqrt(3000)))
+    assert auto.kind == "ivf-fp16" and auto.effective_nprobe() == min(nlist, max(64, nlist // 16))
+    assert DenseIndex(16, exact_max=1000, nprobe=8).effective_nprobe(nlist) == 8
+    assert DenseIndex(16, nprobe=0).effective_nprobe(4000) == 250
+    with pytest.raises(ValueError, match="nprobe"):
+        DenseIndex(16, nprobe=-1)
