@@ -600,7 +600,8 @@ def run_scale(
             }
             load_before = list(os.getloadavg())
             saved = work / f"build-{size}.json"
-            if config.reuse and saved.is_file() and (work / f"index-{size}" / "CURRENT").is_file():
+            reused = config.reuse and saved.is_file() and (work / f"index-{size}" / "CURRENT").is_file()
+            if reused:
                 build = json.loads(saved.read_text(encoding="utf-8"))
                 logger.info("size %d: reusing the index built %s", size, build.get("created", "earlier"))
             else:
@@ -627,6 +628,7 @@ def run_scale(
                 "sampled_vectors": build["sampled_vectors"],
                 "loadavg": {"before": load_before, "during_serve": serve["loadavg_during"]},
                 "built": build.get("created"),
+                "reused_build": bool(reused),
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
             }
             results["sizes"][str(size)] = entry
@@ -732,8 +734,18 @@ def write_scale_report(results: dict[str, Any], path: Path, command: str = "") -
         "stored float16 vectors.",
         "- Add 1 doc: `add_documents` of one new document into the built index (seconds, incl. "
         "writing the new generation).",
-        "",
     ]
+    reused = [
+        f"{int(k):,} (built {v['built']})"
+        for k, v in sorted(sizes.items(), key=lambda kv: int(kv[0]))
+        if v.get("reused_build")
+    ]
+    if reused:
+        lines.append(
+            "- Build times, disk, build RSS and add-1-doc of each size come from the run that built its "
+            "index (`--keep`); serving figures are from this run. Build times: " + ", ".join(reused) + "."
+        )
+    lines.append("")
     lines += target_lines(results)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")

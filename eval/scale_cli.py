@@ -98,6 +98,9 @@ def _command(args: argparse.Namespace) -> str:
     parts = ["policyqa", "bench-scale", "--sizes", ",".join(str(s) for s in args.sizes)]
     if args.corpus != DEFAULT_CORPUS:
         parts += ["--corpus", str(args.corpus)]
+    if args.workdir is not None:
+        parts += ["--workdir", str(args.workdir)]
+    parts += [flag for flag, on in (("--keep", args.keep), ("--reuse", args.reuse)) if on]
     for flag, value in (("--json", args.json_out), ("--report", args.report)):
         if value is not None:
             parts += [flag, str(value)]
