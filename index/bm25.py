@@ -117,14 +117,14 @@ class _Segment:
 
 
 def _segment_from_postings(
-    terms: npt.NDArray[np.int32],
+    terms: npt.NDArray[np.int32] | npt.NDArray[np.int64],
     rows: npt.NDArray[np.int32],
     tf: npt.NDArray[np.uint16],
     first_row: int,
     n_rows: int,
     n_terms: int,
 ) -> _Segment:
-    """A segment from (term, row, tf) postings given row after row (rows ascending)."""
+    """A segment from (term, row, tf) postings in row order (rows ascending)."""
     order = np.argsort(terms, kind="stable")  # stable: rows stay ascending within a term
     indptr = np.zeros(n_terms + 1, dtype=np.int64)
     np.cumsum(np.bincount(terms, minlength=n_terms), out=indptr[1:])
@@ -202,17 +202,15 @@ def _merge(segments: Sequence[_Segment], n_terms: int) -> _Segment:
     terms = np.concatenate(
         [np.repeat(np.arange(s.n_terms, dtype=np.int64), np.diff(s.indptr)) for s in segments]
     )
-    rows = np.concatenate([np.asarray(s.rows) for s in segments])
-    tf = np.concatenate([np.asarray(s.tf) for s in segments])
-    order = np.lexsort((rows, terms))
-    indptr = np.zeros(n_terms + 1, dtype=np.int64)
-    np.cumsum(np.bincount(terms, minlength=n_terms), out=indptr[1:])
-    return _Segment(
-        indptr=indptr,
-        rows=rows[order],
-        tf=tf[order],
-        first=segments[0].first,
-        n_rows=sum(s.n_rows for s in segments),
+    # consecutive segments in order: their postings come row range after row range, as
+    # _segment_from_postings expects
+    return _segment_from_postings(
+        terms,
+        np.concatenate([np.asarray(s.rows) for s in segments]),
+        np.concatenate([np.asarray(s.tf) for s in segments]),
+        segments[0].first,
+        sum(s.n_rows for s in segments),
+        n_terms,
     )
 
 
@@ -395,6 +393,11 @@ class BM25Index:
 
         Each term's postings are sorted by row, so a row's term frequency is a binary search away.
         """
+        return self._score_rows(self._weights(query_tokens), rows)
+
+    def _score_rows(
+        self, weights: Sequence[tuple[int, np.float32]], rows: Sequence[int] | IntArray
+    ) -> npt.NDArray[np.float32]:
         want = np.asarray(rows, dtype=np.int64)
         if want.size == 0:
             return np.zeros(0, dtype=np.float32)
@@ -402,7 +405,7 @@ class BM25Index:
         sorted_rows = want[order]
         acc = np.zeros(want.shape[0], dtype=np.float32)
         knorm = self._knorm[sorted_rows]
-        for tid, weight in self._weights(query_tokens):
+        for tid, weight in weights:
             self._add_sorted(acc, sorted_rows, knorm, tid, weight)
         out = np.empty_like(acc)
         out[order] = acc
@@ -500,7 +503,7 @@ class BM25Index:
         first, _ = top_rows(masked, k)
         if first.size < k:
             return None
-        theta0 = float(self.score_rows(query_tokens, first).min())
+        theta0 = float(self._score_rows(weights, first).min())
         aside: list[tuple[int, np.float32]] = []
         budget = 0.0
         for tid, w in reversed(rare_first):
@@ -519,7 +522,7 @@ class BM25Index:
         # the best rows by the fuller partial score usually raise the lower bound a lot
         second, _ = top_rows(partial, k)
         if second.size == k:
-            theta0 = max(theta0, float(self.score_rows(query_tokens, second).min()))
+            theta0 = max(theta0, float(self._score_rows(weights, second).min()))
         threshold = (theta0 - budget) * (1.0 - 1e-5)
         cand = np.flatnonzero(partial >= max(threshold, 1e-12))
         if cand.size > PRUNE_MAX_CANDIDATES or cand.size < k:
@@ -532,7 +535,7 @@ class BM25Index:
         keep = min(cand.size, 2 * k + 16)
         best = cand[np.argpartition(-approx, keep - 1)[:keep]] if cand.size > keep else cand
         best = np.sort(best)
-        exact = self.score_rows(query_tokens, best)
+        exact = self._score_rows(weights, best)
         order = np.lexsort((best, -exact))[:k]
         return best[order].astype(np.int64), exact[order].astype(np.float32)
 

@@ -50,6 +50,19 @@ _POOLING_MODES = ("mean", "cls", "max")
 _NO_LIMIT = 1_000_000
 
 
+def _session_options(threads: int) -> Any:
+    """onnxruntime session options: ``threads`` intra-op threads, sequential, all graph optimisations."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return opts
+
+
 def _cpu_count() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -422,12 +435,7 @@ class Encoder:
 
         variant: OnnxVariant = "int8" if self._backend is EncoderBackend.ONNX_INT8 else "fp32"
         path = ensure_onnx(info.model_dir, variant, cache_dir=self.cache_dir)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = _cpu_count()
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
+        opts = _session_options(_cpu_count())
         providers = ["CPUExecutionProvider"]
         if self.device.startswith("cuda"):
             if "CUDAExecutionProvider" in ort.get_available_providers():
@@ -542,12 +550,7 @@ class Encoder:
             return self._session
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
+        opts = _session_options(1)
         with self._lock:
             if self._single_session is None:
                 self._single_session = ort.InferenceSession(

@@ -399,9 +399,16 @@ def _base_bm25(
                 keep[np.asarray(kept, dtype=np.int64)] = True
                 index.drop_rows(keep)
             return index
-    index = BM25Index(k1=settings.bm25_k1, b=settings.bm25_b, method=method)
     if base is not None:
-        index.build(store.iter_tokens() if name == "bm25" else store.iter_doc_tokens())
+        return _bm25_from_store(store, name, method, settings)
+    return BM25Index(k1=settings.bm25_k1, b=settings.bm25_b, method=method)
+
+
+def _bm25_from_store(store: ChunkStore, name: str, method: str, settings: Settings) -> BM25Index:
+    """BM25 index ``name`` (chunks ``bm25`` or documents ``bm25_docs``) built from the tokens the
+    store keeps: how an index written in an older BM25 format is brought up to date."""
+    index = BM25Index(k1=settings.bm25_k1, b=settings.bm25_b, method=method)
+    index.build(store.iter_tokens() if name == "bm25" else store.iter_doc_tokens())
     return index
 
 
@@ -419,9 +426,7 @@ def _load_bm25(
             name,
         )
         logger.debug("BM25 load error: %s", exc)
-    index = BM25Index(k1=settings.bm25_k1, b=settings.bm25_b, method=method)
-    index.build(list(store.iter_tokens() if name == "bm25" else store.iter_doc_tokens()))
-    return index
+    return _bm25_from_store(store, name, method, settings)
 
 
 def build_index(
