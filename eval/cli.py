@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from policyqa._argtypes import positive_int as _positive_int
 from policyqa.eval.datasets import BenchmarkFormatError, load_benchmark
 from policyqa.eval.report import format_table, write_plot, write_report
 from policyqa.eval.runner import EvalError, Level, run_benchmark
@@ -32,16 +33,6 @@ from policyqa.settings import Settings
 __all__ = ["EXIT_BAD_INPUT", "add_eval_parser", "command_line", "per_query_path", "run_eval_command"]
 
 EXIT_BAD_INPUT = 2
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:

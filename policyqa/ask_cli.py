@@ -18,21 +18,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from policyqa._argtypes import positive_int as _positive_int
 from policyqa.settings import Settings
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAIL", "add_ask_parser", "format_answer", "run_ask_command"]
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def add_ask_parser(subparsers: Any) -> argparse.ArgumentParser:
