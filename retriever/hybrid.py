@@ -41,10 +41,22 @@ from .base import Filters, Hit
 from .bm25 import BM25Retriever
 from .dense import DenseRetriever
 
-__all__ = ["RRF_K", "FusionMode", "HybridRetriever"]
+__all__ = ["RRF_K", "FusionMode", "HybridRetriever", "check_fusion_options"]
 
 #: Default RRF constant (Cormack, Clarke & Büttcher, SIGIR 2009).
 RRF_K = 60
+
+
+def check_fusion_options(bm25_weight: float, doc_weight: float, rrf_k: int, candidate_depth: int) -> None:
+    """Raise ValueError naming the first fusion option out of range (shared by every backend)."""
+    if not 0.0 <= bm25_weight <= 1.0:
+        raise ValueError(f"bm25_weight must be in [0, 1], got {bm25_weight}")
+    if not 0.0 <= doc_weight <= 1.0:
+        raise ValueError(f"doc_weight must be in [0, 1], got {doc_weight}")
+    if rrf_k < 1:
+        raise ValueError(f"rrf_k must be >= 1, got {rrf_k}")
+    if candidate_depth < 1:
+        raise ValueError(f"candidate_depth must be >= 1, got {candidate_depth}")
 
 
 class FusionMode(StrEnum):
@@ -94,14 +106,7 @@ class HybridRetriever:
         rrf_k: int = RRF_K,
         candidate_depth: int = 100,
     ) -> None:
-        if not 0.0 <= bm25_weight <= 1.0:
-            raise ValueError(f"bm25_weight must be in [0, 1], got {bm25_weight}")
-        if not 0.0 <= doc_weight <= 1.0:
-            raise ValueError(f"doc_weight must be in [0, 1], got {doc_weight}")
-        if rrf_k < 1:
-            raise ValueError(f"rrf_k must be >= 1, got {rrf_k}")
-        if candidate_depth < 1:
-            raise ValueError(f"candidate_depth must be >= 1, got {candidate_depth}")
+        check_fusion_options(bm25_weight, doc_weight, rrf_k, candidate_depth)
         self.bm25 = bm25
         self.dense = dense
         self.mode = mode if isinstance(mode, FusionMode) else FusionMode.from_str(mode)

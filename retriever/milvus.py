@@ -30,7 +30,7 @@ from policyqa.index.milvus import bigram_text, bm25_text, date_int, quote, strin
 
 from ._common import check_query, check_top_k
 from .base import Filters, Hit
-from .hybrid import RRF_K, FusionMode, _minmax, _zscore
+from .hybrid import RRF_K, FusionMode, _minmax, _zscore, check_fusion_options
 
 if TYPE_CHECKING:
     from policyqa.index.milvus import MilvusIndex
@@ -399,14 +399,7 @@ class MilvusHybridRetriever(_MilvusBase):
         candidate_depth: int = 100,
     ) -> None:
         super().__init__(index)
-        if not 0.0 <= bm25_weight <= 1.0:
-            raise ValueError(f"bm25_weight must be in [0, 1], got {bm25_weight}")
-        if not 0.0 <= doc_weight <= 1.0:
-            raise ValueError(f"doc_weight must be in [0, 1], got {doc_weight}")
-        if rrf_k < 1:
-            raise ValueError(f"rrf_k must be >= 1, got {rrf_k}")
-        if candidate_depth < 1:
-            raise ValueError(f"candidate_depth must be >= 1, got {candidate_depth}")
+        check_fusion_options(bm25_weight, doc_weight, rrf_k, candidate_depth)
         self.mode = mode if isinstance(mode, FusionMode) else FusionMode.from_str(mode)
         self.bm25_weight = bm25_weight
         self.doc_weight = doc_weight
