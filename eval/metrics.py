@@ -18,9 +18,12 @@ What an "item" is depends on the level:
   question) falls back to "a chunk of a gold document".
 
 Answer metrics follow the SQuAD/CMRC conventions on normalised text (:func:`normalize_answer`):
-exact match and character-level F1 (bag of characters, the best over the references), and
-``contains`` (a normalised reference occurs in the normalised returned answer). A no-answer
-question scores 1 on all three when the system abstains and 0 otherwise; an answerable question
+exact match and character-level F1 (bag of characters, the best over the references) of the
+answer span; ``contains``: a normalised reference occurs in the returned *snippet*, the
+sentence(s) the system shows around its answer (its ``sentence``; the answer text itself when it
+returns none), which is how ncpqa-style benchmarks define it ("answer contained in the returned
+sentence/snippet"); ``contains_span``: the same test on the answer span alone. A no-answer
+question scores 1 on all of them when the system abstains and 0 otherwise; an answerable question
 the system abstains on scores 0. Note: the official CMRC 2018 script computes F1 from the longest
 common substring rather than the bag of characters, so its F1 can be a little lower.
 """
@@ -74,7 +77,7 @@ MEASURES: dict[str, Any] = {
     "recall@100": R @ 100,
 }
 RETRIEVAL_METRICS: tuple[str, ...] = tuple(MEASURES)
-ANSWER_METRICS: tuple[str, ...] = ("exact_match", "f1", "contains", "no_answer_accuracy")
+ANSWER_METRICS: tuple[str, ...] = ("exact_match", "f1", "contains", "contains_span", "no_answer_accuracy")
 
 #: The id of the one relevant item of a query at chunk level.
 GOLD_CHUNK = "#gold"
@@ -327,7 +330,7 @@ def answer_metrics(
         abstained = pred is None or pred.no_answer
         if qid in unanswerable:
             hit = float(abstained)
-            per_query[qid] = {"exact_match": hit, "f1": hit, "contains": hit, "no_answer_accuracy": hit}
+            per_query[qid] = dict.fromkeys(ANSWER_METRICS, hit)
             continue
         if pred is None or abstained:
             per_query[qid] = dict.fromkeys(ANSWER_METRICS, 0.0)
@@ -336,7 +339,8 @@ def answer_metrics(
         per_query[qid] = {
             "exact_match": exact_match(pred.text, refs),
             "f1": char_f1(pred.text, refs),
-            "contains": contains_answer(pred.text, refs),
+            "contains": contains_answer(getattr(pred, "sentence", "") or pred.text, refs),
+            "contains_span": contains_answer(pred.text, refs),
             "no_answer_accuracy": 1.0,
         }
     n = len(per_query)

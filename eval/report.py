@@ -29,6 +29,7 @@ _HEADERS = {
     "exact_match": "EM",
     "f1": "F1",
     "contains": "contains",
+    "contains_span": "contains (span)",
     "no_answer_accuracy": "no-answer acc.",
 }
 WORST_N = 20

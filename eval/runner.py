@@ -420,12 +420,20 @@ class AnswerBrief:
     start: int | None
     end: int | None
     no_answer: bool
+    sentence: str = ""  # the snippet shown around the answer (``contains`` is measured on it)
 
     @classmethod
     def of(cls, answer: AnswerLike | None) -> AnswerBrief:
         if answer is None:
             return cls("", None, None, None, True)
-        return cls(answer.text, answer.doc_id, answer.start, answer.end, bool(answer.no_answer))
+        return cls(
+            answer.text,
+            answer.doc_id,
+            answer.start,
+            answer.end,
+            bool(answer.no_answer),
+            str(getattr(answer, "sentence", "") or ""),
+        )
 
 
 @dataclass(slots=True)

@@ -361,7 +361,12 @@ def find_typed_spans(text: str, kind: AnswerType) -> list[tuple[int, int]]:
 @dataclass(slots=True)
 class SpanModel:
     """Linear span scorer over :data:`~policyqa.retriever.spans.SPAN_FEATURES` plus the
-    logistic confidence calibration of the best span's score and its margin."""
+    logistic confidence calibration of the best span's score and its margin.
+
+    ``weights`` pick the span whose sentence(s) hold the answer (fitted to F1 + contains, which
+    favours complete clauses); the optional ``narrow_weights`` (same features, fitted to F1
+    alone) then pick the answer itself among the candidates inside those sentence(s).
+    """
 
     weights: npt.NDArray[np.float64]
     mean: npt.NDArray[np.float64]
@@ -369,9 +374,17 @@ class SpanModel:
     calib: tuple[float, float, float]  # a * best + b * margin + c → sigmoid
     min_confidence: float
     info: dict[str, Any] = field(default_factory=dict)
+    narrow_weights: npt.NDArray[np.float64] | None = None
 
     def score(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         out: npt.NDArray[np.float64] = ((x - self.mean) / self.std) @ self.weights
+        return out
+
+    def narrow_score(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
+        """Scores of the narrowing model, or None when the model has none."""
+        if self.narrow_weights is None:
+            return None
+        out: npt.NDArray[np.float64] = ((x - self.mean) / self.std) @ self.narrow_weights
         return out
 
     def confidence(self, best: float, margin: float) -> float:
@@ -389,6 +402,11 @@ class SpanModel:
             "std": [round(float(s), 6) for s in self.std],
             "calibration": [round(float(v), 6) for v in self.calib],
             "min_confidence": round(self.min_confidence, 4),
+            **(
+                {"narrow_weights": [round(float(w), 6) for w in self.narrow_weights]}
+                if self.narrow_weights is not None
+                else {}
+            ),
             "info": self.info,
         }
 
@@ -408,6 +426,10 @@ class SpanModel:
         calib = [float(v) for v in data["calibration"]]
         if len(calib) != 3:
             raise ValueError("answer span model: calibration needs three numbers")
+        narrow = data.get("narrow_weights")
+        narrow_w = None if narrow is None else np.asarray(narrow, dtype=np.float64)
+        if narrow_w is not None and narrow_w.size != len(SPAN_FEATURES):
+            raise ValueError("answer span model: narrow_weights must match the features")
         return cls(
             weights=w,
             mean=mean,
@@ -415,6 +437,7 @@ class SpanModel:
             calib=(calib[0], calib[1], calib[2]),
             min_confidence=float(data.get("min_confidence", 0.0)),
             info=dict(data.get("info") or {}),
+            narrow_weights=narrow_w,
         )
 
     @classmethod
@@ -565,19 +588,31 @@ class SpanSelector:
         margin = best_score - float(scores[order[1]]) if len(order) > 1 else 1.0
         confidence = model.confidence(best_score, margin)
         kind = expected_type(question)
-        if self.narrow and kind in NARROW_INSIDE and best.kind != "typed":
+        top = list(hits)[: self.passages]
+        hit = top[best.hit_index]
+        text, base = source_text(hit, text_of)  # ``base``: offset of ``text`` in the document
+        ss, se = enclosing_sentence(text, best.start - base, best.end - base)
+        narrow_scores = model.narrow_score(x) if self.narrow else None
+        if narrow_scores is not None:
+            # the answer: the narrowing model's best candidate inside the chosen sentence(s)
+            inside = [
+                i
+                for i, c in enumerate(cands)
+                if c.hit_index == best.hit_index and base + ss <= c.start and c.end <= base + se
+            ]
+            if inside:
+                best = cands[max(inside, key=lambda i: float(narrow_scores[i]))]
+        elif self.narrow and kind in NARROW_INSIDE and best.kind != "typed":
             inside = [
                 i
                 for i, c in enumerate(cands)
                 if c.kind == "typed"
-                and c.doc_id == best.doc_id
+                and c.hit_index == best.hit_index
                 and best.start <= c.start
                 and c.end <= best.end
             ]
             if inside:
                 best = cands[max(inside, key=lambda i: float(scores[i]))]
-        top = list(hits)[: self.passages]
-        hit = top[best.hit_index]
         focus = {hit.chunk_id: (max(0, best.start - hit.start), max(0, min(best.end, hit.end) - hit.start))}
         citations = citations_from_hits(list(hits), focus)
         if confidence < self.min_confidence:
@@ -590,9 +625,9 @@ class SpanSelector:
                 citations=tuple(citations),
                 passages=tuple(hits),
             )
-        text, base = source_text(hit, text_of)  # ``base``: offset of ``text`` in the document
         s, e = best.start - base, best.end - base
-        ss, se = enclosing_sentence(text, s, e)
+        if not (ss <= s and e <= se):
+            ss, se = enclosing_sentence(text, s, e)
         a_type: AnswerType = kind if best.kind == "typed" else "sentence"
         if not self.narrow:
             s, e = ss, se

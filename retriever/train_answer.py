@@ -231,8 +231,11 @@ def fit_span_model(
     info: dict[str, Any] | None = None,
     unanswerable_share: float = 0.25,
     max_reject: float = 0.02,
+    narrow: tuple[float, float] | None = None,
 ) -> SpanModel:
-    """Span weights (``lam``/``tau`` by cross-validation when None), calibration, threshold.
+    """Span weights (``lam``/``tau`` by cross-validation when None), calibration, threshold,
+    and with ``narrow=(lam, tau)`` the narrowing weights (fitted with that gain and temperature
+    on the same standardised features; use a small ``lam`` so that F1 dominates).
 
     The threshold never rejects more than ``max_reject`` of the (answerable) training questions.
     """
@@ -245,6 +248,9 @@ def fit_span_model(
     weights, mean, std = fit_listwise(groups, lam, tau, l2)
     meta.update({"lam": lam, "tau": tau, "l2": l2})
     model = SpanModel(weights, mean, std, (1.0, 0.0, 0.0), 0.0, meta)
+    if narrow is not None:
+        model.narrow_weights = fit_listwise(groups, narrow[0], narrow[1], l2, mean, std)[0]
+        meta["narrow"] = {"lam": narrow[0], "tau": narrow[1]}
     feats: list[tuple[float, float]] = []
     right: list[int] = []
     for g in groups:
@@ -305,6 +311,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tau", type=float, default=None, help="target temperature (None: CV)")
     parser.add_argument("--l2", type=float, default=1.0)
     parser.add_argument(
+        "--narrow-lam", type=float, default=0.2, help="contains weight of the narrowing model's gain"
+    )
+    parser.add_argument("--narrow-tau", type=float, default=0.2, help="the narrowing model's temperature")
+    parser.add_argument("--no-narrow", action="store_true", help="fit no narrowing model")
+    parser.add_argument(
         "--unanswerable-share", type=float, default=0.25, help="assumed share of no-answer questions"
     )
     parser.add_argument(
@@ -359,6 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         info=info,
         unanswerable_share=args.unanswerable_share,
         max_reject=args.max_reject,
+        narrow=None if args.no_narrow else (args.narrow_lam, args.narrow_tau),
     )
     print(json.dumps(dict(zip(SPAN_FEATURES, np.round(model.weights, 3).tolist(), strict=True)), indent=1))
     print("train", json.dumps(model.info, ensure_ascii=False))

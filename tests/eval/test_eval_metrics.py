@@ -250,9 +250,40 @@ def test_answer_metrics_with_no_answer_cases() -> None:
     assert agg["exact_match"] == pytest.approx(3 / 6)  # a1, n1, n3
     assert agg["f1"] == pytest.approx((1 + 8 / 9 + 1 + 1) / 6)
     assert agg["contains"] == pytest.approx(4 / 6)  # a1, a3, n1, n3
+    assert agg["contains_span"] == pytest.approx(4 / 6)  # no snippets: the same as contains
     assert agg["no_answer_accuracy"] == pytest.approx(4 / 6)  # a1, a3 answered; n1, n3 abstained
 
 
 def test_answer_metrics_empty() -> None:
     result = answer_metrics({}, {})
-    assert result.aggregate == {"exact_match": 0.0, "f1": 0.0, "contains": 0.0, "no_answer_accuracy": 0.0}
+    assert result.aggregate == {
+        "exact_match": 0.0,
+        "f1": 0.0,
+        "contains": 0.0,
+        "contains_span": 0.0,
+        "no_answer_accuracy": 0.0,
+    }
+
+
+class AnsWithSnippet(Ans):
+    def __init__(self, text: str, sentence: str) -> None:
+        super().__init__(text)
+        self.sentence = sentence
+
+
+def test_contains_is_measured_on_the_snippet_and_contains_span_on_the_answer() -> None:
+    answers = {"q1": ["五十万元"], "q2": ["五十万元"]}
+    predictions = {
+        # a narrow answer inside the sentence that holds the whole reference
+        "q1": AnsWithSnippet("五十万", "给予主办单位五十万元补贴。"),
+        # the sentence shown does not hold it either
+        "q2": AnsWithSnippet("二十万元", "给予二十万元补贴。"),
+    }
+    result = answer_metrics(predictions, answers)
+    assert result.per_query["q1"]["contains"] == 1.0
+    assert result.per_query["q1"]["contains_span"] == 0.0
+    assert result.per_query["q2"]["contains"] == 0.0
+    assert result.per_query["q1"]["f1"] == pytest.approx(2 * 1 * 0.75 / 1.75)
+    # an answer without a snippet is its own snippet
+    plain = answer_metrics({"q1": Ans("给予五十万元")}, {"q1": ["五十万元"]})
+    assert plain.per_query["q1"]["contains"] == plain.per_query["q1"]["contains_span"] == 1.0

@@ -278,3 +278,31 @@ def test_date_questions_are_narrowed_inside_the_chosen_span(tmp_path: Path) -> N
     ans = SpanSelector(model_path=path, min_confidence=0.0).select("截止时间前有多少天？", hits)
     assert ans.answer_type == "sentence" and len(ans.text) > 10
     verify_answer(ans, doc)
+
+
+def test_narrowing_model_picks_the_answer_inside_the_chosen_sentence(tmp_path: Path) -> None:
+    doc = "无关的开头一句。今年计划落地重点项目28个，总投资100亿元。另起一句讲别的事情，与项目无关。"
+    hits = [_hit(1, "a", doc)]
+    question = "今年计划落地多少个重点项目？"
+    wide = _model(log_len=0.5, cov_span=2.0, sentences=-3.0, typed=-5.0)
+    path = tmp_path / "wide.json"
+    path.write_text(json.dumps(wide.to_json()), encoding="utf-8")
+    before = SpanSelector(model_path=path, min_confidence=0.0).select(question, hits)
+    assert before.answer_type == "sentence" and "28个" in before.text
+    # the narrowing weights prefer short typed spans with the question's unit (个)
+    narrowing = _model(log_len=-1.0, typed=3.0, unit_match=2.0)
+    wide.narrow_weights = narrowing.weights
+    again = SpanModel.from_json(json.loads(json.dumps(wide.to_json())))
+    assert again.narrow_weights is not None
+    np.testing.assert_allclose(again.narrow_weights, narrowing.weights)
+    path.write_text(json.dumps(wide.to_json()), encoding="utf-8")
+    ans = SpanSelector(model_path=path, min_confidence=0.0).select(question, hits)
+    assert (ans.text, ans.answer_type) == ("28个", "amount")
+    assert ans.sentence == before.sentence  # the snippet is the first choice's sentence(s)
+    assert ans.text in ans.sentence
+    verify_answer(ans, doc)
+    # narrow=False answers with the whole sentence(s), as before
+    plain = SpanSelector(model_path=path, min_confidence=0.0, narrow=False).select(question, hits)
+    assert plain.text == plain.sentence
+    with pytest.raises(ValueError, match="narrow_weights"):
+        SpanModel.from_json({**wide.to_json(), "narrow_weights": [1.0]})

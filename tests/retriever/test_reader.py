@@ -26,9 +26,8 @@ def tiny_qa(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("tiny-qa") / "model"
     path.mkdir()
-    vocab = path / "vocab.txt"
-    vocab.write_text("\n".join(_VOCAB) + "\n", encoding="utf-8")
-    tok = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=False, tokenize_chinese_chars=True)
+    vocab = {t: i for i, t in enumerate(_VOCAB)}  # (transformers 5 ignores a vocab_file here)
+    tok = BertTokenizerFast(vocab=vocab, do_lower_case=False, tokenize_chinese_chars=True)
     config = BertConfig(
         vocab_size=len(_VOCAB),
         hidden_size=16,
