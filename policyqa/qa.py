@@ -58,17 +58,26 @@ def make_reranker(settings: Settings, index: Any = None) -> Reranker:
     return FeatureReranker.for_index(index, model_path)
 
 
-def make_answerer(settings: Settings, index: Any = None) -> Answerer:
-    """The span selector, or the transformers reader when ``settings.answer_reader`` is set."""
-    if settings.answer_reader:
-        from policyqa.retriever.reader import TransformersReader
+def _reader(settings: Settings, model: str) -> Any:
+    from policyqa.retriever.reader import TransformersReader
+    from policyqa.retriever.reader_adapter import BUILTIN_MAX_ANSWER_TOKENS, BUILTIN_READER
 
-        return TransformersReader(
-            settings.answer_reader,
-            passages=settings.answer_passages,
-            min_confidence=settings.answer_min_confidence,
-            device=settings.device,
-        )
+    return TransformersReader(
+        model,
+        passages=settings.answer_passages,
+        min_confidence=settings.answer_min_confidence,
+        device=settings.device,
+        cache_dir=settings.cache_dir,
+        max_answer_tokens=BUILTIN_MAX_ANSWER_TOKENS if model == BUILTIN_READER else 64,
+    )
+
+
+def make_answerer(settings: Settings, index: Any = None) -> Answerer:
+    """The span selector (narrowed by ``settings.answer_narrow_reader`` when set), or the
+    transformers reader when ``settings.answer_reader`` is set."""
+    if settings.answer_reader:
+        reader: Answerer = _reader(settings, settings.answer_reader)
+        return reader
     return SpanSelector(
         getattr(index, "tokenizer", None),
         getattr(index, "bm25", None),
@@ -76,6 +85,9 @@ def make_answerer(settings: Settings, index: Any = None) -> Answerer:
         min_confidence=settings.answer_min_confidence,
         narrow=settings.answer_narrow,
         documents=getattr(index, "store", None),
+        narrow_reader=_reader(settings, settings.answer_narrow_reader)
+        if settings.answer_narrow_reader
+        else None,
     )
 
 

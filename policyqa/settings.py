@@ -179,7 +179,14 @@ class Settings(BaseSettings):
     answer_reader: str | None = Field(
         None,
         description="Local path of a transformers question-answering model (e.g. a Chinese MacBERT "
-        "fine-tuned on CMRC 2018) that replaces the sentence selector; None: the selector.",
+        "fine-tuned on CMRC 2018) that replaces the span selector; 'builtin': the shipped reader "
+        "(multilingual-e5-small with a LoRA adapter, built into the cache on first use); None: the selector.",
+    )
+    answer_narrow_reader: str | None = Field(
+        None,
+        description="A question-answering reader ('builtin' or a local model path) that narrows the "
+        "sentence(s) the span selector chose to the answer inside them (reads one passage per "
+        "question); None: the selector's own narrowing weights.",
     )
     answer_narrow: bool = Field(
         True, description="Narrow 何时/多少/哪个部门/哪里 answers to the date, amount, body or place."

@@ -497,6 +497,9 @@ class SpanSelector:
         answers with the whole sentence(s) around the best span.
     :param extend_chars: how far past the end of its passage a span may run (needs
         ``documents``); the default 0 keeps every answer inside the passage it cites.
+    :param narrow_reader: a QA reader (:class:`~policyqa.retriever.reader.TransformersReader`)
+        that, when set, narrows the chosen sentence(s) to the answer instead of the narrowing
+        weights: it reads the chosen passage only and keeps its best span inside them.
     """
 
     def __init__(
@@ -510,6 +513,7 @@ class SpanSelector:
         min_confidence: float | None = None,
         narrow: bool = True,
         extend_chars: int = EXTEND_CHARS,
+        narrow_reader: Any = None,
     ) -> None:
         if passages < 1:
             raise ValueError(f"passages must be at least 1, got {passages}")
@@ -523,11 +527,14 @@ class SpanSelector:
         self._min_confidence = min_confidence
         self.narrow = narrow
         self.extend_chars = max(0, extend_chars)
+        self.narrow_reader = narrow_reader
         self._model: SpanModel | None = None
 
     def warm_up(self) -> None:
         if self._model is None:
             self._model = SpanModel.load(self.model_path)
+        if self.narrow_reader is not None:
+            self.narrow_reader.warm_up()
         self.stats.idf("")
         warm = getattr(self.tokenizer, "warm_up", None)
         if callable(warm):
@@ -593,7 +600,16 @@ class SpanSelector:
         text, base = source_text(hit, text_of)  # ``base``: offset of ``text`` in the document
         ss, se = enclosing_sentence(text, best.start - base, best.end - base)
         narrow_scores = model.narrow_score(x) if self.narrow else None
-        if narrow_scores is not None:
+        read = None
+        if self.narrow and self.narrow_reader is not None:
+            lo = max(0, base + ss - hit.start)
+            hi = min(len(hit.text), base + se - hit.start)
+            read = self.narrow_reader.best_span_within(question, hit.text, lo, hi) if hi > lo else None
+        if read is not None:
+            best = SpanCandidate(
+                best.hit_index, best.doc_id, hit.start + read[0], hit.start + read[1], "reader"
+            )
+        elif narrow_scores is not None:
             # the answer: the narrowing model's best candidate inside the chosen sentence(s)
             inside = [
                 i
@@ -628,7 +644,9 @@ class SpanSelector:
         s, e = best.start - base, best.end - base
         if not (ss <= s and e <= se):
             ss, se = enclosing_sentence(text, s, e)
-        a_type: AnswerType = kind if best.kind == "typed" else "sentence"
+        a_type: AnswerType = (
+            kind if best.kind == "typed" else "reader" if best.kind == "reader" else "sentence"
+        )
         if not self.narrow:
             s, e = ss, se
         return Answer(

@@ -1,7 +1,9 @@
 """Optional transformers question-answering reader (replaces the sentence selector).
 
 Any local ``*ForQuestionAnswering`` model directory works, e.g. a Chinese MacBERT or RoBERTa
-fine-tuned on CMRC 2018 / DuReader-robust. Select it with ``POLICYQA_ANSWER_READER=/path``.
+fine-tuned on CMRC 2018 / DuReader-robust. Select it with ``POLICYQA_ANSWER_READER=/path``;
+``POLICYQA_ANSWER_READER=builtin`` selects the shipped reader (multilingual-e5-small with a LoRA
+adapter, see :mod:`policyqa.retriever.reader_adapter`), built into the cache on first use.
 
 Each of the top passages is read in windows of ``max_seq_length`` tokens (``stride`` tokens of
 overlap); the best span of at most ``max_answer_tokens`` tokens over all windows wins. Its
@@ -13,6 +15,7 @@ passage's own characters.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -24,6 +27,7 @@ import numpy as np
 
 from .answer import Answer, citations_from_hits, no_answer
 from .base import Hit
+from .reader_adapter import BUILTIN_READER, ensure_builtin_reader
 from .rerank import split_sentences
 
 __all__ = ["TransformersReader"]
@@ -31,12 +35,24 @@ __all__ = ["TransformersReader"]
 logger = logging.getLogger(__name__)
 
 
+def _tuned_threshold(model_dir: Path) -> float:
+    """The no-answer threshold a policyqa-trained reader ships with, else 0.5."""
+    meta = model_dir / "policyqa_reader.json"
+    if meta.is_file():
+        value = json.loads(meta.read_text(encoding="utf-8")).get("min_confidence")
+        if isinstance(value, int | float) and 0.0 <= value <= 1.0:
+            return float(value)
+    return 0.5
+
+
 class TransformersReader:
     """Extractive QA with a transformers model loaded from a local path.
 
-    :param model: directory of a ``*ForQuestionAnswering`` model and its (fast) tokenizer.
+    :param model: directory of a ``*ForQuestionAnswering`` model and its (fast) tokenizer, or
+        ``"builtin"`` for the shipped reader (merged into ``cache_dir`` by :meth:`warm_up`).
     :param passages: how many of the top passages are read.
-    :param min_confidence: below it the result is "no answer" (None: 0.5).
+    :param min_confidence: below it the result is "no answer" (None: the threshold the model was
+        tuned with, from its ``policyqa_reader.json``, else 0.5).
     """
 
     def __init__(
@@ -50,6 +66,7 @@ class TransformersReader:
         max_answer_tokens: int = 64,
         batch_size: int = 8,
         device: str = "cpu",
+        cache_dir: Path | None = None,
     ) -> None:
         if passages < 1:
             raise ValueError(f"passages must be at least 1, got {passages}")
@@ -57,12 +74,14 @@ class TransformersReader:
             raise ValueError("need max_seq_length >= 32 and 0 <= stride < max_seq_length")
         self.model_path = str(model)
         self.passages = passages
-        self.min_confidence = 0.5 if min_confidence is None else min_confidence
+        #: None until :meth:`warm_up`: the model's own tuned threshold (``policyqa_reader.json``) or 0.5.
+        self.min_confidence = min_confidence
         self.max_seq_length = max_seq_length
         self.stride = stride
         self.max_answer_tokens = max_answer_tokens
         self.batch_size = batch_size
         self.device = device
+        self.cache_dir = cache_dir
         self._model: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()
@@ -74,6 +93,10 @@ class TransformersReader:
                 return
             from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
+            if self.model_path == BUILTIN_READER:
+                if self.cache_dir is None:
+                    raise ValueError("the builtin reader needs a cache_dir to build its model in")
+                self.model_path = str(ensure_builtin_reader(self.cache_dir))
             if not Path(self.model_path).is_dir():
                 raise FileNotFoundError(
                     f"reader model {self.model_path} is not a directory; give the local path of a "
@@ -82,6 +105,8 @@ class TransformersReader:
             self._tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
             if not getattr(self._tokenizer, "is_fast", False):
                 raise ValueError(f"reader {self.model_path}: needs a fast tokenizer (tokenizer.json)")
+            if self.min_confidence is None:
+                self.min_confidence = _tuned_threshold(Path(self.model_path))
             model = AutoModelForQuestionAnswering.from_pretrained(self.model_path, local_files_only=True)
             self._model = model.to(self.device).eval()
             logger.info("reader %s loaded on %s", self.model_path, self.device)
@@ -145,6 +170,66 @@ class TransformersReader:
                     out.append((best[0], null, int(mapping[w]), c_start, c_end))
         return out
 
+    def best_span_within(self, question: str, text: str, lo: int, hi: int) -> tuple[int, int, float] | None:
+        """The reader's best span of ``text`` inside ``[lo, hi)``: (start, end, score) or None.
+
+        Used by the span selector to narrow the sentence(s) it chose to the answer itself.
+        """
+        import torch
+
+        self.warm_up()
+        tok = self._tokenizer
+        enc = tok(
+            question,
+            text,
+            truncation="only_second",
+            max_length=self.max_seq_length,
+            stride=self.stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=True,
+            return_tensors="np",
+        )
+        enc.pop("overflow_to_sample_mapping", None)
+        offsets = enc.pop("offset_mapping")
+        names = set(tok.model_input_names)
+        feed = {k: torch.as_tensor(np.asarray(v), device=self.device) for k, v in enc.items() if k in names}
+        with torch.no_grad():
+            res = self._model(**feed)
+        starts = res.start_logits.float().cpu().numpy()
+        ends = res.end_logits.float().cpu().numpy()
+        best: tuple[float, int, int] | None = None
+        for w in range(starts.shape[0]):
+            seq_ids = enc.sequence_ids(w)
+            idx = [
+                i
+                for i, sid in enumerate(seq_ids)
+                if sid == 1
+                and offsets[w][i][0] >= lo
+                and offsets[w][i][1] <= hi
+                and offsets[w][i][1] > offsets[w][i][0]
+            ]
+            if not idx:
+                continue
+            arr = np.asarray(idx)
+            s_top = arr[np.argsort(-starts[w][arr])[:20]]
+            e_top = arr[np.argsort(-ends[w][arr])[:20]]
+            for si in s_top:
+                for ei in e_top:
+                    if ei < si or ei - si + 1 > self.max_answer_tokens:
+                        continue
+                    score = float(starts[w][si] + ends[w][ei])
+                    if best is None or score > best[0]:
+                        best = (score, int(offsets[w][si][0]), int(offsets[w][ei][1]))
+        if best is None:
+            return None
+        score, a, b = best
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        return (a, b, score) if b > a else None
+
     def select(self, question: str, hits: Sequence[Hit]) -> Answer:
         """The best span over the top passages, or no answer."""
         self.warm_up()
@@ -164,7 +249,7 @@ class TransformersReader:
             e -= 1
         sent = next(((a, b) for a, b in split_sentences(hit.text) if a <= s and e <= b), (s, e))
         citations = citations_from_hits(list(hits), {hit.chunk_id: sent})
-        if confidence < self.min_confidence or e <= s:
+        if confidence < (self.min_confidence or 0.0) or e <= s:
             return Answer(
                 question=question,
                 text="",

@@ -117,7 +117,7 @@ class SpanCandidate:
     doc_id: str
     start: int
     end: int
-    kind: str  # "clauses" | "trimmed" | "typed"
+    kind: str  # "clauses" | "trimmed" | "typed" | "reader" (narrowed by a QA reader)
 
 
 def clause_spans(text: str, lo: int = 0, hi: int | None = None) -> list[tuple[int, int]]:
