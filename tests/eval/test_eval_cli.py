@@ -194,3 +194,31 @@ def test_real_pipeline(beir_tiny: Path, tmp_path: Path, monkeypatch: pytest.Monk
     assert data["systems"]["bm25"]["mrr@10"] >= 0.5
     assert main(["eval", str(beir_tiny), "--systems", "bm25", "--json", str(out)]) == 0
     assert json.loads(out.read_text(encoding="utf-8"))["index"]["reused"]
+
+
+def test_sentence_rerank_probe_on_the_real_pipeline(
+    beir_tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe's w = 0 row is the hybrid order: its MRR@10 equals what ``policyqa eval`` reports."""
+    from policyqa.eval.probe_sentence_rerank import WEIGHTS
+    from policyqa.eval.probe_sentence_rerank import main as probe
+    from policyqa.retriever.train_rerank import in_split
+    from tests.helpers import HashingEncoder
+
+    encoder = HashingEncoder()
+    monkeypatch.setattr("policyqa.pipeline.make_encoder", lambda *args, **kwargs: encoder)
+    out = tmp_path / "probe.json"
+    report = tmp_path / "probe.md"
+    assert probe([str(beir_tiny), "--json", str(out), "--report", str(report)]) == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["sentences"] > 0 and data["candidate_chunks"] > 0
+    from policyqa.eval.datasets import load_benchmark
+
+    queries = list(load_benchmark(beir_tiny).queries)
+    for split in ("train", "test"):
+        part = data["splits"][split]
+        assert part["questions"] == sum(in_split(q, split) for q in queries)
+        assert set(part["by_weight"]) == {str(w) for w in WEIGHTS}
+        for row in part["by_weight"].values():
+            assert 0.0 <= row["recall@1"] <= row["mrr@10"] <= 1.0 or part["questions"] == 0
+    assert "| w |" in report.read_text(encoding="utf-8")
