@@ -8,8 +8,7 @@
     :func:`policyqa.qa.ask`: reranked passages → the answer (sentence, or the date / amount /
     body / place inside it), with its citation offsets checked against the document text.
 ``answer-sentence``
-    The same with typed narrowing switched off: the answer is always the whole sentence (what
-    the ``contains`` metric is meant for).
+    The same with narrowing switched off: the answer is always the whole sentence(s).
 """
 
 from __future__ import annotations
@@ -18,31 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 from policyqa.eval.systems import AnswerFn, RetrieveFn, SystemContext, register_system
-from policyqa.retriever.base import Hit
 
 __all__ = ["answer_factory", "rerank_factory", "sentence_answer_factory"]
 
 
 def rerank_factory(context: SystemContext) -> RetrieveFn:
-    from policyqa.qa import make_reranker, reranked_search
+    from policyqa.qa import reranked_searcher
 
-    index = context.index
-    settings = context.settings
-    reranker = make_reranker(settings, index)
-    reranker.warm_up()
-    retriever = index.retriever("hybrid")
-    depth = context.depth
-
-    def search(query: str) -> list[Hit]:
-        return reranked_search(
-            index,
-            query,
-            reranker,
-            candidates=settings.rerank_candidates,
-            top_k=depth,
-            retriever=retriever,
-        )
-
+    search: RetrieveFn = reranked_searcher(context.index, context.settings, top_k=context.depth)
     return search
 
 

@@ -19,7 +19,7 @@ from policyqa.retriever.base import Filters, Hit
 from policyqa.retriever.rerank import CrossEncoderReranker, FeatureReranker, NoReranker, Reranker
 from policyqa.settings import Settings
 
-__all__ = ["Answerer", "ask", "make_answerer", "make_reranker", "reranked_search"]
+__all__ = ["Answerer", "ask", "make_answerer", "make_reranker", "reranked_search", "reranked_searcher"]
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,23 @@ def reranked_search(
     head = reranker.rerank(query, hits[:candidates])
     tail = [h.with_rank(len(head) + i) for i, h in enumerate(hits[candidates:], start=1)]
     return (head + tail)[:top_k]
+
+
+def reranked_searcher(index: Any, settings: Settings, top_k: int | None = None) -> Callable[[str], list[Hit]]:
+    """A query → reranked hits callable (the hybrid retriever and the warmed reranker built once):
+    :func:`reranked_search` with ``settings.rerank_candidates`` candidates and ``top_k`` hits
+    (default: the candidates)."""
+    reranker = make_reranker(settings, index)
+    reranker.warm_up()
+    retriever = index.retriever("hybrid")
+    depth = settings.rerank_candidates if top_k is None else top_k
+
+    def search(query: str) -> list[Hit]:
+        return reranked_search(
+            index, query, reranker, candidates=settings.rerank_candidates, top_k=depth, retriever=retriever
+        )
+
+    return search
 
 
 def _check(index: Any, answer: Answer) -> Answer:

@@ -35,6 +35,15 @@ __all__ = ["TransformersReader"]
 logger = logging.getLogger(__name__)
 
 
+def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """``[start, end)`` without leading and trailing whitespace."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
 def _tuned_threshold(model_dir: Path) -> float:
     """The no-answer threshold a policyqa-trained reader ships with, else 0.5."""
     meta = model_dir / "policyqa_reader.json"
@@ -111,8 +120,14 @@ class TransformersReader:
             self._model = model.to(self.device).eval()
             logger.info("reader %s loaded on %s", self.model_path, self.device)
 
-    def _read(self, question: str, texts: Sequence[str]) -> list[tuple[float, float, int, int, int]]:
-        """Per window: (span score, null score, passage index, char start, char end)."""
+    def _read(
+        self, question: str, texts: Sequence[str], within: tuple[int, int] | None = None
+    ) -> list[tuple[float, float, int, int, int]]:
+        """Per window: (span score, null score, passage index, char start, char end).
+
+        ``within=(lo, hi)``: only the (non-empty) tokens inside characters ``[lo, hi)`` of the
+        texts may start or end the span.
+        """
         import torch
 
         tok = self._tokenizer
@@ -146,6 +161,10 @@ class TransformersReader:
                 w = b + j
                 seq_ids = enc.sequence_ids(w)
                 ctx = np.array([s == 1 for s in seq_ids], dtype=bool)
+                if within is not None:
+                    lo, hi = within
+                    o = offsets[w]
+                    ctx &= (o[:, 0] >= lo) & (o[:, 1] <= hi) & (o[:, 1] > o[:, 0])
                 s_log, e_log = starts[j], ends[j]
                 null = float(s_log[0] + e_log[0])
                 idx = np.flatnonzero(ctx)
@@ -175,59 +194,12 @@ class TransformersReader:
 
         Used by the span selector to narrow the sentence(s) it chose to the answer itself.
         """
-        import torch
-
         self.warm_up()
-        tok = self._tokenizer
-        enc = tok(
-            question,
-            text,
-            truncation="only_second",
-            max_length=self.max_seq_length,
-            stride=self.stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            padding=True,
-            return_tensors="np",
-        )
-        enc.pop("overflow_to_sample_mapping", None)
-        offsets = enc.pop("offset_mapping")
-        names = set(tok.model_input_names)
-        feed = {k: torch.as_tensor(np.asarray(v), device=self.device) for k, v in enc.items() if k in names}
-        with torch.no_grad():
-            res = self._model(**feed)
-        starts = res.start_logits.float().cpu().numpy()
-        ends = res.end_logits.float().cpu().numpy()
-        best: tuple[float, int, int] | None = None
-        for w in range(starts.shape[0]):
-            seq_ids = enc.sequence_ids(w)
-            idx = [
-                i
-                for i, sid in enumerate(seq_ids)
-                if sid == 1
-                and offsets[w][i][0] >= lo
-                and offsets[w][i][1] <= hi
-                and offsets[w][i][1] > offsets[w][i][0]
-            ]
-            if not idx:
-                continue
-            arr = np.asarray(idx)
-            s_top = arr[np.argsort(-starts[w][arr])[:20]]
-            e_top = arr[np.argsort(-ends[w][arr])[:20]]
-            for si in s_top:
-                for ei in e_top:
-                    if ei < si or ei - si + 1 > self.max_answer_tokens:
-                        continue
-                    score = float(starts[w][si] + ends[w][ei])
-                    if best is None or score > best[0]:
-                        best = (score, int(offsets[w][si][0]), int(offsets[w][ei][1]))
-        if best is None:
+        windows = self._read(question, [text], within=(lo, hi))
+        if not windows:
             return None
-        score, a, b = best
-        while a < b and text[a].isspace():
-            a += 1
-        while b > a and text[b - 1].isspace():
-            b -= 1
+        score, _null, _pi, a, b = max(windows, key=lambda t: t[0])
+        a, b = _strip_span(text, a, b)
         return (a, b, score) if b > a else None
 
     def select(self, question: str, hits: Sequence[Hit]) -> Answer:
@@ -242,11 +214,7 @@ class TransformersReader:
         score, null, pi, s, e = max(windows, key=lambda t: (t[0], -t[2]))
         confidence = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, score - null))))
         hit = top[pi]
-        # trim whitespace the tokenizer offsets may include
-        while s < e and hit.text[s].isspace():
-            s += 1
-        while e > s and hit.text[e - 1].isspace():
-            e -= 1
+        s, e = _strip_span(hit.text, s, e)  # whitespace the tokenizer offsets may include
         sent = next(((a, b) for a, b in split_sentences(hit.text) if a <= s and e <= b), (s, e))
         citations = citations_from_hits(list(hits), {hit.chunk_id: sent})
         if confidence < (self.min_confidence or 0.0) or e <= s:

@@ -14,7 +14,6 @@ Select it with ``POLICYQA_ANSWER_READER=builtin``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -117,17 +116,9 @@ def merge_adapter(base_dir: Path, adapter: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def ensure_builtin_reader(cache_dir: Path, adapter: Path | None = None, show_progress: bool = True) -> Path:
     """The merged reader directory in the cache, built on first use (offline)."""
-    from policyqa.index.e5convert import _file_lock, ensure_default_model
+    from policyqa.index.e5convert import _file_lock, _sha256, ensure_default_model
 
     adapter = adapter or DEFAULT_ADAPTER
     if not adapter.is_file():

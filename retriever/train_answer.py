@@ -84,28 +84,19 @@ def collect_spans(
     from tqdm.auto import tqdm
 
     from policyqa.eval.metrics import char_f1, contains_answer
-    from policyqa.qa import make_reranker, reranked_search
+    from policyqa.qa import reranked_searcher
 
-    reranker = make_reranker(settings, index)
-    reranker.warm_up()
+    search = reranked_searcher(index, settings)
     selector = SpanSelector(
         index.tokenizer, index.bm25, documents=index.store, passages=settings.answer_passages
     )
     selector.warm_up()
-    retriever = index.retriever("hybrid")
     out: list[SpanGroup] = []
     for qid, text in tqdm(queries.items(), desc="spans", disable=not show_progress):
         refs = [a for a in answers.get(qid, []) if a]
         if not refs:
             continue
-        hits: list[Hit] = reranked_search(
-            index,
-            text,
-            reranker,
-            candidates=settings.rerank_candidates,
-            top_k=settings.rerank_candidates,
-            retriever=retriever,
-        )
+        hits: list[Hit] = search(text)
         cands, x, text_of = selector.candidates(text, hits)
         top = hits[: selector.passages]
         pieces = []

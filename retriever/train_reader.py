@@ -69,24 +69,15 @@ def collect_beir_examples(
     """Positives and negatives from the passages ``ask`` reads for each question."""
     from tqdm.auto import tqdm
 
-    from policyqa.qa import make_reranker, reranked_search
+    from policyqa.qa import reranked_searcher
 
-    reranker = make_reranker(settings, index)
-    reranker.warm_up()
-    retriever = index.retriever("hybrid")
+    search = reranked_searcher(index, settings)
     out: list[ReaderExample] = []
     for qid, text in tqdm(queries.items(), desc="passages", disable=not show_progress):
         gold = spans.get(qid, [])
         if not gold:
             continue
-        hits = reranked_search(
-            index,
-            text,
-            reranker,
-            candidates=settings.rerank_candidates,
-            top_k=settings.rerank_candidates,
-            retriever=retriever,
-        )[: settings.answer_passages]
+        hits = search(text)[: settings.answer_passages]
         passages = [(h.chunk_id, h.doc_id, h.text, h.start, h.end) for h in hits]
         seen = {p[0] for p in passages}
         for doc_id, a, _b in gold:
@@ -213,11 +204,9 @@ def calibrate_threshold(
     import numpy as np
     from tqdm.auto import tqdm
 
-    from policyqa.qa import make_reranker, reranked_search
+    from policyqa.qa import reranked_searcher
 
-    reranker = make_reranker(settings, index)
-    reranker.warm_up()
-    retriever = index.retriever("hybrid")
+    search = reranked_searcher(index, settings)
     conf_ans: list[float] = []
     right: list[bool] = []
     conf_un: list[float] = []
@@ -225,14 +214,7 @@ def calibrate_threshold(
         gold = spans.get(qid, [])
         if not gold:
             continue
-        hits = reranked_search(
-            index,
-            text,
-            reranker,
-            candidates=settings.rerank_candidates,
-            top_k=settings.rerank_candidates,
-            retriever=retriever,
-        )
+        hits = search(text)
         ans = reader.select(text, hits)
         conf_ans.append(float(ans.confidence))
         right.append(
