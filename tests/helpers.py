@@ -81,3 +81,40 @@ def fixture_queries() -> list[tuple[str, str, list[str]]]:
         rec = json.loads(line)
         out.append((rec["_id"], rec["text"], rec["gold"]))
     return out
+
+
+#: Special tokens and the characters of the tiny test BERTs (reader, adapter): one id each.
+TINY_ZH_VOCAB: list[str] = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    *list("的是在和了有多少个项目一季度落地重点力争年月日计划区市南青岛，。？0123456789"),
+]
+
+
+def save_tiny_bert(path: Path, model_class: str, vocab: Sequence[str] = TINY_ZH_VOCAB, **config: int) -> Path:
+    """Build a tiny random BERT of ``transformers.<model_class>`` with a character tokenizer over
+    ``vocab`` and save both to ``path`` (seeded, so it is the same every run). ``config``
+    overrides the BertConfig fields (e.g. ``num_labels=1``, ``max_position_embeddings=64``)."""
+    import torch
+    import transformers
+    from transformers import BertConfig, BertTokenizerFast
+
+    torch.manual_seed(0)
+    path.mkdir(parents=True, exist_ok=True)
+    ids = {t: i for i, t in enumerate(vocab)}  # (transformers 5 ignores a vocab_file here)
+    tok = BertTokenizerFast(vocab=ids, do_lower_case=False, tokenize_chinese_chars=True)
+    settings: dict[str, int] = {
+        "hidden_size": 16,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 32,
+        "max_position_embeddings": 128,
+    }
+    settings.update(config)
+    model = getattr(transformers, model_class)(BertConfig(vocab_size=len(vocab), **settings))
+    model.eval().save_pretrained(str(path))
+    tok.save_pretrained(str(path))
+    return path

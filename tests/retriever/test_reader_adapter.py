@@ -11,39 +11,14 @@ from pathlib import Path
 import pytest
 
 from policyqa.retriever.base import Hit
-
-_VOCAB = [
-    "[PAD]",
-    "[UNK]",
-    "[CLS]",
-    "[SEP]",
-    "[MASK]",
-    *list("的是在和了有多少个项目一季度落地重点力争年月日计划区市南青岛，。？0123456789"),
-]
+from tests.helpers import save_tiny_bert
 
 
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny ``BertModel`` directory laid out like the converted e5 model (no ``bert.`` prefix)."""
-    torch = pytest.importorskip("torch")
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny-base") / "model"
-    path.mkdir()
-    vocab = {t: i for i, t in enumerate(_VOCAB)}  # (transformers 5 ignores a vocab_file here)
-    tok = BertTokenizerFast(vocab=vocab, do_lower_case=False, tokenize_chinese_chars=True)
-    config = BertConfig(
-        vocab_size=len(_VOCAB),
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=128,
-    )
-    BertModel(config).eval().save_pretrained(str(path))
-    tok.save_pretrained(str(path))
-    return path
+    pytest.importorskip("torch")
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-base") / "model", "BertModel")
 
 
 def _lora_model(base: Path, rank: int = 4, alpha: float = 8.0) -> object:

@@ -22,6 +22,7 @@ from policyqa.retriever.rerank import (
     split_sentences,
 )
 from policyqa.settings import Settings
+from tests.helpers import save_tiny_bert
 
 
 def _hit(i: int, doc: str = "d", text: str = "文本", score: float = 1.0) -> Hit:
@@ -122,27 +123,10 @@ _VOCAB = [
 
 
 def _tiny_cross_encoder(path: Path) -> Path:
-    torch = pytest.importorskip("torch")
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    torch.manual_seed(0)
-    vocab = path / "vocab.txt"
-    path.mkdir(parents=True, exist_ok=True)
-    vocab.write_text("\n".join(_VOCAB) + "\n", encoding="utf-8")
-    tok = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=False, tokenize_chinese_chars=True)
-    config = BertConfig(
-        vocab_size=len(_VOCAB),
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-        num_labels=1,
+    pytest.importorskip("torch")
+    return save_tiny_bert(
+        path, "BertForSequenceClassification", _VOCAB, max_position_embeddings=64, num_labels=1
     )
-    model = BertForSequenceClassification(config).eval()
-    model.save_pretrained(str(path))
-    tok.save_pretrained(str(path))
-    return path
 
 
 @pytest.fixture(scope="module")
