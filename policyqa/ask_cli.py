@@ -56,9 +56,9 @@ def add_ask_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--reranker",
-        choices=("features", "none", "cross-encoder"),
+        choices=("sentence", "features", "none", "cross-encoder"),
         default=None,
-        help="rerank stage (default: the POLICYQA_RERANKER setting, 'features')",
+        help="rerank stage (default: the POLICYQA_RERANKER setting, 'sentence')",
     )
     p.add_argument(
         "--issuer", action="append", default=[], help="only documents whose issuing body contains this"
@@ -73,7 +73,7 @@ def add_ask_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def _breakdown(hit: Any) -> str:
     parts = []
-    for stage in ("bm25", "dense", "fused", "rerank"):
+    for stage in ("bm25", "dense", "fused", "sentence", "rerank"):
         rank = hit.ranks.get(stage)
         score = hit.scores.get(stage)
         if rank is None and score is None:

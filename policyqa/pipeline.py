@@ -40,6 +40,7 @@ from policyqa.retriever.base import Retriever
 from policyqa.retriever.bm25 import BM25Retriever
 from policyqa.retriever.dense import DenseRetriever
 from policyqa.retriever.hybrid import FusionMode, HybridRetriever
+from policyqa.retriever.rerank import embedding_sentences
 from policyqa.settings import Settings
 
 if TYPE_CHECKING:
@@ -257,8 +258,13 @@ def _write_generation(
         # parallel), store, add to BM25, embed. Nothing holds every new chunk's tokens at once.
         for key in ("chunk_s", "tokenize_s", "embed_s"):
             stage[key] = 0.0
+        # the default reranker's sentence vectors go to the embedding cache (not the index): they
+        # are keyed by text, so add/delete/merge need nothing, and a reranker finds them by text
+        embed_sentences = settings.reranker == "sentence" and settings.index_sentence_vectors
+        if embed_sentences:
+            stage["sentence_embed_s"] = 0.0
         new_parts: list[npt.NDArray[np.float16]] = []
-        n_new_chunks = n_embedded = 0
+        n_new_chunks = n_embedded = n_sentences = n_sentences_embedded = 0
         cache = EmbeddingCache(settings.embedding_cache_dir, encoder.model_id)
         try:
             with (
@@ -296,6 +302,20 @@ def _write_generation(
                     n_new_chunks += len(new_texts)
                     n_embedded += embedded
                     stage["embed_s"] += time.perf_counter() - t
+                    if embed_sentences:
+                        t = time.perf_counter()
+                        sentences = [
+                            s
+                            for _, chunks, _ in prepared
+                            for c in chunks
+                            for s in embedding_sentences(c.text)
+                        ]
+                        _, embedded = embed_with_cache(
+                            encoder, sentences, cache, batch_size=max(64, settings.embed_batch_size)
+                        )
+                        n_sentences += len(sentences)
+                        n_sentences_embedded += embedded
+                        stage["sentence_embed_s"] += time.perf_counter() - t
                     bar.update(len(batch))
         finally:
             cache.close()
@@ -339,6 +359,11 @@ def _write_generation(
                 "new_chunks": n_new_chunks,
                 "embedded": n_embedded,
                 "embedding_cache_hits": n_new_chunks - n_embedded,
+                **(
+                    {"sentences": n_sentences, "sentences_embedded": n_sentences_embedded}
+                    if embed_sentences
+                    else {}
+                ),
             },
             "build_seconds": round(time.perf_counter() - t0, 3),
             "stage_seconds": {k: round(v, 3) for k, v in stage.items()},

@@ -16,7 +16,13 @@ from typing import Any, Protocol
 
 from policyqa.retriever.answer import Answer, CitationError, SpanSelector, no_answer, verify_answer
 from policyqa.retriever.base import Filters, Hit
-from policyqa.retriever.rerank import CrossEncoderReranker, FeatureReranker, NoReranker, Reranker
+from policyqa.retriever.rerank import (
+    CrossEncoderReranker,
+    FeatureReranker,
+    NoReranker,
+    Reranker,
+    SentenceReranker,
+)
 from policyqa.settings import Settings
 
 __all__ = ["Answerer", "ask", "make_answerer", "make_reranker", "reranked_search", "reranked_searcher"]
@@ -35,11 +41,20 @@ class Answerer(Protocol):
 def make_reranker(settings: Settings, index: Any = None) -> Reranker:
     """The rerank stage named by ``settings.reranker`` (not yet warmed up).
 
-    ``features`` needs the open ``index`` (its tokenizer and BM25 statistics).
+    ``sentence`` uses the open ``index``'s encoder (without one, the encoder the settings name);
+    ``features`` its tokenizer and BM25 statistics.
     """
     kind = settings.reranker
     if kind == "none":
         return NoReranker()
+    if kind == "sentence":
+        if index is not None and getattr(index, "encoder", None) is not None:
+            return SentenceReranker.for_index(index, settings.rerank_sentence_weight)
+        from policyqa.pipeline import make_encoder
+
+        return SentenceReranker(
+            make_encoder(settings), settings.embedding_cache_dir, settings.rerank_sentence_weight
+        )
     if kind == "cross-encoder":
         if not settings.rerank_model:
             raise ValueError(

@@ -153,9 +153,23 @@ class Settings(BaseSettings):
 
     # --- answers / rerank (`policyqa ask`; policyqa.qa) ---------------------------------------
     reranker: str = Field(
-        "features",
-        description="Rerank stage: 'features' (the embedded linear model, default), 'none', or "
-        "'cross-encoder' (needs rerank_model).",
+        "sentence",
+        description="Rerank stage: 'sentence' (sentence-level dense max-sim fused with the hybrid "
+        "score, default), 'features' (the embedded linear model), 'none', or 'cross-encoder' "
+        "(needs rerank_model).",
+    )
+    rerank_sentence_weight: float = Field(
+        0.5,
+        ge=0.0,
+        le=100.0,
+        description="For 'sentence': weight of the best sentence's similarity against the hybrid "
+        "score (both z-scored over the candidates); 0 keeps the hybrid order.",
+    )
+    index_sentence_vectors: bool = Field(
+        True,
+        description="With the 'sentence' reranker: embed every chunk's sentences at index time "
+        "(into the embedding cache), so reranking only reads them. Off: indexing is faster and a "
+        "sentence is embedded the first time its chunk is reranked, then cached.",
     )
     rerank_model: str | None = Field(
         None,
@@ -242,8 +256,10 @@ class Settings(BaseSettings):
     @classmethod
     def _check_reranker(cls, value: str) -> str:
         value = value.strip().lower()
-        if value not in {"features", "none", "cross-encoder"}:
-            raise ValueError(f"reranker must be 'features', 'none' or 'cross-encoder', got {value!r}")
+        if value not in {"sentence", "features", "none", "cross-encoder"}:
+            raise ValueError(
+                f"reranker must be 'sentence', 'features', 'none' or 'cross-encoder', got {value!r}"
+            )
         return value
 
     @field_validator("fusion")

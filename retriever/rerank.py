@@ -5,11 +5,16 @@ come back re-ranked, each with the score breakdown it had (``bm25``, ``dense``, 
 their ranks) plus ``scores["rerank"]`` and ``ranks["rerank"]``; ``Hit.score`` and ``Hit.rank``
 become the rerank score and rank.
 
-Three implementations:
+Four implementations:
 
 ``NoReranker`` (``none``)
     Keeps the retriever's order.
-``FeatureReranker`` (``features``, the default)
+``SentenceReranker`` (``sentence``, the default)
+    Sentence-level dense max-sim: each candidate's best sentence similarity to the question
+    (sentences embedded at index time with the index's encoder, read from the embedding cache)
+    fused with the retriever's score. Measured on ncpqa-dev (doc-level MRR@10, weight chosen on
+    the train half): test half 0.8961 → 0.9044; see ``eval/results/``.
+``FeatureReranker`` (``features``)
     A linear learning-to-rank model over interpretable features of each candidate (its BM25 and
     dense scores and ranks, the fused rank, IDF-weighted query-term coverage of the passage, of
     its best sentence and of the document title, character-bigram coverage, number match and
@@ -45,6 +50,7 @@ from .base import Hit
 
 __all__ = [
     "DEFAULT_FEATURE_MODEL",
+    "DEFAULT_SENTENCE_WEIGHT",
     "FEATURE_NAMES",
     "CrossEncoderReranker",
     "FeatureModel",
@@ -52,9 +58,11 @@ __all__ = [
     "NoReranker",
     "QueryTerms",
     "Reranker",
+    "SentenceReranker",
     "TermStats",
     "apply_rerank_scores",
     "candidate_features",
+    "embedding_sentences",
     "export_cross_encoder_onnx",
     "split_sentences",
 ]
@@ -270,6 +278,156 @@ class QueryTerms:
             return 1.0
         found = set(_NUM.findall(text))
         return len(self.numbers & found) / len(self.numbers)
+
+
+# --------------------------------------------------------------------------------------------
+# the sentence reranker (the default)
+
+#: Sentences are cut at about this many characters before they are embedded.
+SENTENCE_MAX_CHARS = 120
+#: Shorter pieces (list markers, stray headings) are not embedded on their own.
+MIN_SENTENCE_CHARS = 4
+#: Weight of the best sentence's similarity against the retriever's score (both z-scored over
+#: the candidates). Chosen on the ncpqa-dev train half with
+#: ``python -m policyqa.eval.probe_sentence_rerank`` (0.5 was best there; see
+#: ``eval/results/probe-sentence-rerank-ncpqa.md``).
+DEFAULT_SENTENCE_WEIGHT = 0.5
+
+
+def embedding_sentences(text: str) -> list[str]:
+    """The sentences of a chunk that :class:`SentenceReranker` embeds.
+
+    :func:`split_sentences` pieces (cut at :data:`SENTENCE_MAX_CHARS`) of at least
+    :data:`MIN_SENTENCE_CHARS` characters; the whole (stripped) text when there is none; no
+    sentence for an empty text. The index embeds exactly these at build time.
+    """
+    pieces = [text[a:b].strip() for a, b in split_sentences(text, max_chars=SENTENCE_MAX_CHARS)]
+    kept = [p for p in pieces if len(p) >= MIN_SENTENCE_CHARS]
+    if kept:
+        return kept
+    whole = text.strip()
+    return [whole] if whole else []
+
+
+def _zscores(values: Sequence[float]) -> npt.NDArray[np.float64]:
+    a = np.asarray(values, dtype=np.float64)
+    sd = float(a.std()) if a.size else 0.0
+    if sd < 1e-12:
+        return np.zeros_like(a)
+    out: npt.NDArray[np.float64] = (a - a.mean()) / sd
+    return out
+
+
+class SentenceReranker:
+    """The default reranker: sentence-level dense max-sim fused with the retriever's score.
+
+    Every candidate chunk is split into sentences (:func:`embedding_sentences`); the question
+    is embedded as a query and each sentence as a passage with the index's own encoder, and the
+    chunk's evidence is its best sentence's cosine similarity. A chunk that mentions the
+    question's topic in passing but answers something else scores low; one whose single
+    sentence answers it scores high, however long the chunk around it. The rerank score is::
+
+        z(retriever score) + weight · z(best sentence similarity)
+
+    with ``z`` standardised over the candidates of the question (the retriever score is the
+    ``fused`` score of hybrid hits, else the hit's score). Chunks of one document are ranked by
+    the document's best score and keep the retriever's order among themselves (the ranking is
+    judged by documents; which chunk answers is the answer module's job).
+
+    Sentence vectors come from the embedding cache (``settings.embedding_cache_dir``, keyed by
+    model and text): the index embeds every chunk's sentences there at build time, so reranking
+    20 candidates costs one query embedding and a cache lookup. A sentence not in the cache (an
+    index built with ``index_sentence_vectors`` off, or on another machine) is embedded on first
+    use and cached. The per-chunk similarity is kept in the breakdown as ``scores["sentence"]``.
+
+    :param encoder: the index's encoder (``encode_queries``/``encode_passages``, ``model_id``).
+    :param cache_dir: the embedding cache directory; None: no cache (every sentence is embedded
+        at query time).
+    :param weight: the weight of the sentence similarity (0 keeps the retriever's order).
+    :param group_by_document: rank documents by their best chunk's score (default).
+    """
+
+    name = "sentence"
+
+    def __init__(
+        self,
+        encoder: Any,
+        cache_dir: Path | None = None,
+        weight: float = DEFAULT_SENTENCE_WEIGHT,
+        group_by_document: bool = True,
+    ) -> None:
+        if encoder is None:
+            raise ValueError("the sentence reranker needs the index's encoder (open an index first)")
+        if not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"the sentence weight must be a finite number >= 0, got {weight!r}")
+        self.encoder = encoder
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.weight = float(weight)
+        self.group_by_document = group_by_document
+
+    @classmethod
+    def for_index(cls, index: Any, weight: float = DEFAULT_SENTENCE_WEIGHT) -> SentenceReranker:
+        settings = getattr(index, "settings", None)
+        cache_dir = getattr(settings, "embedding_cache_dir", None)
+        return cls(getattr(index, "encoder", None), cache_dir, weight)
+
+    def warm_up(self) -> None:
+        """Load the encoder (a no-op when the index already did)."""
+        warm = getattr(self.encoder, "warm_up", None)
+        if callable(warm):
+            warm()
+
+    def sentence_vectors(self, sentences: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Passage embeddings of ``sentences`` (cached ones read, the others embedded and cached)."""
+        from policyqa.index.dense import EmbeddingCache, embed_with_cache
+
+        if not sentences:
+            return np.zeros((0, int(self.encoder.dim)), dtype=np.float32)
+        if self.cache_dir is None:
+            return np.asarray(self.encoder.encode_passages(list(sentences)), dtype=np.float32)
+        cache = EmbeddingCache(self.cache_dir, str(self.encoder.model_id))
+        try:
+            vecs, embedded = embed_with_cache(self.encoder, list(sentences), cache, batch_size=64)
+        finally:
+            cache.close()
+        if embedded:
+            logger.debug("embedded %d sentences not in the cache", embedded)
+        return np.asarray(vecs, dtype=np.float32)
+
+    def similarities(self, query: str, hits: Sequence[Hit]) -> list[float]:
+        """Each hit's best sentence similarity to ``query`` (0 for a hit without text)."""
+        owner: list[int] = []
+        sentences: list[str] = []
+        for i, h in enumerate(hits):
+            for s in embedding_sentences(h.text):
+                owner.append(i)
+                sentences.append(s)
+        best = [0.0] * len(hits)
+        if not sentences:
+            return best
+        qvec = np.asarray(self.encoder.encode_queries([query]), dtype=np.float32)[0]
+        sims = self.sentence_vectors(sentences) @ qvec
+        seen = [False] * len(hits)
+        for i, sim in zip(owner, sims.tolist(), strict=True):
+            if not seen[i] or sim > best[i]:
+                best[i] = float(sim)
+                seen[i] = True
+        return best
+
+    def rerank(self, query: str, hits: Sequence[Hit], top_k: int | None = None) -> list[Hit]:
+        _check_top_k(top_k)
+        if not hits:
+            return []
+        sims = self.similarities(query, hits)
+        base = [float(h.scores.get("fused", h.score)) for h in hits]
+        scores = (_zscores(base) + self.weight * _zscores(sims)).tolist()
+        if self.group_by_document:
+            best: dict[str, float] = {}
+            for h, sc in zip(hits, scores, strict=True):
+                best[h.doc_id] = max(sc, best.get(h.doc_id, sc))
+            scores = [best[h.doc_id] for h in hits]
+        marked = [replace(h, scores={**h.scores, "sentence": sim}) for h, sim in zip(hits, sims, strict=True)]
+        return apply_rerank_scores(marked, scores, top_k)
 
 
 # --------------------------------------------------------------------------------------------

@@ -54,7 +54,9 @@ class _Recorder(HashingEncoder):
 
 
 def test_untitled_documents_chunks_are_embedded_with_the_title_line(settings: Settings) -> None:
-    s = settings.model_copy(update={"chunk_max_chars": 40, "chunk_overlap_chars": 0})
+    s = settings.model_copy(
+        update={"chunk_max_chars": 40, "chunk_overlap_chars": 0, "index_sentence_vectors": False}
+    )
     enc = _Recorder()
     build_index([Document(id="d", title="", text=BODY)], s.index_dir, s, show_progress=False, encoder=enc)
     assert len(enc.passages) >= 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +18,14 @@ from policyqa.retriever.rerank import (
     FeatureReranker,
     NoReranker,
     Reranker,
+    SentenceReranker,
     apply_rerank_scores,
+    embedding_sentences,
     export_cross_encoder_onnx,
     split_sentences,
 )
 from policyqa.settings import Settings
-from tests.helpers import save_tiny_bert
+from tests.helpers import HashingEncoder, save_tiny_bert
 
 
 def _hit(i: int, doc: str = "d", text: str = "文本", score: float = 1.0) -> Hit:
@@ -93,6 +96,104 @@ def test_feature_reranker_on_the_fixture_index(fixture_index: Index) -> None:
     x = reranker.features("市南区一季度计划落地多少个重点项目？", hits)
     assert x.shape == (len(hits), len(FEATURE_NAMES))
     assert np.isfinite(x).all()
+
+
+def test_embedding_sentences() -> None:
+    text = "一、总体要求。\n市南区力争一季度落地重点项目28个；新开工项目12个。 好。"
+    assert embedding_sentences(text) == [
+        "一、总体要求。",
+        "市南区力争一季度落地重点项目28个；",
+        "新开工项目12个。",
+    ]
+    assert embedding_sentences("  短。 ") == ["短。"]  # nothing long enough: the whole text
+    assert embedding_sentences("   ") == []
+
+
+def _doc_hit(i: int, text: str, fused: float) -> Hit:
+    return Hit(
+        chunk_id=f"c{i}",
+        doc_id=f"d{i}",
+        score=fused,
+        rank=i,
+        text=text,
+        start=0,
+        end=len(text),
+        scores={"fused": fused},
+        ranks={"fused": i},
+    )
+
+
+def _z(x: list[float]) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    return (a - a.mean()) / a.std()
+
+
+def test_sentence_reranker_scores_exactly(tmp_path: Path) -> None:
+    enc = HashingEncoder()
+    query = "一季度落地重点项目多少个"
+    hits = [
+        _doc_hit(1, "招商引资工作会议召开。会议强调优化营商环境，重点项目建设要提速。", 3.0),
+        _doc_hit(2, "全区经济运行平稳。力争一季度落地重点项目28个。其余内容从略。", 2.0),
+        _doc_hit(3, "市民服务中心开放时间调整。", 1.0),
+    ]
+    r = SentenceReranker(enc, tmp_path / "cache", weight=2.0)
+    assert isinstance(r, Reranker)
+    r.warm_up()
+    out = r.rerank(query, hits)
+    q = enc.encode_queries([query])[0]
+    best = [max(float(v @ q) for v in enc.encode_passages(embedding_sentences(h.text))) for h in hits]
+    expected = _z([3.0, 2.0, 1.0]) + 2.0 * _z(best)
+    by_id = {h.chunk_id: h for h in out}
+    for i, h in enumerate(hits):
+        got = by_id[h.chunk_id]
+        assert got.scores["sentence"] == pytest.approx(best[i], abs=1e-3)  # float16 cache
+        assert got.scores["rerank"] == pytest.approx(expected[i], abs=1e-2)
+        assert got.scores["fused"] == h.scores["fused"] and got.ranks["fused"] == h.ranks["fused"]
+    # the passage whose one sentence answers overtakes the better-fused one that only touches it
+    assert [h.chunk_id for h in out] == ["c2", "c1", "c3"]
+    assert [h.rank for h in out] == [1, 2, 3] and out[0].ranks["rerank"] == 1
+    assert r.rerank(query, hits, top_k=1)[0].chunk_id == "c2"
+    assert r.rerank(query, []) == []
+    with pytest.raises(ValueError):
+        r.rerank(query, hits, top_k=0)
+
+
+def test_sentence_reranker_weight_zero_keeps_the_order_and_groups_documents(tmp_path: Path) -> None:
+    enc = HashingEncoder()
+    hits = [
+        _doc_hit(1, "第一段文字内容。", 3.0),
+        _doc_hit(2, "第二段文字内容。", 2.0),
+        _doc_hit(3, "第三段。", 1.0),
+    ]
+    hits[2] = replace(hits[2], doc_id="d1")
+    out = SentenceReranker(enc, None, weight=0.0).rerank("问题", hits)
+    # a later chunk of the best document joins it; otherwise the retriever's order stays
+    assert [h.chunk_id for h in out] == ["c1", "c3", "c2"]
+    with pytest.raises(ValueError):
+        SentenceReranker(enc, None, weight=-1.0)
+    with pytest.raises(ValueError):
+        SentenceReranker(None)
+
+
+def test_sentence_vectors_come_from_the_index_build(fixture_index: Index) -> None:
+    """The index embedded every chunk's sentences into the cache: reranking embeds the query only."""
+    reranker = SentenceReranker.for_index(fixture_index)
+    reranker.warm_up()
+    query = "市南区一季度计划落地多少个重点项目？"
+    hits = fixture_index.retriever("hybrid").search(query, top_k=10)
+    enc = fixture_index.encoder
+    before = enc.texts_encoded  # type: ignore[attr-defined]
+    out = reranker.rerank(query, hits, top_k=5)
+    assert enc.texts_encoded - before == 1  # type: ignore[attr-defined]
+    assert out[0].doc_id == "d06"
+    assert all("sentence" in h.scores and "rerank" in h.ranks for h in out)
+    # without the cache every sentence of the candidates is embedded at query time
+    cold = SentenceReranker(enc, None)
+    before = enc.texts_encoded  # type: ignore[attr-defined]
+    again = cold.rerank(query, hits, top_k=5)
+    n_sentences = sum(len(embedding_sentences(h.text)) for h in hits)
+    assert enc.texts_encoded - before == 1 + n_sentences  # type: ignore[attr-defined]
+    assert [h.chunk_id for h in again] == [h.chunk_id for h in out]
 
 
 def test_feature_model_json_round_trip(tmp_path: Path) -> None:
@@ -183,7 +284,8 @@ def test_make_reranker_from_settings(tmp_path: Path, tiny_ce: Path) -> None:
 
     base = Settings(cache_dir=tmp_path, index_dir=tmp_path / "i")
     assert isinstance(make_reranker(base.model_copy(update={"reranker": "none"})), NoReranker)
-    assert isinstance(make_reranker(base), FeatureReranker)
+    assert isinstance(make_reranker(base), SentenceReranker)
+    assert isinstance(make_reranker(base.model_copy(update={"reranker": "features"})), FeatureReranker)
     with pytest.raises(ValueError):
         make_reranker(base.model_copy(update={"reranker": "cross-encoder"}))
     ce = make_reranker(base.model_copy(update={"reranker": "cross-encoder", "rerank_model": str(tiny_ce)}))
