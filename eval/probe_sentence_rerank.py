@@ -1,14 +1,18 @@
-"""Probe: would sentence-level dense similarity improve the hybrid ranking?
+"""Choose the weights of the default reranker: a grid over the sentence and feature weights.
 
 ``python -m policyqa.eval.probe_sentence_rerank BENCH [--depth 20] [--json OUT] [--report OUT.md]``
 
-For each question of a BEIR benchmark the top ``--depth`` hybrid chunks are taken; every sentence
-of every candidate chunk is embedded with the index's encoder (as a passage), and each candidate
-gets ``z(fused score) + w · z(best sentence similarity to the question)`` (z: standardised over
-the question's candidates). Document-level MRR@10 and R@1 are reported for a grid of ``w`` on the
-two sha1 halves of the questions (``train`` / ``test``, as the shipped models use), so a weight
-chosen on one half is scored on the other. This is a measurement, not a shipped reranker: it
-embeds the candidates' sentences at query time (an index would embed them once, at build time).
+For each question of a BEIR benchmark the top ``--depth`` hybrid chunks are taken and scored the
+way :class:`~policyqa.retriever.rerank.SentenceReranker` scores them (its own code: every
+candidate's best sentence similarity to the question, sentences read from the embedding cache or
+embedded and cached, and the shipped feature model's score)::
+
+    z(fused) + w_s · z(best sentence similarity) + w_f · z(feature model score)
+
+Document-level MRR@10 and R@1 are reported for a grid of ``(w_s, w_f)`` on the two sha1 halves of
+the questions (``train`` / ``test``, as the shipped models use), so weights chosen on one half
+are scored on the other; the report marks the pair best on the train half. ``(0, 0)`` is the
+hybrid order.
 """
 
 from __future__ import annotations
@@ -26,20 +30,27 @@ import numpy.typing as npt
 
 __all__ = ["main"]
 
-WEIGHTS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+SENTENCE_WEIGHTS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+FEATURE_WEIGHTS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def _z(x: Sequence[float]) -> npt.NDArray[np.float64]:
     a = np.asarray(x, dtype=np.float64)
-    out: npt.NDArray[np.float64] = (a - a.mean()) / (a.std() + 1e-9)
+    sd = float(a.std())
+    out: npt.NDArray[np.float64] = (a - a.mean()) / sd if sd > 1e-12 else np.zeros_like(a)
     return out
 
 
-def _doc_rr(docs: Sequence[str], gold: set[str]) -> tuple[float, float]:
+def _doc_rr(hits_docs: Sequence[str], scores: npt.NDArray[np.float64], gold: set[str]) -> tuple[float, float]:
+    """RR@10 and R@1 of documents ranked by their best chunk's score (ties: retriever order)."""
+    best: dict[str, float] = {}
+    for d, s in zip(hits_docs, scores.tolist(), strict=True):
+        best[d] = max(s, best.get(d, s))
+    order = sorted(range(len(hits_docs)), key=lambda i: (-best[hits_docs[i]], i))
     seen: list[str] = []
-    for d in docs:
-        if d not in seen:
-            seen.append(d)
+    for i in order:
+        if hits_docs[i] not in seen:
+            seen.append(hits_docs[i])
     for rank, d in enumerate(seen[:10]):
         if d in gold:
             return 1.0 / (rank + 1), float(rank == 0)
@@ -58,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from policyqa.eval.datasets import load_benchmark
     from policyqa.eval.runner import prepare_index
-    from policyqa.retriever.rerank import split_sentences
+    from policyqa.retriever.rerank import SentenceReranker
     from policyqa.retriever.train_rerank import in_split
     from policyqa.settings import get_settings
 
@@ -66,84 +77,82 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = load_benchmark(args.bench)
     prepared = prepare_index(bench, settings, None, show_progress=settings.progress)
     index = prepared.index
+    rows: list[tuple[str, list[str], list[npt.NDArray[np.float64]]]] = []
+    started = time.perf_counter()
     try:
         retriever = index.retriever("hybrid")
-        runs: list[tuple[str, list[Any]]] = []
+        reranker = SentenceReranker.for_index(index)
+        reranker.warm_up()
+        assert reranker.features is not None  # the default feature weight is > 0
         for qid, text in bench.queries.items():
-            runs.append((qid, retriever.search(text, top_k=args.depth)))
-        chunk_text = {h.chunk_id: h.text for _q, hits in runs for h in hits}
-        sentences: list[str] = []
-        owner: list[str] = []
-        for cid, text in chunk_text.items():
-            for a, b in split_sentences(text, max_chars=120):
-                sent = text[a:b].strip()
-                if len(sent) >= 4:
-                    sentences.append(sent)
-                    owner.append(cid)
-        started = time.perf_counter()
-        emb = index.encoder.encode_passages(sentences)
-        encode_s = time.perf_counter() - started
-        q_emb = index.encoder.encode_queries([bench.queries[q] for q, _h in runs])
+            hits = retriever.search(text, top_k=args.depth)
+            if not hits:
+                continue
+            parts = [
+                _z([h.scores.get("fused", h.score) for h in hits]),
+                _z(reranker.similarities(text, hits)),
+                _z(reranker.features.model_scores(text, hits)),
+            ]
+            rows.append((qid, [h.doc_id for h in hits], parts))
     finally:
         index.close()
-    rows_of: dict[str, list[int]] = {}
-    for i, cid in enumerate(owner):
-        rows_of.setdefault(cid, []).append(i)
+    score_s = time.perf_counter() - started
     gold = {q: {d for d, g in v.items() if g > 0} for q, v in bench.qrels.items()}
-    scored: list[tuple[str, list[str], npt.NDArray[np.float64], npt.NDArray[np.float64]]] = []
-    for qi, (qid, hits) in enumerate(runs):
-        sims = [
-            float((emb[rows_of[h.chunk_id]] @ q_emb[qi]).max()) if h.chunk_id in rows_of else 0.0
-            for h in hits
-        ]
-        scored.append((qid, [h.doc_id for h in hits], _z([h.score for h in hits]), _z(sims)))
     result: dict[str, Any] = {
         "benchmark": bench.name,
         "depth": args.depth,
-        "candidate_chunks": len(chunk_text),
-        "sentences": len(sentences),
-        "sentence_encode_s": round(encode_s, 1),
+        "questions": len(rows),
+        "seconds": round(score_s, 1),
         "command": "python -m policyqa.eval.probe_sentence_rerank "
         + " ".join(sys.argv[1:] if argv is None else argv),
-        "splits": {},
+        "grid": [],
     }
-    for split in ("train", "test"):
-        part = [r for r in scored if in_split(r[0], split)]
-        table = {}
-        for w in WEIGHTS:
-            rr = [
-                _doc_rr(
-                    [r[1][j] for j in np.argsort(-(r[2] + w * r[3]), kind="stable")], gold.get(r[0], set())
-                )
-                for r in part
-            ]
-            table[str(w)] = {
-                "mrr@10": round(float(np.mean([a for a, _b in rr])), 4),
-                "recall@1": round(float(np.mean([b for _a, b in rr])), 4),
-            }
-        result["splits"][split] = {"questions": len(part), "by_weight": table}
+    for ws in SENTENCE_WEIGHTS:
+        for wf in FEATURE_WEIGHTS:
+            entry: dict[str, Any] = {"sentence_weight": ws, "feature_weight": wf}
+            for split in ("train", "test"):
+                rr = [
+                    _doc_rr(docs, p[0] + ws * p[1] + wf * p[2], gold.get(qid, set()))
+                    for qid, docs, p in rows
+                    if in_split(qid, split)
+                ]
+                entry[split] = {
+                    "questions": len(rr),
+                    "mrr@10": round(float(np.mean([a for a, _b in rr])), 4) if rr else 0.0,
+                    "recall@1": round(float(np.mean([b for _a, b in rr])), 4) if rr else 0.0,
+                }
+            result["grid"].append(entry)
+    best = max(
+        result["grid"], key=lambda e: (e["train"]["mrr@10"], -e["sentence_weight"] - e["feature_weight"])
+    )
+    result["best_on_train"] = {
+        "sentence_weight": best["sentence_weight"],
+        "feature_weight": best["feature_weight"],
+    }
     text = json.dumps(result, ensure_ascii=False, indent=1)
     print(text)
     if args.json_out is not None:
         args.json_out.write_text(text + "\n", encoding="utf-8")
     if args.report is not None:
         lines = [
-            f"# Sentence max-sim probe: {bench.name}",
+            f"# Rerank weights: {bench.name}",
             "",
             f"```\n{result['command']}\n```",
             "",
-            f"Top {args.depth} hybrid chunks per question; {len(sentences)} sentences of "
-            f"{len(chunk_text)} candidate chunks embedded in {encode_s:.0f} s. Score: z(fused) + w · "
-            "z(best sentence similarity). Document-level MRR@10 / R@1; w = 0 is the hybrid order.",
+            f"Top {args.depth} hybrid chunks per question, scored as the `sentence` reranker does: "
+            "z(fused) + w_s · z(best sentence similarity) + w_f · z(feature model). Document-level "
+            "MRR@10 / R@1 on the two halves of the questions; (0, 0) is the hybrid order; **bold**: "
+            f"the pair best on the train half. {len(rows)} questions in {score_s:.0f} s.",
             "",
-            "| w | train MRR@10 | train R@1 | test MRR@10 | test R@1 |",
-            "|---:|---:|---:|---:|---:|",
+            "| w_s | w_f | train MRR@10 | train R@1 | test MRR@10 | test R@1 |",
+            "|---:|---:|---:|---:|---:|---:|",
         ]
-        for w in WEIGHTS:
-            tr = result["splits"]["train"]["by_weight"][str(w)]
-            te = result["splits"]["test"]["by_weight"][str(w)]
+        for e in result["grid"]:
+            mark = "**" if e is best else ""
+            tr, te = e["train"], e["test"]
             lines.append(
-                f"| {w} | {tr['mrr@10']:.4f} | {tr['recall@1']:.4f} | {te['mrr@10']:.4f} | {te['recall@1']:.4f} |"
+                f"| {mark}{e['sentence_weight']}{mark} | {mark}{e['feature_weight']}{mark} | "
+                f"{tr['mrr@10']:.4f} | {tr['recall@1']:.4f} | {te['mrr@10']:.4f} | {te['recall@1']:.4f} |"
             )
         args.report.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return 0

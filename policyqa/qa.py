@@ -48,12 +48,25 @@ def make_reranker(settings: Settings, index: Any = None) -> Reranker:
     if kind == "none":
         return NoReranker()
     if kind == "sentence":
+        feature_model = Path(settings.rerank_model) if settings.rerank_model else None
         if index is not None and getattr(index, "encoder", None) is not None:
-            return SentenceReranker.for_index(index, settings.rerank_sentence_weight)
+            return SentenceReranker.for_index(
+                index, settings.rerank_sentence_weight, settings.rerank_feature_weight, feature_model
+            )
         from policyqa.pipeline import make_encoder
 
+        features = (
+            FeatureReranker(model_path=feature_model, depth=settings.candidate_depth)
+            if settings.rerank_feature_weight > 0
+            else None
+        )
         return SentenceReranker(
-            make_encoder(settings), settings.embedding_cache_dir, settings.rerank_sentence_weight
+            make_encoder(settings),
+            settings.embedding_cache_dir,
+            settings.rerank_sentence_weight,
+            True,
+            features,
+            settings.rerank_feature_weight,
         )
     if kind == "cross-encoder":
         if not settings.rerank_model:

@@ -163,7 +163,14 @@ class Settings(BaseSettings):
         ge=0.0,
         le=100.0,
         description="For 'sentence': weight of the best sentence's similarity against the hybrid "
-        "score (both z-scored over the candidates); 0 keeps the hybrid order.",
+        "score (all z-scored over the candidates).",
+    )
+    rerank_feature_weight: float = Field(
+        0.5,
+        ge=0.0,
+        le=100.0,
+        description="For 'sentence': weight of the feature model's score (lexical evidence) in the "
+        "same fusion; 0 leaves it out. Both weights 0 keep the hybrid order.",
     )
     index_sentence_vectors: bool = Field(
         True,
@@ -174,7 +181,8 @@ class Settings(BaseSettings):
     rerank_model: str | None = Field(
         None,
         description="For 'cross-encoder': a sentence-transformers CrossEncoder name or local path "
-        "(e.g. a local bge-reranker-v2-m3); for 'features': a model JSON (None: the shipped one).",
+        "(e.g. a local bge-reranker-v2-m3); for 'features' and 'sentence': the feature model JSON "
+        "(None: the shipped one).",
     )
     rerank_candidates: int = Field(
         20, ge=1, le=1000, description="Hybrid candidates the reranker re-orders per question."

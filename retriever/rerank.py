@@ -12,8 +12,8 @@ Four implementations:
 ``SentenceReranker`` (``sentence``, the default)
     Sentence-level dense max-sim: each candidate's best sentence similarity to the question
     (sentences embedded at index time with the index's encoder, read from the embedding cache)
-    fused with the retriever's score. Measured on ncpqa-dev (doc-level MRR@10, weight chosen on
-    the train half): test half 0.8961 → 0.9044; see ``eval/results/``.
+    fused with the retriever's score and the feature model's score (below). Weights chosen on
+    the ncpqa-dev train half; results per half in ``eval/results/``.
 ``FeatureReranker`` (``features``)
     A linear learning-to-rank model over interpretable features of each candidate (its BM25 and
     dense scores and ranks, the fused rank, IDF-weighted query-term coverage of the passage, of
@@ -50,6 +50,7 @@ from .base import Hit
 
 __all__ = [
     "DEFAULT_FEATURE_MODEL",
+    "DEFAULT_FEATURE_WEIGHT",
     "DEFAULT_SENTENCE_WEIGHT",
     "FEATURE_NAMES",
     "CrossEncoderReranker",
@@ -287,11 +288,11 @@ class QueryTerms:
 SENTENCE_MAX_CHARS = 120
 #: Shorter pieces (list markers, stray headings) are not embedded on their own.
 MIN_SENTENCE_CHARS = 4
-#: Weight of the best sentence's similarity against the retriever's score (both z-scored over
-#: the candidates). Chosen on the ncpqa-dev train half with
-#: ``python -m policyqa.eval.probe_sentence_rerank`` (0.5 was best there; see
-#: ``eval/results/probe-sentence-rerank-ncpqa.md``).
+#: Weights of the best sentence's similarity and of the feature model's score against the
+#: retriever's score (all z-scored over the candidates). Chosen together on the ncpqa-dev train
+#: half (a grid of 0…1.5; see ``eval/results/README.md``), scored on the test half.
 DEFAULT_SENTENCE_WEIGHT = 0.5
+DEFAULT_FEATURE_WEIGHT = 0.5
 
 
 def embedding_sentences(text: str) -> list[str]:
@@ -319,7 +320,8 @@ def _zscores(values: Sequence[float]) -> npt.NDArray[np.float64]:
 
 
 class SentenceReranker:
-    """The default reranker: sentence-level dense max-sim fused with the retriever's score.
+    """The default reranker: sentence-level dense max-sim (and the feature model) fused with the
+    retriever's score.
 
     Every candidate chunk is split into sentences (:func:`embedding_sentences`); the question
     is embedded as a query and each sentence as a passage with the index's own encoder, and the
@@ -327,10 +329,12 @@ class SentenceReranker:
     question's topic in passing but answers something else scores low; one whose single
     sentence answers it scores high, however long the chunk around it. The rerank score is::
 
-        z(retriever score) + weight · z(best sentence similarity)
+        z(retriever score) + weight · z(best sentence similarity) + feature_weight · z(features)
 
     with ``z`` standardised over the candidates of the question (the retriever score is the
-    ``fused`` score of hybrid hits, else the hit's score). Chunks of one document are ranked by
+    ``fused`` score of hybrid hits, else the hit's score; ``features`` the score of
+    :class:`FeatureReranker`'s linear model, which adds lexical evidence: query-term coverage
+    of the title, the best sentence and the document, number match). Chunks of one document are ranked by
     the document's best score and keep the retriever's order among themselves (the ranking is
     judged by documents; which chunk answers is the answer module's job).
 
@@ -343,8 +347,10 @@ class SentenceReranker:
     :param encoder: the index's encoder (``encode_queries``/``encode_passages``, ``model_id``).
     :param cache_dir: the embedding cache directory; None: no cache (every sentence is embedded
         at query time).
-    :param weight: the weight of the sentence similarity (0 keeps the retriever's order).
+    :param weight: the weight of the sentence similarity.
     :param group_by_document: rank documents by their best chunk's score (default).
+    :param features: a :class:`FeatureReranker` whose model score joins the fusion; None: none.
+    :param feature_weight: its weight (both weights 0: the retriever's order).
     """
 
     name = "sentence"
@@ -355,27 +361,41 @@ class SentenceReranker:
         cache_dir: Path | None = None,
         weight: float = DEFAULT_SENTENCE_WEIGHT,
         group_by_document: bool = True,
+        features: FeatureReranker | None = None,
+        feature_weight: float = DEFAULT_FEATURE_WEIGHT,
     ) -> None:
         if encoder is None:
             raise ValueError("the sentence reranker needs the index's encoder (open an index first)")
-        if not math.isfinite(weight) or weight < 0:
-            raise ValueError(f"the sentence weight must be a finite number >= 0, got {weight!r}")
+        for what, w in (("sentence", weight), ("feature", feature_weight)):
+            if not math.isfinite(w) or w < 0:
+                raise ValueError(f"the {what} weight must be a finite number >= 0, got {w!r}")
         self.encoder = encoder
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.weight = float(weight)
         self.group_by_document = group_by_document
+        self.features = features
+        self.feature_weight = float(feature_weight) if features is not None else 0.0
 
     @classmethod
-    def for_index(cls, index: Any, weight: float = DEFAULT_SENTENCE_WEIGHT) -> SentenceReranker:
+    def for_index(
+        cls,
+        index: Any,
+        weight: float = DEFAULT_SENTENCE_WEIGHT,
+        feature_weight: float = DEFAULT_FEATURE_WEIGHT,
+        feature_model: Path | None = None,
+    ) -> SentenceReranker:
         settings = getattr(index, "settings", None)
         cache_dir = getattr(settings, "embedding_cache_dir", None)
-        return cls(getattr(index, "encoder", None), cache_dir, weight)
+        features = FeatureReranker.for_index(index, feature_model) if feature_weight > 0 else None
+        return cls(getattr(index, "encoder", None), cache_dir, weight, True, features, feature_weight)
 
     def warm_up(self) -> None:
-        """Load the encoder (a no-op when the index already did)."""
+        """Load the encoder (a no-op when the index already did) and the feature model."""
         warm = getattr(self.encoder, "warm_up", None)
         if callable(warm):
             warm()
+        if self.features is not None:
+            self.features.warm_up()
 
     def sentence_vectors(self, sentences: Sequence[str]) -> npt.NDArray[np.float32]:
         """Passage embeddings of ``sentences`` (cached ones read, the others embedded and cached)."""
@@ -420,7 +440,10 @@ class SentenceReranker:
             return []
         sims = self.similarities(query, hits)
         base = [float(h.scores.get("fused", h.score)) for h in hits]
-        scores = (_zscores(base) + self.weight * _zscores(sims)).tolist()
+        total = _zscores(base) + self.weight * _zscores(sims)
+        if self.features is not None and self.feature_weight > 0:
+            total = total + self.feature_weight * _zscores(self.features.model_scores(query, hits))
+        scores = total.tolist()
         if self.group_by_document:
             best: dict[str, float] = {}
             for h, sc in zip(hits, scores, strict=True):
@@ -621,12 +644,17 @@ class FeatureReranker:
         qt = QueryTerms.of(query, self.tokenizer, self.stats)
         return candidate_features(qt, hits, self.depth)
 
+    def model_scores(self, query: str, hits: Sequence[Hit]) -> list[float]:
+        """The linear model's score of each candidate (before grouping by document)."""
+        model = self.model
+        out: list[float] = model.score(model.select(self.features(query, hits))).tolist()
+        return out
+
     def rerank(self, query: str, hits: Sequence[Hit], top_k: int | None = None) -> list[Hit]:
         _check_top_k(top_k)
         if not hits:
             return []
-        model = self.model
-        scores = model.score(model.select(self.features(query, hits))).tolist()
+        scores = self.model_scores(query, hits)
         if self.group_by_document:
             best: dict[str, float] = {}
             for h, sc in zip(hits, scores, strict=True):

@@ -196,6 +196,27 @@ def test_sentence_vectors_come_from_the_index_build(fixture_index: Index) -> Non
     assert [h.chunk_id for h in again] == [h.chunk_id for h in out]
 
 
+def test_sentence_reranker_fuses_the_feature_model(fixture_index: Index) -> None:
+    reranker = SentenceReranker.for_index(fixture_index, weight=0.5, feature_weight=0.5)
+    assert reranker.features is not None
+    reranker.warm_up()
+    query = "青岛海关将如何促进贸易便利化？"
+    hits = fixture_index.retriever("hybrid").search(query, top_k=10)
+    sims = reranker.similarities(query, hits)
+    model = reranker.features.model_scores(query, hits)
+    expected = _z([h.scores["fused"] for h in hits]) + 0.5 * _z(sims) + 0.5 * _z(model)
+    best: dict[str, float] = {}
+    for h, e in zip(hits, expected, strict=True):
+        best[h.doc_id] = max(float(e), best.get(h.doc_id, float(e)))
+    out = reranker.rerank(query, hits)
+    assert sorted(h.chunk_id for h in out) == sorted(h.chunk_id for h in hits)
+    for h in out:
+        assert h.scores["rerank"] == pytest.approx(best[h.doc_id], abs=1e-9)
+    assert [h.scores["rerank"] for h in out] == sorted((h.scores["rerank"] for h in out), reverse=True)
+    # no feature model: its weight is ignored
+    assert SentenceReranker.for_index(fixture_index, feature_weight=0.0).features is None
+
+
 def test_feature_model_json_round_trip(tmp_path: Path) -> None:
     model = FeatureModel.load()
     data = model.to_json()
