@@ -199,10 +199,13 @@ def test_real_pipeline(beir_tiny: Path, tmp_path: Path, monkeypatch: pytest.Monk
 def test_sentence_rerank_probe_on_the_real_pipeline(
     beir_tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The probe's w = 0 row is the hybrid order: its MRR@10 equals what ``policyqa eval`` reports."""
-    from policyqa.eval.probe_sentence_rerank import WEIGHTS
+    """The probe's (0, 0) row is the hybrid order: its MRR@10 equals the hybrid candidates' own."""
+    from policyqa.eval.datasets import load_benchmark
+    from policyqa.eval.probe_sentence_rerank import FEATURE_WEIGHTS, SENTENCE_WEIGHTS
     from policyqa.eval.probe_sentence_rerank import main as probe
-    from policyqa.retriever.train_rerank import in_split
+    from policyqa.eval.runner import prepare_index
+    from policyqa.retriever.train_rerank import collect_candidates, doc_metrics, in_split
+    from policyqa.settings import get_settings
     from tests.helpers import HashingEncoder
 
     encoder = HashingEncoder()
@@ -211,14 +214,25 @@ def test_sentence_rerank_probe_on_the_real_pipeline(
     report = tmp_path / "probe.md"
     assert probe([str(beir_tiny), "--json", str(out), "--report", str(report)]) == 0
     data = json.loads(out.read_text(encoding="utf-8"))
-    assert data["sentences"] > 0 and data["candidate_chunks"] > 0
-    from policyqa.eval.datasets import load_benchmark
-
-    queries = list(load_benchmark(beir_tiny).queries)
-    for split in ("train", "test"):
-        part = data["splits"][split]
-        assert part["questions"] == sum(in_split(q, split) for q in queries)
-        assert set(part["by_weight"]) == {str(w) for w in WEIGHTS}
-        for row in part["by_weight"].values():
-            assert 0.0 <= row["recall@1"] <= row["mrr@10"] <= 1.0 or part["questions"] == 0
-    assert "| w |" in report.read_text(encoding="utf-8")
+    bench = load_benchmark(beir_tiny)
+    assert len(data["grid"]) == len(SENTENCE_WEIGHTS) * len(FEATURE_WEIGHTS)
+    best = data["best_on_train"]
+    assert any(
+        e["sentence_weight"] == best["sentence_weight"] and e["feature_weight"] == best["feature_weight"]
+        for e in data["grid"]
+    )
+    hybrid = next(e for e in data["grid"] if e["sentence_weight"] == 0 and e["feature_weight"] == 0)
+    gold = {q: {d for d, g in v.items() if g > 0} for q, v in bench.qrels.items()}
+    prepared = prepare_index(bench, get_settings(), None, show_progress=False)
+    try:
+        for split in ("train", "test"):
+            queries = {q: t for q, t in bench.queries.items() if in_split(q, split)}
+            assert hybrid[split]["questions"] == len(queries)
+            groups = collect_candidates(prepared.index, queries, gold, window=20)
+            if queries:
+                assert hybrid[split]["mrr@10"] == pytest.approx(doc_metrics(groups)["mrr@10"], abs=1e-4)
+            for e in data["grid"]:
+                assert 0.0 <= e[split]["recall@1"] <= e[split]["mrr@10"] <= 1.0 or not queries
+    finally:
+        prepared.index.close()
+    assert "| w_s | w_f |" in report.read_text(encoding="utf-8")
