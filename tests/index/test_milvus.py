@@ -508,3 +508,27 @@ def test_server_uri_with_token(tmp_path: Path) -> None:
     finally:
         server.stop(grace=0)
         db.close()
+
+
+def test_build_embeds_the_sentence_reranker_vectors(tmp_path: Path) -> None:
+    """Like the embedded index, a Milvus build puts every chunk's sentence vectors in the cache."""
+    from policyqa.retriever.rerank import SentenceReranker
+
+    s = _settings(tmp_path)
+    enc = HashingEncoder()
+    try:
+        mi = MilvusIndex(s, index_dir=s.index_dir, encoder=enc)
+        mi.build(fixture_documents())
+    except MilvusBackendError as exc:  # pragma: no cover - platform dependent
+        pytest.skip(f"Milvus Lite cannot start on this platform: {exc}")
+    try:
+        query = "市南区一季度计划落地多少个重点项目？"
+        hits = mi.retriever("hybrid").search(query, top_k=10)
+        reranker = SentenceReranker.for_index(mi)
+        reranker.warm_up()
+        before = enc.texts_encoded
+        out = reranker.rerank(query, hits, top_k=5)
+        assert enc.texts_encoded - before == 1  # the query; every sentence came from the cache
+        assert out and all("sentence" in h.scores for h in out)
+    finally:
+        mi.close()
