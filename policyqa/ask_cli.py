@@ -78,6 +78,9 @@ def _breakdown(hit: Any) -> str:
         score = hit.scores.get(stage)
         if rank is None and score is None:
             continue
+        if stage == "sentence":  # a similarity, not a ranking of its own
+            parts.append(f"best sentence {score:.4g}")
+            continue
         r = f"#{rank}" if rank is not None else "#–"
         s = f" ({score:.4g})" if score is not None else ""
         parts.append(f"{stage} {r}{s}")

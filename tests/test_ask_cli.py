@@ -41,7 +41,7 @@ def test_ask_text_output(built: Settings, capsys: pytest.CaptureFixture[str]) ->
     out = capsys.readouterr().out
     assert "28个" in out
     assert "[1]" in out and "confidence" in out
-    assert "rerank #1" in out and "fused #" in out
+    assert "rerank #1" in out and "fused #" in out and "best sentence 0." in out
 
 
 def test_ask_json_output(built: Settings, capsys: pytest.CaptureFixture[str]) -> None:
