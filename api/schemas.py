@@ -187,7 +187,8 @@ class HitOut(BaseModel):
     region: str | None = Field(description="Region the document belongs to, if known.")
     source: str | None = Field(description="Where the document came from (file name or URL).")
     scores: dict[str, float] = Field(
-        description="Score of every stage that saw the passage: bm25, dense, fused, rerank."
+        description="Score of every stage that saw the passage: bm25, dense, fused, rerank; with "
+        "the default reranker also sentence (the best sentence's similarity to the question)."
     )
     ranks: dict[str, int] = Field(description="1-based rank the passage had in each stage.")
 
