@@ -35,6 +35,7 @@ import json
 import logging
 import math
 import re
+import sqlite3
 import threading
 import warnings
 from collections.abc import Sequence
@@ -405,7 +406,15 @@ class SentenceReranker:
             return np.zeros((0, int(self.encoder.dim)), dtype=np.float32)
         if self.cache_dir is None:
             return np.asarray(self.encoder.encode_passages(list(sentences)), dtype=np.float32)
-        cache = EmbeddingCache(self.cache_dir, str(self.encoder.model_id))
+        try:
+            cache = EmbeddingCache(self.cache_dir, str(self.encoder.model_id))
+        except (OSError, sqlite3.Error) as exc:
+            # an unwritable or broken cache must not break answering: embed without it
+            logger.warning(
+                "embedding cache %s unusable (%s): sentences embedded without it", self.cache_dir, exc
+            )
+            self.cache_dir = None
+            return np.asarray(self.encoder.encode_passages(list(sentences)), dtype=np.float32)
         try:
             vecs, embedded = embed_with_cache(self.encoder, list(sentences), cache, batch_size=64)
         finally:

@@ -175,6 +175,20 @@ def test_sentence_reranker_weight_zero_keeps_the_order_and_groups_documents(tmp_
         SentenceReranker(None)
 
 
+def test_sentence_reranker_survives_an_unusable_cache(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x", encoding="utf-8")  # the cache directory cannot be created under a file
+    enc = HashingEncoder()
+    hits = [_doc_hit(1, "第一段文字内容。", 2.0), _doc_hit(2, "一季度落地重点项目28个。", 1.0)]
+    r = SentenceReranker(enc, blocker / "cache", weight=2.0)
+    with caplog.at_level("WARNING", logger="policyqa.retriever.rerank"):
+        out = r.rerank("一季度落地重点项目多少个", hits)
+    assert r.cache_dir is None and [h.chunk_id for h in out] == ["c2", "c1"]
+    assert any("embedding cache" in rec.getMessage() for rec in caplog.records)
+
+
 def test_sentence_vectors_come_from_the_index_build(fixture_index: Index) -> None:
     """The index embedded every chunk's sentences into the cache: reranking embeds the query only."""
     reranker = SentenceReranker.for_index(fixture_index)
