@@ -64,6 +64,7 @@ __all__ = [
     "TermStats",
     "apply_rerank_scores",
     "candidate_features",
+    "document_best",
     "embedding_sentences",
     "export_cross_encoder_onnx",
     "split_sentences",
@@ -116,6 +117,18 @@ def apply_rerank_scores(
         r[stage] = new_rank
         out.append(replace(h, score=float(scores[i]), rank=new_rank, scores=s, ranks=r))
     return out
+
+
+def document_best(hits: Sequence[Hit], scores: Sequence[float]) -> list[float]:
+    """Each hit's score replaced by the best score of its document's hits.
+
+    Sorting by the result ranks documents by their best chunk; the chunks of one document tie,
+    and :func:`apply_rerank_scores` keeps ties in the retriever's order.
+    """
+    best: dict[str, float] = {}
+    for h, sc in zip(hits, scores, strict=True):
+        best[h.doc_id] = max(float(sc), best.get(h.doc_id, float(sc)))
+    return [best[h.doc_id] for h in hits]
 
 
 def _check_top_k(top_k: int | None) -> int | None:
@@ -454,10 +467,7 @@ class SentenceReranker:
             total = total + self.feature_weight * _zscores(self.features.model_scores(query, hits))
         scores = total.tolist()
         if self.group_by_document:
-            best: dict[str, float] = {}
-            for h, sc in zip(hits, scores, strict=True):
-                best[h.doc_id] = max(sc, best.get(h.doc_id, sc))
-            scores = [best[h.doc_id] for h in hits]
+            scores = document_best(hits, scores)
         marked = [replace(h, scores={**h.scores, "sentence": sim}) for h, sim in zip(hits, sims, strict=True)]
         return apply_rerank_scores(marked, scores, top_k)
 
@@ -665,11 +675,7 @@ class FeatureReranker:
             return []
         scores = self.model_scores(query, hits)
         if self.group_by_document:
-            best: dict[str, float] = {}
-            for h, sc in zip(hits, scores, strict=True):
-                best[h.doc_id] = max(sc, best.get(h.doc_id, sc))
-            # ties (chunks of one document) keep the retriever's order
-            scores = [best[h.doc_id] for h in hits]
+            scores = document_best(hits, scores)
         return apply_rerank_scores(hits, scores, top_k)
 
 

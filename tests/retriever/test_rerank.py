@@ -109,20 +109,6 @@ def test_embedding_sentences() -> None:
     assert embedding_sentences("   ") == []
 
 
-def _doc_hit(i: int, text: str, fused: float) -> Hit:
-    return Hit(
-        chunk_id=f"c{i}",
-        doc_id=f"d{i}",
-        score=fused,
-        rank=i,
-        text=text,
-        start=0,
-        end=len(text),
-        scores={"fused": fused},
-        ranks={"fused": i},
-    )
-
-
 def _z(x: list[float]) -> np.ndarray:
     a = np.asarray(x, dtype=np.float64)
     return (a - a.mean()) / a.std()
@@ -132,9 +118,9 @@ def test_sentence_reranker_scores_exactly(tmp_path: Path) -> None:
     enc = HashingEncoder()
     query = "一季度落地重点项目多少个"
     hits = [
-        _doc_hit(1, "招商引资工作会议召开。会议强调优化营商环境，重点项目建设要提速。", 3.0),
-        _doc_hit(2, "全区经济运行平稳。力争一季度落地重点项目28个。其余内容从略。", 2.0),
-        _doc_hit(3, "市民服务中心开放时间调整。", 1.0),
+        _hit(1, text="招商引资工作会议召开。会议强调优化营商环境，重点项目建设要提速。", score=3.0),
+        _hit(2, text="全区经济运行平稳。力争一季度落地重点项目28个。其余内容从略。", score=2.0),
+        _hit(3, text="市民服务中心开放时间调整。", score=1.0),
     ]
     r = SentenceReranker(enc, tmp_path / "cache", weight=2.0)
     assert isinstance(r, Reranker)
@@ -161,9 +147,9 @@ def test_sentence_reranker_scores_exactly(tmp_path: Path) -> None:
 def test_sentence_reranker_weight_zero_keeps_the_order_and_groups_documents(tmp_path: Path) -> None:
     enc = HashingEncoder()
     hits = [
-        _doc_hit(1, "第一段文字内容。", 3.0),
-        _doc_hit(2, "第二段文字内容。", 2.0),
-        _doc_hit(3, "第三段。", 1.0),
+        _hit(1, text="第一段文字内容。", score=3.0),
+        _hit(2, text="第二段文字内容。", score=2.0),
+        _hit(3, text="第三段。", score=1.0),
     ]
     hits[2] = replace(hits[2], doc_id="d1")
     out = SentenceReranker(enc, None, weight=0.0).rerank("问题", hits)
@@ -181,7 +167,7 @@ def test_sentence_reranker_survives_an_unusable_cache(
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x", encoding="utf-8")  # the cache directory cannot be created under a file
     enc = HashingEncoder()
-    hits = [_doc_hit(1, "第一段文字内容。", 2.0), _doc_hit(2, "一季度落地重点项目28个。", 1.0)]
+    hits = [_hit(1, text="第一段文字内容。", score=2.0), _hit(2, text="一季度落地重点项目28个。", score=1.0)]
     r = SentenceReranker(enc, blocker / "cache", weight=2.0)
     with caplog.at_level("WARNING", logger="policyqa.retriever.rerank"):
         out = r.rerank("一季度落地重点项目多少个", hits)
