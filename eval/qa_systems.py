@@ -2,7 +2,7 @@
 
 ``rerank``
     The hybrid retriever's top ``settings.rerank_candidates`` re-ordered by the reranker named by
-    ``settings.reranker`` (default: the embedded feature model); the rest of the hybrid list
+    ``settings.reranker`` (default: the sentence reranker); the rest of the hybrid list
     follows unchanged, so recall@100 is the hybrid's and only the head of the ranking moves.
 ``answer``
     :func:`policyqa.qa.ask`: reranked passages → the answer (sentence, or the date / amount /
@@ -48,7 +48,7 @@ register_system(
     "rerank",
     "retrieval",
     rerank_factory,
-    "hybrid top candidates re-ranked (settings.reranker: features | cross-encoder | none)",
+    "hybrid top candidates re-ranked (settings.reranker: sentence | features | cross-encoder | none)",
     replace=True,
 )
 register_system(
