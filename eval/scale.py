@@ -342,8 +342,10 @@ class ScaleConfig:
 
 
 def _settings_from(spec: dict[str, Any]) -> Settings:
-    # the benchmark measures the embedded indexes, whatever POLICYQA_BACKEND says
-    return Settings(**{**spec["settings"], "backend": "embedded"})
+    # the benchmark measures the embedded indexes, whatever POLICYQA_BACKEND says; the rerank
+    # stage's sentence vectors are left out (sampled vectors of sentences would mean nothing,
+    # and the searches measured here do not rerank)
+    return Settings(**{**spec["settings"], "backend": "embedded", "index_sentence_vectors": False})
 
 
 def _encoder_for(spec: dict[str, Any], settings: Settings, base: Sequence[Document]) -> SampledEncoder:

@@ -152,9 +152,12 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     where = str(settings.index_dir)
     if manifest.get("backend") == "milvus":
         where = f"milvus {manifest['uri']} collection {manifest['collection']}"
+    sentences = ""
+    if "sentences" in change:
+        sentences = f", {change['sentences']} sentence vectors ({change['sentences_embedded']} embedded)"
     print(
         f"index {where}: {counts['documents']} documents, {counts['chunks']} chunks "
-        f"({change['embedded']} embedded, {change['embedding_cache_hits']} from cache) "
+        f"({change['embedded']} embedded, {change['embedding_cache_hits']} from cache){sentences} "
         f"in {time.perf_counter() - t0:.1f}s"
     )
     return EXIT_OK
