@@ -175,8 +175,9 @@ class Settings(BaseSettings):
     index_sentence_vectors: bool = Field(
         True,
         description="With the 'sentence' reranker: embed every chunk's sentences at index time "
-        "(into the embedding cache), so reranking only reads them. Off: indexing is faster and a "
-        "sentence is embedded the first time its chunk is reranked, then cached.",
+        "(into the embedding cache), so reranking only reads them (20 candidates: ~14 ms). Off: "
+        "indexing is faster, and a sentence is embedded the first time its chunk is reranked, "
+        "then cached (20 uncached candidates: ~0.5 s on 2 CPU cores).",
     )
     rerank_model: str | None = Field(
         None,
