@@ -304,7 +304,8 @@ SENTENCE_MAX_CHARS = 120
 MIN_SENTENCE_CHARS = 4
 #: Weights of the best sentence's similarity and of the feature model's score against the
 #: retriever's score (all z-scored over the candidates). Chosen together on the ncpqa-dev train
-#: half (a grid of 0…1.5; see ``eval/results/README.md``), scored on the test half.
+#: half from a grid of 0…1 (``python -m policyqa.eval.probe_sentence_rerank``, table in
+#: ``eval/results/probe-sentence-rerank-ncpqa.md``) and scored on the test half.
 DEFAULT_SENTENCE_WEIGHT = 0.5
 DEFAULT_FEATURE_WEIGHT = 0.5
 
