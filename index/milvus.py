@@ -326,7 +326,7 @@ class MilvusIndex:
         return version.lower().startswith("milvus_lite")
 
     def _schemas(self) -> tuple[Any, Any]:
-        from pymilvus import DataType, Function, FunctionType, MilvusClient
+        from pymilvus import DataType, MilvusClient
 
         analyzer = analyzer_params(self.tokenizer)
         config = json.dumps(self._config(), sort_keys=True)
@@ -350,26 +350,11 @@ class MilvusIndex:
         ):
             chunks.add_field(name, DataType.VARCHAR, max_length=_LIMITS[name])
         chunks.add_field("date_int", DataType.INT64)
-        chunks.add_field(
-            "bm25_text",
-            DataType.VARCHAR,
-            max_length=_VARCHAR_MAX,
-            enable_analyzer=True,
-            analyzer_params=analyzer,
-        )
-        chunks.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        self._add_bm25_field(chunks, "bm25_text", "sparse", analyzer, "chunk_bm25")
         chunks.add_field("dense", DataType.FLOAT_VECTOR, dim=self.encoder.dim)
-        chunks.add_function(
-            Function(
-                name="chunk_bm25",
-                function_type=FunctionType.BM25,
-                input_field_names=["bm25_text"],
-                output_field_names=["sparse"],
-            )
-        )
         bigrams = bigram_analyzer_params(self._server_is_lite()) if self.bigrams else None
         if bigrams is not None:
-            self._add_bigram_field(chunks, bigrams, "chunk_bigram_bm25")
+            self._add_bm25_field(chunks, "bigram_text", "bigram_sparse", bigrams, "chunk_bigram_bm25")
         docs = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=config)
         docs.add_field("part_id", DataType.VARCHAR, is_primary=True, max_length=_LIMITS["part_id"])
         docs.add_field("doc_id", DataType.VARCHAR, max_length=_LIMITS["doc_id"])
@@ -381,44 +366,32 @@ class MilvusIndex:
         docs.add_field("date_int", DataType.INT64)
         docs.add_field("extra", DataType.JSON)
         docs.add_field("text", DataType.VARCHAR, max_length=_VARCHAR_MAX)
-        docs.add_field(
-            "bm25_text",
-            DataType.VARCHAR,
-            max_length=_VARCHAR_MAX,
-            enable_analyzer=True,
-            analyzer_params=analyzer,
-        )
-        docs.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-        docs.add_function(
-            Function(
-                name="doc_bm25",
-                function_type=FunctionType.BM25,
-                input_field_names=["bm25_text"],
-                output_field_names=["sparse"],
-            )
-        )
+        self._add_bm25_field(docs, "bm25_text", "sparse", analyzer, "doc_bm25")
         if bigrams is not None:
-            self._add_bigram_field(docs, bigrams, "doc_bigram_bm25")
+            self._add_bm25_field(docs, "bigram_text", "bigram_sparse", bigrams, "doc_bigram_bm25")
         return chunks, docs
 
     @staticmethod
-    def _add_bigram_field(schema: Any, analyzer: dict[str, Any], function: str) -> None:
+    def _add_bm25_field(
+        schema: Any, text_field: str, sparse_field: str, analyzer: dict[str, Any], function: str
+    ) -> None:
+        """An analysed text field, its sparse vector field and the BM25 function between them."""
         from pymilvus import DataType, Function, FunctionType
 
         schema.add_field(
-            "bigram_text",
+            text_field,
             DataType.VARCHAR,
             max_length=_VARCHAR_MAX,
             enable_analyzer=True,
             analyzer_params=analyzer,
         )
-        schema.add_field("bigram_sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_field(sparse_field, DataType.SPARSE_FLOAT_VECTOR)
         schema.add_function(
             Function(
                 name=function,
                 function_type=FunctionType.BM25,
-                input_field_names=["bigram_text"],
-                output_field_names=["bigram_sparse"],
+                input_field_names=[text_field],
+                output_field_names=[sparse_field],
             )
         )
 

@@ -67,6 +67,7 @@ __all__ = [
     "document_best",
     "embedding_sentences",
     "export_cross_encoder_onnx",
+    "pieces_between",
     "split_sentences",
 ]
 
@@ -162,27 +163,38 @@ _CJK_OR_WORD = re.compile(r"[\u4e00-\u9fff]|[A-Za-z]+|\d+")
 QUESTION_CHARS = frozenset("什么哪些哪个哪里多少怎么如何何时为何是否有无吗呢的了和与及对在是有")
 
 
+def pieces_between(
+    text: str, ends: re.Pattern[str], lo: int = 0, hi: int | None = None
+) -> list[tuple[int, int]]:
+    """Spans of ``text[lo:hi]`` (offsets into ``text``) cut after every match of ``ends`` (the
+    match stays with the piece before it), whitespace trimmed, empty pieces dropped."""
+    hi = len(text) if hi is None else hi
+    raw: list[tuple[int, int]] = []
+    pos = lo
+    for m in ends.finditer(text, lo, hi):
+        raw.append((pos, m.end()))
+        pos = m.end()
+    if pos < hi:
+        raw.append((pos, hi))
+    out: list[tuple[int, int]] = []
+    for s, e in raw:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s:
+            out.append((s, e))
+    return out
+
+
 def split_sentences(text: str, max_chars: int = 160) -> list[tuple[int, int]]:
     """Sentence spans ``(start, end)`` of ``text``, whitespace trimmed, end punctuation kept.
 
     Splits after 。！？；!?; and at line breaks or runs of spaces; a sentence longer than
     ``max_chars`` is further cut after ，、：, so that no span is much longer than that.
     """
-    spans: list[tuple[int, int]] = []
-    pos = 0
-    for m in _SENT_END.finditer(text):
-        spans.append((pos, m.end()))
-        pos = m.end()
-    if pos < len(text):
-        spans.append((pos, len(text)))
     out: list[tuple[int, int]] = []
-    for s, e in spans:
-        while s < e and text[s].isspace():
-            s += 1
-        while e > s and text[e - 1].isspace():
-            e -= 1
-        if e <= s:
-            continue
+    for s, e in pieces_between(text, _SENT_END):
         if e - s <= max_chars:
             out.append((s, e))
             continue
@@ -445,17 +457,14 @@ class SentenceReranker:
             for s in embedding_sentences(h.text):
                 owner.append(i)
                 sentences.append(s)
-        best = [0.0] * len(hits)
         if not sentences:
-            return best
+            return [0.0] * len(hits)
         qvec = np.asarray(self.encoder.encode_queries([query]), dtype=np.float32)[0]
         sims = self.sentence_vectors(sentences) @ qvec
-        seen = [False] * len(hits)
-        for i, sim in zip(owner, sims.tolist(), strict=True):
-            if not seen[i] or sim > best[i]:
-                best[i] = float(sim)
-                seen[i] = True
-        return best
+        best = np.full(len(hits), -np.inf)
+        np.maximum.at(best, np.asarray(owner), sims.astype(np.float64))
+        out: list[float] = np.where(np.isfinite(best), best, 0.0).tolist()
+        return out
 
     def rerank(self, query: str, hits: Sequence[Hit], top_k: int | None = None) -> list[Hit]:
         _check_top_k(top_k)

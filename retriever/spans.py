@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .base import Hit
-from .rerank import QueryTerms, char_bigrams
+from .rerank import QueryTerms, char_bigrams, pieces_between
 
 __all__ = [
     "EXTEND_CHARS",
@@ -123,23 +123,7 @@ class SpanCandidate:
 def clause_spans(text: str, lo: int = 0, hi: int | None = None) -> list[tuple[int, int]]:
     """Clause spans of ``text[lo:hi]`` (offsets into ``text``), whitespace trimmed, the
     closing punctuation kept."""
-    hi = len(text) if hi is None else hi
-    raw: list[tuple[int, int]] = []
-    pos = lo
-    for m in _CLAUSE_END.finditer(text, lo, hi):
-        raw.append((pos, m.end()))
-        pos = m.end()
-    if pos < hi:
-        raw.append((pos, hi))
-    out: list[tuple[int, int]] = []
-    for s, e in raw:
-        while s < e and text[s].isspace():
-            s += 1
-        while e > s and text[e - 1].isspace():
-            e -= 1
-        if e > s:
-            out.append((s, e))
-    return out
+    return pieces_between(text, _CLAUSE_END, lo, hi)
 
 
 def question_kind(question: str) -> str:
