@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from policyqa.corpus.models import DocMeta, Document
+from policyqa.settings import Settings
 
 DATA = Path(__file__).parent / "data"
 
@@ -58,6 +59,20 @@ class HashingEncoder:
 
     def encode_passages(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         return self._encode(texts)
+
+
+def milvus_settings(root: Path, **extra: object) -> Settings:
+    """Settings of a Milvus-backend test under ``root`` (Milvus Lite beside the index dir, FLAT
+    dense index so searches are exact), with ``extra`` on top."""
+    return Settings(
+        cache_dir=root / "cache",
+        index_dir=root / "index",
+        progress=False,
+        chunk_max_chars=120,
+        backend="milvus",
+        milvus_dense_index="FLAT",
+        **extra,  # type: ignore[arg-type]
+    )
 
 
 def fixture_documents() -> list[Document]:

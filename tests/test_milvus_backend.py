@@ -17,7 +17,7 @@ import pytest
 from policyqa import pipeline
 from policyqa.cli import main
 from policyqa.settings import Settings
-from tests.helpers import HashingEncoder
+from tests.helpers import HashingEncoder, milvus_settings
 
 if importlib.util.find_spec("pymilvus") is None or importlib.util.find_spec("milvus_lite") is None:
     pytest.skip(
@@ -193,17 +193,8 @@ def test_cli_errors_are_one_line(
 
 
 def _settings(root: Path, **extra: object) -> Settings:
-    return Settings(
-        cache_dir=root / "cache",
-        index_dir=root / "index",
-        progress=False,
-        chunk_max_chars=120,
-        api_key=API_KEY,
-        build_demo_if_missing=False,
-        backend="milvus",
-        milvus_dense_index="FLAT",
-        answer_min_confidence=0.0,
-        **extra,  # type: ignore[arg-type]
+    return milvus_settings(
+        root, api_key=API_KEY, build_demo_if_missing=False, answer_min_confidence=0.0, **extra
     )
 
 

@@ -19,7 +19,7 @@ from policyqa.corpus.models import DocMeta, Document
 from policyqa.pipeline import Index, build_index, open_embedded_index
 from policyqa.retriever.base import Filters, Retriever
 from policyqa.settings import Settings
-from tests.helpers import HashingEncoder, fixture_documents, fixture_queries
+from tests.helpers import HashingEncoder, fixture_documents, fixture_queries, milvus_settings
 
 if importlib.util.find_spec("pymilvus") is None or importlib.util.find_spec("milvus_lite") is None:
     pytest.skip(
@@ -44,20 +44,8 @@ from policyqa.retriever.milvus import filter_expression
 MODES = ("bm25", "dense", "hybrid")
 
 
-def _settings(root: Path, **extra: object) -> Settings:
-    return Settings(
-        cache_dir=root / "cache",
-        index_dir=root / "index",
-        progress=False,
-        chunk_max_chars=120,
-        backend="milvus",
-        milvus_dense_index="FLAT",
-        **extra,  # type: ignore[arg-type]
-    )
-
-
 def _pair(root: Path, **extra: object) -> Iterator[tuple[Index, MilvusIndex, Settings]]:
-    s = _settings(root, **extra)
+    s = milvus_settings(root, **extra)
     enc = HashingEncoder()
     docs = fixture_documents()
     # the same settings but the embedded backend (the pipeline follows settings.backend)
@@ -177,7 +165,7 @@ def test_bm25_score_is_words_plus_bigrams(pair: tuple[Index, MilvusIndex, Settin
 
 
 def test_default_uri_is_a_lite_file_beside_the_index(tmp_path: Path) -> None:
-    s = _settings(tmp_path)
+    s = milvus_settings(tmp_path)
     assert milvus_uri(s) == str((tmp_path / "index-milvus.db").resolve())
     assert milvus_uri(s.model_copy(update={"milvus_uri": "http://milvus:19530"})) == "http://milvus:19530"
 
@@ -334,7 +322,7 @@ def test_get_document(pair: tuple[Index, MilvusIndex, Settings]) -> None:
 
 def test_add_replace_delete(tmp_path: Path) -> None:
     # counts the chunks embedded: the reranker's sentence vectors stay off here
-    s = _settings(tmp_path, index_sentence_vectors=False)
+    s = milvus_settings(tmp_path, index_sentence_vectors=False)
     enc = HashingEncoder()
     docs = fixture_documents()
     with MilvusIndex(s, encoder=enc) as mi:
@@ -379,7 +367,7 @@ def test_add_replace_delete(tmp_path: Path) -> None:
 
 
 def test_open_missing_collections_fails_clearly(tmp_path: Path) -> None:
-    s = _settings(tmp_path, milvus_collection="nothing_here")
+    s = milvus_settings(tmp_path, milvus_collection="nothing_here")
     with pytest.raises(MilvusBackendError, match="build them first"):
         open_milvus_index(s, encoder=HashingEncoder())
 
@@ -388,10 +376,10 @@ def test_collections_without_the_bigram_field(tmp_path: Path) -> None:
     """Collections built without bigrams: opened with bigrams they search words only (and warn);
     the benchmark's strict opener refuses them, so its cache rebuilds them."""
     enc = HashingEncoder()
-    words = _settings(tmp_path, char_bigrams=False)
+    words = milvus_settings(tmp_path, char_bigrams=False)
     with MilvusIndex(words, encoder=enc) as mi:
         mi.build(fixture_documents()[:3])
-    s = _settings(tmp_path)
+    s = milvus_settings(tmp_path)
     mi = open_milvus_index(s, encoder=enc)
     try:
         assert not mi.bigrams
@@ -406,7 +394,7 @@ def test_collections_without_the_bigram_field(tmp_path: Path) -> None:
 
 
 def test_open_with_other_dimension_fails(tmp_path: Path) -> None:
-    s = _settings(tmp_path)
+    s = milvus_settings(tmp_path)
     with MilvusIndex(s, encoder=HashingEncoder(64)) as mi:
         mi.build(fixture_documents()[:2])
     with pytest.raises(MilvusBackendError, match="64-dimensional"):
@@ -437,10 +425,10 @@ def test_eval_backend_option_and_cache_keys(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(milvus, "open_for_eval", unreachable)
     monkeypatch.setattr(milvus, "build_for_eval", unreachable)
     with pytest.raises(runner.EvalError, match="cannot connect"):
-        open_(tmp_path / "x", _settings(tmp_path))
+        open_(tmp_path / "x", milvus_settings(tmp_path))
     with pytest.raises(runner.EvalError, match="cannot connect"):
-        build([], tmp_path / "x", _settings(tmp_path))
-    s = _settings(tmp_path)
+        build([], tmp_path / "x", milvus_settings(tmp_path))
+    s = milvus_settings(tmp_path)
     bench = load_benchmark(bench_dir)
     embedded_key = runner.index_cache_key(bench, s.model_copy(update={"backend": "embedded"}))
     milvus_key = runner.index_cache_key(bench, s)
@@ -460,7 +448,7 @@ def test_eval_runs_on_milvus_lite(tmp_path: Path) -> None:
     from policyqa.index import milvus
 
     enc = HashingEncoder()
-    s = _settings(tmp_path)
+    s = milvus_settings(tmp_path)
     bench = load_benchmark(Path(__file__).parents[1] / "eval" / "data" / "beir-tiny")
 
     def builder(
@@ -492,7 +480,7 @@ def test_server_uri_with_token(tmp_path: Path) -> None:
 
     server, db, port = start_server_in_thread(str(tmp_path / "server-data"), host="127.0.0.1", port=0)
     try:
-        s = _settings(tmp_path, milvus_uri=f"http://127.0.0.1:{port}", milvus_token="root:Milvus")
+        s = milvus_settings(tmp_path, milvus_uri=f"http://127.0.0.1:{port}", milvus_token="root:Milvus")
         enc = HashingEncoder()
         with MilvusIndex(s, encoder=enc) as mi:
             assert mi.uri == f"http://127.0.0.1:{port}"
@@ -514,7 +502,7 @@ def test_build_embeds_the_sentence_reranker_vectors(tmp_path: Path) -> None:
     """Like the embedded index, a Milvus build puts every chunk's sentence vectors in the cache."""
     from policyqa.retriever.rerank import SentenceReranker
 
-    s = _settings(tmp_path)
+    s = milvus_settings(tmp_path)
     enc = HashingEncoder()
     try:
         mi = MilvusIndex(s, index_dir=s.index_dir, encoder=enc)
