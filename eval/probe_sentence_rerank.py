@@ -28,6 +28,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from policyqa.eval.metrics import doc_ranking
+from policyqa.retriever.base import Hit
+from policyqa.retriever.rerank import apply_rerank_scores, document_best
+
 __all__ = ["main"]
 
 SENTENCE_WEIGHTS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -41,17 +45,10 @@ def _z(x: Sequence[float]) -> npt.NDArray[np.float64]:
     return out
 
 
-def _doc_rr(hits_docs: Sequence[str], scores: npt.NDArray[np.float64], gold: set[str]) -> tuple[float, float]:
-    """RR@10 and R@1 of documents ranked by their best chunk's score (ties: retriever order)."""
-    best: dict[str, float] = {}
-    for d, s in zip(hits_docs, scores.tolist(), strict=True):
-        best[d] = max(s, best.get(d, s))
-    order = sorted(range(len(hits_docs)), key=lambda i: (-best[hits_docs[i]], i))
-    seen: list[str] = []
-    for i in order:
-        if hits_docs[i] not in seen:
-            seen.append(hits_docs[i])
-    for rank, d in enumerate(seen[:10]):
+def _doc_rr(hits: Sequence[Hit], scores: npt.NDArray[np.float64], gold: set[str]) -> tuple[float, float]:
+    """RR@10 and R@1 of the documents as the reranker orders them (best chunk per document)."""
+    ranking = doc_ranking(apply_rerank_scores(hits, document_best(hits, scores.tolist())))
+    for rank, d in enumerate(ranking[:10]):
         if d in gold:
             return 1.0 / (rank + 1), float(rank == 0)
     return 0.0, 0.0
@@ -77,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = load_benchmark(args.bench)
     prepared = prepare_index(bench, settings, None, show_progress=settings.progress)
     index = prepared.index
-    rows: list[tuple[str, list[str], list[npt.NDArray[np.float64]]]] = []
+    rows: list[tuple[str, list[Hit], list[npt.NDArray[np.float64]]]] = []
     started = time.perf_counter()
     try:
         retriever = index.retriever("hybrid")
@@ -93,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _z(reranker.similarities(text, hits)),
                 _z(reranker.features.model_scores(text, hits)),
             ]
-            rows.append((qid, [h.doc_id for h in hits], parts))
+            rows.append((qid, hits, parts))
     finally:
         index.close()
     score_s = time.perf_counter() - started
@@ -112,8 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             entry: dict[str, Any] = {"sentence_weight": ws, "feature_weight": wf}
             for split in ("train", "test"):
                 rr = [
-                    _doc_rr(docs, p[0] + ws * p[1] + wf * p[2], gold.get(qid, set()))
-                    for qid, docs, p in rows
+                    _doc_rr(hits, p[0] + ws * p[1] + wf * p[2], gold.get(qid, set()))
+                    for qid, hits, p in rows
                     if in_split(qid, split)
                 ]
                 entry[split] = {

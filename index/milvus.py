@@ -596,7 +596,7 @@ class MilvusIndex:
                 self.encoder, texts, cache, batch_size=max(64, self.settings.embed_batch_size)
             )
             stage["embed_s"] = time.perf_counter() - t
-            if self.settings.reranker == "sentence" and self.settings.index_sentence_vectors:
+            if self.settings.embeds_sentence_vectors:
                 # the default reranker reads each chunk's sentence vectors from the cache
                 from policyqa.retriever.rerank import embedding_sentences
 

@@ -260,7 +260,7 @@ def _write_generation(
             stage[key] = 0.0
         # the default reranker's sentence vectors go to the embedding cache (not the index): they
         # are keyed by text, so add/delete/merge need nothing, and a reranker finds them by text
-        embed_sentences = settings.reranker == "sentence" and settings.index_sentence_vectors
+        embed_sentences = settings.embeds_sentence_vectors
         if embed_sentences:
             stage["sentence_embed_s"] = 0.0
         new_parts: list[npt.NDArray[np.float16]] = []

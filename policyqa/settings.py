@@ -285,6 +285,11 @@ class Settings(BaseSettings):
         return self.cache_dir / "models"
 
     @property
+    def embeds_sentence_vectors(self) -> bool:
+        """Whether indexing embeds every chunk's sentences (for the ``sentence`` reranker)."""
+        return self.reranker == "sentence" and self.index_sentence_vectors
+
+    @property
     def embedding_cache_dir(self) -> Path:
         """Where embeddings are cached by (model, text hash)."""
         return self.cache_dir / "embeddings"
