@@ -106,6 +106,11 @@ def make_answerer(settings: Settings, index: Any = None) -> Answerer:
     if settings.answer_reader:
         reader: Answerer = _reader(settings, settings.answer_reader)
         return reader
+    from policyqa.retriever.reader_adapter import BUILTIN_READER
+    from policyqa.retriever.rerank import SentenceReranker
+
+    choice = settings.answer_span_model
+    evidence = choice != "linear" and getattr(index, "encoder", None) is not None
     return SpanSelector(
         getattr(index, "tokenizer", None),
         getattr(index, "bm25", None),
@@ -116,6 +121,11 @@ def make_answerer(settings: Settings, index: Any = None) -> Answerer:
         narrow_reader=_reader(settings, settings.answer_narrow_reader)
         if settings.answer_narrow_reader
         else None,
+        model_path=Path(choice) if choice and choice != "linear" else None,
+        sentences=SentenceReranker(index.encoder, settings.embedding_cache_dir, feature_weight=0.0)
+        if evidence
+        else None,
+        span_reader=_reader(settings, BUILTIN_READER) if evidence else None,
     )
 
 

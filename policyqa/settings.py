@@ -211,6 +211,14 @@ class Settings(BaseSettings):
         "sentence(s) the span selector chose to the answer inside them (reads one passage per "
         "question); None: the selector's own narrowing weights.",
     )
+    answer_span_model: str | None = Field(
+        None,
+        description="The answer span model: None: the shipped boosted model (sentence similarities and "
+        "the builtin reader's logits as features; about 0.2 s more per question on 2 cores) when the "
+        "index embeds with the encoder it was trained with, else the shipped linear model; 'linear': "
+        "the shipped linear model (no reader); or the path of a model JSON written by "
+        "`python -m policyqa.retriever.train_answer`.",
+    )
     answer_narrow: bool = Field(
         True, description="Narrow 何时/多少/哪个部门/哪里 answers to the date, amount, body or place."
     )

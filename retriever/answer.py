@@ -11,6 +11,16 @@ just before it, length, sentence and list structure, question type, passage rank
 listwise on answer F1 and ``contains`` and shipped as ``retriever/data/answer_spans.json``
 (written by ``python -m policyqa.retriever.train_answer``).
 
+By default the span is chosen by a **boosted** model instead
+(``retriever/data/answer_spans_boosted.json``, LightGBM lambdarank written by
+``python -m policyqa.retriever.train_answer --kind boosted``) that also reads the evidence of
+two neural signals over the top passages: each sentence's similarity to the question (the
+sentence vectors the index embedded for the reranker) and the builtin QA reader's start and end
+logits at the span's boundaries. It picks the answer itself; the sentence(s) shown around it are
+those of the span the linear model prefers among the candidates that hold the answer. Without
+a dense encoder, or with an encoder other than the one it was trained with, the linear model
+answers alone.
+
 Confidence is a logistic calibration of the best span's score and its margin over the
 runner-up (fitted with the weights); below ``min_confidence`` the answer is ``no_answer`` and
 the closest passages are still listed as citations.
@@ -36,10 +46,22 @@ import numpy.typing as npt
 
 from .base import Hit
 from .rerank import QueryTerms, TermStats
-from .spans import EXTEND_CHARS, SPAN_FEATURES, SpanCandidate, source_text, span_candidates
+from .spans import (
+    DENSE_SPAN_FEATURES,
+    EXTEND_CHARS,
+    READER_SPAN_FEATURES,
+    SPAN_FEATURES,
+    SpanCandidate,
+    dense_span_features,
+    reader_span_features,
+    source_text,
+    span_candidates,
+)
 
 __all__ = [
+    "BOOSTED_SPAN_MODEL",
     "DEFAULT_SPAN_MODEL",
+    "FEATURE_SETS",
     "Answer",
     "AnswerType",
     "CitationError",
@@ -57,6 +79,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_SPAN_MODEL = "answer_spans.json"
+#: The shipped boosted span model (sentence similarities and reader logits as features), used
+#: when the selector has both and the index's encoder is the one it was trained with.
+BOOSTED_SPAN_MODEL = "answer_spans_boosted.json"
 SNIPPET_CHARS = 160
 
 AnswerType = Literal["sentence", "amount", "date", "organization", "place", "reader", "none"]
@@ -337,16 +362,32 @@ def _noun_phrases(text: str, suffix: re.Pattern[str], parts: frozenset[str]) -> 
     return spans
 
 
+_RANGE_JOIN = re.compile(r"\s*(?:至|到|～|~|—|－|-)\s*")
+
+
+def _with_ranges(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``spans`` plus every range of two consecutive ones (2020年1月1日至2020年6月30日,
+    200万元至300万元): a 至/到/~ between them and nothing else."""
+    ranges = [
+        (a, d) for (a, b), (c, d) in zip(spans, spans[1:], strict=False) if _RANGE_JOIN.fullmatch(text, b, c)
+    ]
+    return spans + ranges
+
+
 def find_typed_spans(text: str, kind: AnswerType) -> list[tuple[int, int]]:
-    """Spans of ``text`` that are a date, an amount, an organisation or a place."""
+    """Spans of ``text`` that are a date, an amount (either also as a range of two), an
+    organisation or a place."""
     if kind == "amount":
-        return [
-            (m.start(), m.end())
-            for m in _AMOUNT.finditer(text)
-            if any(ch.isdigit() or ch in _CN_NUM for ch in m.group())
-        ]
+        return _with_ranges(
+            text,
+            [
+                (m.start(), m.end())
+                for m in _AMOUNT.finditer(text)
+                if any(ch.isdigit() or ch in _CN_NUM for ch in m.group())
+            ],
+        )
     if kind == "date":
-        return [(m.start(), m.end()) for m in _DATE.finditer(text) if len(m.group()) >= 2]
+        return _with_ranges(text, [(m.start(), m.end()) for m in _DATE.finditer(text) if len(m.group()) >= 2])
     if kind == "organization":
         return _noun_phrases(text, _ORG_SUFFIX, _ORG_PARTS)
     if kind == "place":
@@ -358,14 +399,31 @@ def find_typed_spans(text: str, kind: AnswerType) -> list[tuple[int, int]]:
 # span scoring
 
 
+#: The feature sets a span model may use, in column order: the span's own features, then
+#: (a boosted model) sentence similarity and reader logits.
+FEATURE_SETS: tuple[tuple[str, ...], ...] = (
+    SPAN_FEATURES,
+    SPAN_FEATURES + DENSE_SPAN_FEATURES,
+    SPAN_FEATURES + READER_SPAN_FEATURES,
+    SPAN_FEATURES + DENSE_SPAN_FEATURES + READER_SPAN_FEATURES,
+)
+
+
 @dataclass(slots=True)
 class SpanModel:
-    """Linear span scorer over :data:`~policyqa.retriever.spans.SPAN_FEATURES` plus the
-    logistic confidence calibration of the best span's score and its margin.
+    """Span scorer plus the logistic confidence calibration of the best span's score and its
+    margin over the runner-up.
 
-    ``weights`` pick the span whose sentence(s) hold the answer (fitted to F1 + contains, which
-    favours complete clauses); the optional ``narrow_weights`` (same features, fitted to F1
-    alone) then pick the answer itself among the candidates inside those sentence(s).
+    Two kinds:
+
+    - ``span-linear``: ``weights`` over standardised :data:`~policyqa.retriever.spans.SPAN_FEATURES`
+      pick the span whose sentence(s) hold the answer (fitted to F1 + contains, which favours
+      complete clauses); the optional ``narrow_weights`` (same features, fitted to F1 alone)
+      then pick the answer itself among the candidates inside those sentence(s).
+    - ``span-boosted``: a LightGBM lambdarank ``booster`` over ``features`` (the span features
+      plus, by its training, sentence similarities and reader logits, see :data:`FEATURE_SETS`)
+      picks the answer span directly. ``info["dense_model"]`` names the encoder whose sentence
+      similarities it was trained on.
     """
 
     weights: npt.NDArray[np.float64]
@@ -375,8 +433,24 @@ class SpanModel:
     min_confidence: float
     info: dict[str, Any] = field(default_factory=dict)
     narrow_weights: npt.NDArray[np.float64] | None = None
+    booster: Any = None
+    features: tuple[str, ...] = SPAN_FEATURES
+
+    @property
+    def kind(self) -> str:
+        return "span-boosted" if self.booster is not None else "span-linear"
+
+    @property
+    def uses_sentences(self) -> bool:
+        return DENSE_SPAN_FEATURES[0] in self.features
+
+    @property
+    def uses_reader(self) -> bool:
+        return READER_SPAN_FEATURES[0] in self.features
 
     def score(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        if self.booster is not None:
+            return np.asarray(self.booster.predict(x, num_threads=1), dtype=np.float64)
         out: npt.NDArray[np.float64] = ((x - self.mean) / self.std) @ self.weights
         return out
 
@@ -393,6 +467,19 @@ class SpanModel:
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
     def to_json(self) -> dict[str, Any]:
+        common = {
+            "calibration": [round(float(v), 6) for v in self.calib],
+            "min_confidence": round(self.min_confidence, 4),
+        }
+        if self.booster is not None:
+            return {
+                "format": 1,
+                "kind": "span-boosted",
+                "features": list(self.features),
+                "booster": self.booster.model_to_string(),
+                **common,
+                "info": self.info,
+            }
         return {
             "format": 1,
             "kind": "span-linear",
@@ -400,8 +487,7 @@ class SpanModel:
             "weights": [round(float(w), 6) for w in self.weights],
             "mean": [round(float(m), 6) for m in self.mean],
             "std": [round(float(s), 6) for s in self.std],
-            "calibration": [round(float(v), 6) for v in self.calib],
-            "min_confidence": round(self.min_confidence, 4),
+            **common,
             **(
                 {"narrow_weights": [round(float(w), 6) for w in self.narrow_weights]}
                 if self.narrow_weights is not None
@@ -412,20 +498,37 @@ class SpanModel:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SpanModel:
-        if (
-            data.get("format") != 1
-            or data.get("kind") != "span-linear"
-            or tuple(data.get("features") or ()) != SPAN_FEATURES
-        ):
-            raise ValueError("not a policyqa answer span model (format 1, span-linear, current features)")
+        kind = data.get("kind")
+        features = tuple(data.get("features") or ())
+        calib = [float(v) for v in data.get("calibration") or ()]
+        if len(calib) != 3:
+            raise ValueError("answer span model: calibration needs three numbers")
+        if data.get("format") == 1 and kind == "span-boosted" and features in FEATURE_SETS:
+            import lightgbm
+
+            booster = lightgbm.Booster(model_str=str(data["booster"]))
+            if booster.num_feature() != len(features):
+                raise ValueError("answer span model: the booster's inputs must match its features")
+            empty = np.zeros(0, dtype=np.float64)
+            return cls(
+                weights=empty,
+                mean=empty,
+                std=empty,
+                calib=(calib[0], calib[1], calib[2]),
+                min_confidence=float(data.get("min_confidence", 0.0)),
+                info=dict(data.get("info") or {}),
+                booster=booster,
+                features=features,
+            )
+        if data.get("format") != 1 or kind != "span-linear" or features != SPAN_FEATURES:
+            raise ValueError(
+                "not a policyqa answer span model (format 1, span-linear or span-boosted, current features)"
+            )
         w = np.asarray(data["weights"], dtype=np.float64)
         mean = np.asarray(data["mean"], dtype=np.float64)
         std = np.asarray(data["std"], dtype=np.float64)
         if not (w.size == mean.size == std.size == len(SPAN_FEATURES)):
             raise ValueError("answer span model: weights, mean and std must match the features")
-        calib = [float(v) for v in data["calibration"]]
-        if len(calib) != 3:
-            raise ValueError("answer span model: calibration needs three numbers")
         narrow = data.get("narrow_weights")
         narrow_w = None if narrow is None else np.asarray(narrow, dtype=np.float64)
         if narrow_w is not None and narrow_w.size != len(SPAN_FEATURES):
@@ -441,11 +544,10 @@ class SpanModel:
         )
 
     @classmethod
-    def load(cls, path: Path | None = None) -> SpanModel:
+    def load(cls, path: Path | None = None, *, name: str = DEFAULT_SPAN_MODEL) -> SpanModel:
+        """The model in ``path``, else the shipped model ``name``."""
         if path is None:
-            text = (resources.files("policyqa.retriever") / "data" / DEFAULT_SPAN_MODEL).read_text(
-                encoding="utf-8"
-            )
+            text = (resources.files("policyqa.retriever") / "data" / name).read_text(encoding="utf-8")
         else:
             text = Path(path).read_text(encoding="utf-8")
         return cls.from_json(json.loads(text))
@@ -490,7 +592,9 @@ class SpanSelector:
     :param bm25_index: the index's BM25 index (term IDFs).
     :param documents: the index's chunk store (``get_document(doc_id).text``), so that a span
         may run past the end of its passage; None keeps every span inside its passage.
-    :param model_path: span model JSON; None: the shipped one.
+    :param model_path: span model JSON; None: the shipped boosted model when ``sentences`` and
+        ``span_reader`` are given and ``sentences`` embeds with the encoder that model was
+        trained with (:data:`BOOSTED_SPAN_MODEL`), else the shipped linear one.
     :param passages: how many of the top passages are searched for the answer.
     :param min_confidence: below it the answer is "no answer"; None: the model's tuned value.
     :param narrow: allow typed answers (the date, amount, body or place inside a clause); False
@@ -500,6 +604,11 @@ class SpanSelector:
     :param narrow_reader: a QA reader (:class:`~policyqa.retriever.reader.TransformersReader`)
         that, when set, narrows the chosen sentence(s) to the answer instead of the narrowing
         weights: it reads the chosen passage only and keeps its best span inside them.
+    :param sentences: the sentence similarities of a boosted model
+        (:meth:`~policyqa.retriever.rerank.SentenceReranker.sentence_similarities`, and its
+        ``encoder.model_id``).
+    :param span_reader: the QA reader whose per-character logits a boosted model reads
+        (:meth:`~policyqa.retriever.reader.TransformersReader.char_logits`).
     """
 
     def __init__(
@@ -514,6 +623,8 @@ class SpanSelector:
         narrow: bool = True,
         extend_chars: int = EXTEND_CHARS,
         narrow_reader: Any = None,
+        sentences: Any = None,
+        span_reader: Any = None,
     ) -> None:
         if passages < 1:
             raise ValueError(f"passages must be at least 1, got {passages}")
@@ -528,11 +639,51 @@ class SpanSelector:
         self.narrow = narrow
         self.extend_chars = max(0, extend_chars)
         self.narrow_reader = narrow_reader
+        self.sentences = sentences
+        self.span_reader = span_reader
         self._model: SpanModel | None = None
+        #: with a boosted model: the linear model that picks the sentence(s) shown around the answer
+        self._context: SpanModel | None = None
+
+    def _load_model(self) -> SpanModel:
+        if self.model_path is not None:
+            model = SpanModel.load(self.model_path)
+            if model.uses_sentences and self.sentences is None:
+                raise ValueError(
+                    f"span model {self.model_path} reads sentence similarities: the selector needs "
+                    "the index's sentence scorer (an index with a dense encoder)"
+                )
+            if model.uses_reader and self.span_reader is None:
+                raise ValueError(f"span model {self.model_path} reads reader logits: give it a span reader")
+            return model
+        if self.sentences is None or self.span_reader is None:
+            return SpanModel.load()
+        try:
+            boosted = SpanModel.load(name=BOOSTED_SPAN_MODEL)
+        except FileNotFoundError:
+            logger.warning("answer spans: %s is not installed, using the linear model", BOOSTED_SPAN_MODEL)
+            return SpanModel.load()
+        wanted = boosted.info.get("dense_model")
+        have = str(getattr(getattr(self.sentences, "encoder", None), "model_id", ""))
+        # the model part of ``<model>@<backend>…``: int8 ONNX and fp32 torch agree closely
+        if wanted and have.split("@")[0] != str(wanted).split("@")[0]:
+            logger.info(
+                "answer spans: the linear model (the boosted one was trained on %s sentence "
+                "similarities, this index embeds with %s)",
+                wanted,
+                have,
+            )
+            return SpanModel.load()
+        return boosted
 
     def warm_up(self) -> None:
         if self._model is None:
-            self._model = SpanModel.load(self.model_path)
+            self._model = self._load_model()
+            self._context = SpanModel.load() if self._model.booster is not None else None
+            if self._model.uses_sentences and self.sentences is not None:
+                self.sentences.warm_up()
+            if self._model.uses_reader and self.span_reader is not None:
+                self.span_reader.warm_up()
         if self.narrow_reader is not None:
             self.narrow_reader.warm_up()
         self.stats.idf("")
@@ -565,9 +716,10 @@ class SpanSelector:
         return text_of
 
     def candidates(
-        self, question: str, hits: Sequence[Hit]
+        self, question: str, hits: Sequence[Hit], feature_set: tuple[str, ...] | None = None
     ) -> tuple[list[SpanCandidate], npt.NDArray[np.float64], Callable[[Hit], str]]:
-        """Every candidate span of the top passages, its feature row, and the document texts."""
+        """Every candidate span of the top passages, its feature row (the columns of
+        ``feature_set``, one of :data:`FEATURE_SETS`; None: the model's), and the document texts."""
         qt = QueryTerms.of(question, self.tokenizer, self.stats)
         top = list(hits)[: self.passages]
         text_of = self._text_getter()
@@ -578,6 +730,15 @@ class SpanSelector:
             keep = [i for i, c in enumerate(cands) if c.kind != "typed"]
             cands = [cands[i] for i in keep]
             x = x[keep]
+        wanted = self.model.features if feature_set is None else feature_set
+        if not cands:
+            return cands, np.zeros((0, len(wanted)), dtype=np.float64), text_of
+        if cands and DENSE_SPAN_FEATURES[0] in wanted:
+            sims = self.sentences.sentence_similarities(question, top)
+            x = np.hstack([x, dense_span_features(cands, top, sims)])
+        if cands and READER_SPAN_FEATURES[0] in wanted:
+            logits = self.span_reader.char_logits(question, [h.text for h in top])
+            x = np.hstack([x, reader_span_features(cands, top, logits)])
         return cands, x, text_of
 
     def select(self, question: str, hits: Sequence[Hit]) -> Answer:
@@ -598,7 +759,19 @@ class SpanSelector:
         top = list(hits)[: self.passages]
         hit = top[best.hit_index]
         text, base = source_text(hit, text_of)  # ``base``: offset of ``text`` in the document
-        ss, se = enclosing_sentence(text, best.start - base, best.end - base)
+        if self._context is not None:
+            # a boosted model picks the answer itself: the sentence(s) shown around it are those
+            # of the span the linear model likes best among the candidates holding the answer
+            ctx_scores = self._context.score(x[:, : len(SPAN_FEATURES)])
+            holding = [
+                i
+                for i, c in enumerate(cands)
+                if c.hit_index == best.hit_index and c.start <= best.start and best.end <= c.end
+            ]
+            wide = cands[max(holding, key=lambda i: float(ctx_scores[i]))]
+            ss, se = enclosing_sentence(text, wide.start - base, wide.end - base)
+        else:
+            ss, se = enclosing_sentence(text, best.start - base, best.end - base)
         narrow_scores = model.narrow_score(x) if self.narrow else None
         read = None
         if self.narrow and self.narrow_reader is not None:
@@ -618,7 +791,7 @@ class SpanSelector:
             ]
             if inside:
                 best = cands[max(inside, key=lambda i: float(narrow_scores[i]))]
-        elif self.narrow and kind in NARROW_INSIDE and best.kind != "typed":
+        elif self.narrow and model.booster is None and kind in NARROW_INSIDE and best.kind != "typed":
             inside = [
                 i
                 for i, c in enumerate(cands)

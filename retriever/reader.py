@@ -19,20 +19,32 @@ import json
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .answer import Answer, citations_from_hits, no_answer
 from .base import Hit
 from .reader_adapter import BUILTIN_READER, ensure_builtin_reader
 from .rerank import split_sentences
 
-__all__ = ["TransformersReader"]
+__all__ = ["CharLogits", "TransformersReader"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class CharLogits:
+    """A passage as the reader sees it: per character, the start and end logit of the token
+    that holds it, and the passage's no-answer score."""
+
+    start: npt.NDArray[np.float32]
+    end: npt.NDArray[np.float32]
+    null: float
 
 
 def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
@@ -120,14 +132,13 @@ class TransformersReader:
             self._model = model.to(self.device).eval()
             logger.info("reader %s loaded on %s", self.model_path, self.device)
 
-    def _read(
-        self, question: str, texts: Sequence[str], within: tuple[int, int] | None = None
-    ) -> list[tuple[float, float, int, int, int]]:
-        """Per window: (span score, null score, passage index, char start, char end).
-
-        ``within=(lo, hi)``: only the (non-empty) tokens inside characters ``[lo, hi)`` of the
-        texts may start or end the span.
-        """
+    def _windows(
+        self, question: str, texts: Sequence[str]
+    ) -> Iterator[
+        tuple[int, npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[Any], npt.NDArray[Any]]
+    ]:
+        """Run the model over ``texts`` in windows: per window, (passage index, context-token
+        mask, token character offsets, start logits, end logits)."""
         import torch
 
         tok = self._tokenizer
@@ -145,7 +156,6 @@ class TransformersReader:
         mapping = enc.pop("overflow_to_sample_mapping")
         offsets = enc.pop("offset_mapping")
         names = set(tok.model_input_names)
-        out: list[tuple[float, float, int, int, int]] = []
         n = len(mapping)
         for b in range(0, n, self.batch_size):
             feed = {
@@ -159,34 +169,68 @@ class TransformersReader:
             ends = res.end_logits.float().cpu().numpy()
             for j in range(starts.shape[0]):
                 w = b + j
-                seq_ids = enc.sequence_ids(w)
-                ctx = np.array([s == 1 for s in seq_ids], dtype=bool)
-                if within is not None:
-                    lo, hi = within
-                    o = offsets[w]
-                    ctx &= (o[:, 0] >= lo) & (o[:, 1] <= hi) & (o[:, 1] > o[:, 0])
-                s_log, e_log = starts[j], ends[j]
-                null = float(s_log[0] + e_log[0])
-                idx = np.flatnonzero(ctx)
-                if idx.size == 0:
-                    continue
-                best = (-math.inf, 0, 0)
-                # top candidates of start and end among context tokens
-                s_top = idx[np.argsort(-s_log[idx])[:20]]
-                e_top = idx[np.argsort(-e_log[idx])[:20]]
-                for si in s_top:
-                    for ei in e_top:
-                        if ei < si or ei - si + 1 > self.max_answer_tokens:
-                            continue
-                        score = float(s_log[si] + e_log[ei])
-                        if score > best[0]:
-                            best = (score, int(si), int(ei))
-                if best[0] == -math.inf:
-                    continue
-                c_start = int(offsets[w][best[1]][0])
-                c_end = int(offsets[w][best[2]][1])
-                if c_end > c_start:
-                    out.append((best[0], null, int(mapping[w]), c_start, c_end))
+                ctx = np.array([s == 1 for s in enc.sequence_ids(w)], dtype=bool)
+                yield int(mapping[w]), ctx, np.asarray(offsets[w]), starts[j], ends[j]
+
+    def _read(
+        self, question: str, texts: Sequence[str], within: tuple[int, int] | None = None
+    ) -> list[tuple[float, float, int, int, int]]:
+        """Per window: (span score, null score, passage index, char start, char end).
+
+        ``within=(lo, hi)``: only the (non-empty) tokens inside characters ``[lo, hi)`` of the
+        texts may start or end the span.
+        """
+        out: list[tuple[float, float, int, int, int]] = []
+        for passage, ctx, offs, s_log, e_log in self._windows(question, texts):
+            if within is not None:
+                lo, hi = within
+                ctx = ctx & (offs[:, 0] >= lo) & (offs[:, 1] <= hi) & (offs[:, 1] > offs[:, 0])
+            null = float(s_log[0] + e_log[0])
+            idx = np.flatnonzero(ctx)
+            if idx.size == 0:
+                continue
+            best = (-math.inf, 0, 0)
+            # top candidates of start and end among context tokens
+            s_top = idx[np.argsort(-s_log[idx])[:20]]
+            e_top = idx[np.argsort(-e_log[idx])[:20]]
+            for si in s_top:
+                for ei in e_top:
+                    if ei < si or ei - si + 1 > self.max_answer_tokens:
+                        continue
+                    score = float(s_log[si] + e_log[ei])
+                    if score > best[0]:
+                        best = (score, int(si), int(ei))
+            if best[0] == -math.inf:
+                continue
+            c_start = int(offs[best[1]][0])
+            c_end = int(offs[best[2]][1])
+            if c_end > c_start:
+                out.append((best[0], null, passage, c_start, c_end))
+        return out
+
+    def char_logits(self, question: str, texts: Sequence[str]) -> list[CharLogits]:
+        """Per text, the reader's start and end logit of every character (that of the token
+        holding it; the best over overlapping windows; ``-inf`` where no token covers it) and
+        its no-answer score (the best ``[CLS]`` start + end logit over its windows). The span
+        selector's features (:mod:`policyqa.retriever.spans`) are read off these."""
+        self.warm_up()
+        out = [
+            CharLogits(
+                np.full(len(t), -np.inf, dtype=np.float32),
+                np.full(len(t), -np.inf, dtype=np.float32),
+                -math.inf,
+            )
+            for t in texts
+        ]
+        if not texts:
+            return out
+        for passage, ctx, offs, s_log, e_log in self._windows(question, texts):
+            cur = out[passage]
+            cur.null = max(cur.null, float(s_log[0] + e_log[0]))
+            for j in np.flatnonzero(ctx & (offs[:, 1] > offs[:, 0])):
+                a, b = int(offs[j][0]), int(offs[j][1])
+                np.maximum(cur.start[a:b], s_log[j], out=cur.start[a:b])
+                np.maximum(cur.end[a:b], e_log[j], out=cur.end[a:b])
         return out
 
     def best_span_within(self, question: str, text: str, lo: int, hi: int) -> tuple[int, int, float] | None:

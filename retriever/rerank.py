@@ -65,6 +65,7 @@ __all__ = [
     "apply_rerank_scores",
     "candidate_features",
     "document_best",
+    "embedding_sentence_spans",
     "embedding_sentences",
     "export_cross_encoder_onnx",
     "pieces_between",
@@ -322,19 +323,33 @@ DEFAULT_SENTENCE_WEIGHT = 0.5
 DEFAULT_FEATURE_WEIGHT = 0.5
 
 
-def embedding_sentences(text: str) -> list[str]:
-    """The sentences of a chunk that :class:`SentenceReranker` embeds.
+def _trimmed(text: str, a: int, b: int) -> tuple[int, int]:
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    return a, b
 
-    :func:`split_sentences` pieces (cut at :data:`SENTENCE_MAX_CHARS`) of at least
-    :data:`MIN_SENTENCE_CHARS` characters; the whole (stripped) text when there is none; no
-    sentence for an empty text. The index embeds exactly these at build time.
+
+def embedding_sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Offsets of the sentences of a chunk that :class:`SentenceReranker` embeds.
+
+    :func:`split_sentences` pieces (cut at :data:`SENTENCE_MAX_CHARS`), whitespace trimmed, of
+    at least :data:`MIN_SENTENCE_CHARS` characters; the whole (trimmed) text when there is
+    none; no sentence for an empty text.
     """
-    pieces = [text[a:b].strip() for a, b in split_sentences(text, max_chars=SENTENCE_MAX_CHARS)]
-    kept = [p for p in pieces if len(p) >= MIN_SENTENCE_CHARS]
+    pieces = [_trimmed(text, a, b) for a, b in split_sentences(text, max_chars=SENTENCE_MAX_CHARS)]
+    kept = [(a, b) for a, b in pieces if b - a >= MIN_SENTENCE_CHARS]
     if kept:
         return kept
-    whole = text.strip()
-    return [whole] if whole else []
+    a, b = _trimmed(text, 0, len(text))
+    return [(a, b)] if b > a else []
+
+
+def embedding_sentences(text: str) -> list[str]:
+    """The sentences of a chunk that :class:`SentenceReranker` embeds (the texts of
+    :func:`embedding_sentence_spans`). The index embeds exactly these at build time."""
+    return [text[a:b] for a, b in embedding_sentence_spans(text)]
 
 
 def _zscores(values: Sequence[float]) -> npt.NDArray[np.float64]:
@@ -449,22 +464,28 @@ class SentenceReranker:
             logger.debug("embedded %d sentences not in the cache", embedded)
         return np.asarray(vecs, dtype=np.float32)
 
-    def similarities(self, query: str, hits: Sequence[Hit]) -> list[float]:
-        """Each hit's best sentence similarity to ``query`` (0 for a hit without text)."""
-        owner: list[int] = []
+    def sentence_similarities(self, query: str, hits: Sequence[Hit]) -> list[list[tuple[int, int, float]]]:
+        """Per hit, its sentences (:func:`embedding_sentence_spans`, offsets into the hit's
+        text) with their cosine similarity to ``query``."""
+        owner: list[tuple[int, int, int]] = []
         sentences: list[str] = []
         for i, h in enumerate(hits):
-            for s in embedding_sentences(h.text):
-                owner.append(i)
-                sentences.append(s)
+            for a, b in embedding_sentence_spans(h.text):
+                owner.append((i, a, b))
+                sentences.append(h.text[a:b])
+        out: list[list[tuple[int, int, float]]] = [[] for _ in hits]
         if not sentences:
-            return [0.0] * len(hits)
+            return out
         qvec = np.asarray(self.encoder.encode_queries([query]), dtype=np.float32)[0]
-        sims = self.sentence_vectors(sentences) @ qvec
-        best = np.full(len(hits), -np.inf)
-        np.maximum.at(best, np.asarray(owner), sims.astype(np.float64))
-        out: list[float] = np.where(np.isfinite(best), best, 0.0).tolist()
+        sims = (self.sentence_vectors(sentences) @ qvec).astype(np.float64)
+        for (i, a, b), sim in zip(owner, sims.tolist(), strict=True):
+            out[i].append((a, b, sim))
         return out
+
+    def similarities(self, query: str, hits: Sequence[Hit]) -> list[float]:
+        """Each hit's best sentence similarity to ``query`` (0 for a hit without text)."""
+        per_hit = self.sentence_similarities(query, hits)
+        return [max((sim for _a, _b, sim in sents), default=0.0) for sents in per_hit]
 
     def rerank(self, query: str, hits: Sequence[Hit], top_k: int | None = None) -> list[Hit]:
         _check_top_k(top_k)

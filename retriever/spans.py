@@ -34,13 +34,17 @@ from .base import Hit
 from .rerank import QueryTerms, char_bigrams, pieces_between
 
 __all__ = [
+    "DENSE_SPAN_FEATURES",
     "EXTEND_CHARS",
     "MAX_CLAUSES",
     "MAX_SPAN_CHARS",
+    "READER_SPAN_FEATURES",
     "SPAN_FEATURES",
     "SpanCandidate",
     "clause_spans",
+    "dense_span_features",
     "question_kind",
+    "reader_span_features",
     "source_text",
     "span_candidates",
 ]
@@ -372,3 +376,109 @@ def span_candidates(
         ntc = SPAN_FEATURES.index("ntcov_context")
         x[:, SPAN_FEATURES.index("ntcov_best")] = x[:, ntc] - x[:, ntc].max()
     return cands, x
+
+
+# --------------------------------------------------------------------------------------------
+# evidence features of the boosted span model: sentence similarity and reader logits
+
+#: Features from the sentence similarities of the top passages (the question against each
+#: sentence, as :class:`~policyqa.retriever.rerank.SentenceReranker` embeds them).
+DENSE_SPAN_FEATURES: tuple[str, ...] = (
+    "sent_sim_start",  # similarity of the sentence the span starts in
+    "sent_sim_max",  # the best similarity among the sentences the span overlaps
+    "sent_sim_prev",  # similarity of the sentence just before the span's first one
+    "sent_rel_start",  # sent_sim_start minus the best sentence of all top passages
+    "sent_rel_max",  # sent_sim_max minus the same
+    "sent_rel_prev",  # sent_sim_prev minus the same
+    "sent_sim_rank",  # log1p(sentences of the top passages more similar than sent_sim_max)
+    "sent_rel_lead",  # the better of sent_sim_prev and sent_sim_start, minus the best
+)
+
+#: Features from a QA reader's per-character logits over the top passages
+#: (:meth:`~policyqa.retriever.reader.TransformersReader.char_logits`).
+READER_SPAN_FEATURES: tuple[str, ...] = (
+    "reader_start",  # start logit at the span's first character
+    "reader_end",  # end logit at its last (closing punctuation skipped)
+    "reader_vs_null",  # their sum minus the passage's no-answer score
+    "reader_rel_start",  # reader_start minus the best start logit of all top passages
+    "reader_rel_end",  # reader_end minus the best end logit
+    "reader_rel_span",  # the sum minus the best start + best end
+)
+
+#: Floor of a logit feature (a span boundary no token covers).
+_LOGIT_FLOOR = -20.0
+_END_SKIP = frozenset("，。；：,;")
+
+
+def dense_span_features(
+    cands: Sequence[SpanCandidate],
+    hits: Sequence[Hit],
+    sentences: Sequence[Sequence[tuple[int, int, float]]],
+) -> npt.NDArray[np.float64]:
+    """Rows of :data:`DENSE_SPAN_FEATURES` for ``cands``; ``sentences[i]`` are the sentences of
+    ``hits[i]`` as ``(start, end, similarity)`` with offsets into the hit's text."""
+    x = np.zeros((len(cands), len(DENSE_SPAN_FEATURES)), dtype=np.float64)
+    sims = sorted((s for per in sentences for _a, _b, s in per), reverse=True)
+    if not sims:
+        return x
+    best = sims[0]
+    desc = -np.asarray(sims)
+    for row, c in enumerate(cands):
+        base = hits[c.hit_index].start
+        a, b = c.start - base, c.end - base
+        own = sentences[c.hit_index] if c.hit_index < len(sentences) else ()
+        holding = [s for sa, sb, s in own if sa <= a < sb]
+        overlap = [s for sa, sb, s in own if sa < b and a < sb]
+        before = [s for sa, sb, s in own if sb <= a + 1 and not sa <= a < sb]
+        start = holding[0] if holding else overlap[0] if overlap else 0.0
+        top = max(overlap, default=start)
+        prev = before[-1] if before else 0.0
+        rank = int(np.searchsorted(desc, -top - 1e-9, side="left"))
+        x[row] = (
+            start,
+            top,
+            prev,
+            start - best,
+            top - best,
+            prev - best,
+            math.log1p(rank),
+            max(prev, start) - best,
+        )
+    return x
+
+
+def reader_span_features(
+    cands: Sequence[SpanCandidate], hits: Sequence[Hit], logits: Sequence[Any]
+) -> npt.NDArray[np.float64]:
+    """Rows of :data:`READER_SPAN_FEATURES` for ``cands``; ``logits[i]`` is the
+    :class:`~policyqa.retriever.reader.CharLogits` of ``hits[i].text``."""
+    x = np.zeros((len(cands), len(READER_SPAN_FEATURES)), dtype=np.float64)
+
+    def floor(v: float) -> float:
+        return max(_LOGIT_FLOOR, v) if math.isfinite(v) else _LOGIT_FLOOR
+
+    best_s = floor(max((float(lg.start.max()) for lg in logits if len(lg.start)), default=-math.inf))
+    best_e = floor(max((float(lg.end.max()) for lg in logits if len(lg.end)), default=-math.inf))
+    for row, c in enumerate(cands):
+        hit = hits[c.hit_index]
+        lg = logits[c.hit_index] if c.hit_index < len(logits) else None
+        a, b = c.start - hit.start, c.end - hit.start
+        s_val = e_val = _LOGIT_FLOOR
+        if lg is not None and 0 <= a < len(hit.text) and a < b <= len(hit.text):
+            t = hit.text
+            while a < b - 1 and t[a].isspace():
+                a += 1
+            e = b - 1
+            while e > a and (t[e].isspace() or t[e] in _END_SKIP):
+                e -= 1
+            s_val, e_val = floor(float(lg.start[a])), floor(float(lg.end[e]))
+        null = float(lg.null) if lg is not None and math.isfinite(lg.null) else 0.0
+        x[row] = (
+            s_val,
+            e_val,
+            s_val + e_val - null,
+            s_val - best_s,
+            e_val - best_e,
+            s_val + e_val - best_s - best_e,
+        )
+    return x

@@ -306,3 +306,92 @@ def test_narrowing_model_picks_the_answer_inside_the_chosen_sentence(tmp_path: P
     assert plain.text == plain.sentence
     with pytest.raises(ValueError, match="narrow_weights"):
         SpanModel.from_json({**wide.to_json(), "narrow_weights": [1.0]})
+
+
+def test_typed_ranges_are_candidates() -> None:
+    text = "执行期限为2020年1月1日至2020年6月30日，分别处以200万元至300万元的罚款。"
+    amounts = [text[a:b] for a, b in find_typed_spans(text, "amount")]
+    assert "200万元至300万元" in amounts and "200万元" in amounts
+    assert "2020年1月1日至2020年6月30日" in [text[a:b] for a, b in find_typed_spans(text, "date")]
+
+
+def _boosted_model(path: Path, dense_model: str) -> Path:
+    """A boosted span model trained on toy groups (the right span: the reader's best start)."""
+    pytest.importorskip("lightgbm")
+    from policyqa.retriever.answer import FEATURE_SETS
+    from policyqa.retriever.train_answer import SpanGroup, fit_boosted_span_model
+
+    full = FEATURE_SETS[-1]
+    col = full.index("reader_rel_start")
+    rng = np.random.default_rng(0)
+    groups = []
+    for q in range(40):
+        x = rng.normal(size=(5, len(full)))
+        x[:, col] = -3.0
+        x[q % 5, col] = 0.0
+        f1 = np.where(np.arange(5) == q % 5, 0.9, 0.1)
+        groups.append(SpanGroup(f"q{q}", x, f1, (f1 > 0.5) * 1.0, (f1 > 0.5) * 1.0, x[:0]))
+    model = fit_boosted_span_model(
+        groups, full, params={"min_data_in_leaf": 5, "n_estimators": 10}, info={"dense_model": dense_model}
+    )
+    path.write_text(json.dumps(model.to_json()), encoding="utf-8")
+    return path
+
+
+def test_boosted_span_model_reads_sentences_and_reader_logits(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from policyqa.retriever.answer import FEATURE_SETS
+    from policyqa.retriever.reader import TransformersReader
+    from policyqa.retriever.rerank import SentenceReranker
+    from tests.helpers import HashingEncoder, save_tiny_bert
+
+    tiny = save_tiny_bert(tmp_path / "qa", "BertForQuestionAnswering")
+    encoder = HashingEncoder()
+    path = _boosted_model(tmp_path / "boosted.json", encoder.model_id)
+    doc = "前言部分。今年我区将持续发力招商引资。力争一季度落地重点项目28个，总投资约120亿元。"
+    hits = [_hit(1, "a", doc), _hit(2, "b", "无关的段落，讲的是别的事情。")]
+    sel = SpanSelector(
+        model_path=path,
+        min_confidence=0.0,
+        sentences=SentenceReranker(encoder, None, feature_weight=0.0),
+        span_reader=TransformersReader(tiny, max_seq_length=64, stride=16),
+    )
+    assert sel.model.kind == "span-boosted"
+    cands, x, _t = sel.candidates("一季度计划落地多少个重点项目？", hits)
+    assert x.shape == (len(cands), len(FEATURE_SETS[-1]))
+    ans = sel.select("一季度计划落地多少个重点项目？", hits)
+    assert not ans.no_answer and ans.text
+    verify_answer(ans, doc if ans.doc_id == "a" else "无关的段落，讲的是别的事情。")
+    # the span features alone when asked for them
+    assert sel.candidates("一季度计划落地多少个重点项目？", hits, SPAN_FEATURES)[1].shape[1] == len(
+        SPAN_FEATURES
+    )
+    # a boosted model without the evidence it reads is refused with the reason
+    with pytest.raises(ValueError, match="sentence"):
+        SpanSelector(model_path=path).warm_up()
+    with pytest.raises(ValueError, match="reader"):
+        SpanSelector(model_path=path, sentences=SentenceReranker(encoder, None)).warm_up()
+
+
+def test_default_span_model_follows_the_encoder(tmp_path: Path, fixture_index: Index) -> None:
+    from policyqa.retriever.reader import TransformersReader
+    from policyqa.retriever.rerank import SentenceReranker
+    from tests.helpers import HashingEncoder
+
+    # the shipped boosted model was trained on another encoder's similarities: linear here
+    sel = SpanSelector(
+        sentences=SentenceReranker(HashingEncoder(), None, feature_weight=0.0),
+        span_reader=TransformersReader(tmp_path / "never-loaded"),
+    )
+    assert sel.model.kind == "span-linear"
+    boosted = SpanModel.load(name="answer_spans_boosted.json")
+    assert boosted.kind == "span-boosted" and boosted.info["dense_model"] != HashingEncoder().model_id
+    assert "trained_on" in boosted.info
+    # settings: 'linear' gives the selector no evidence providers; the default does
+    linear = make_answerer(
+        fixture_index.settings.model_copy(update={"answer_span_model": "linear"}), fixture_index
+    )
+    assert isinstance(linear, SpanSelector) and linear.sentences is None and linear.span_reader is None
+    default = make_answerer(fixture_index.settings, fixture_index)
+    assert isinstance(default, SpanSelector) and default.sentences is not None
+    assert default.model.kind == "span-linear"  # the fixture index embeds with the hashing encoder

@@ -62,3 +62,24 @@ def test_reader_is_chosen_by_settings_and_needs_a_local_path(tiny_qa: Path, tmp_
         TransformersReader(tmp_path / "missing").warm_up()
     with pytest.raises(ValueError):
         TransformersReader(tiny_qa, passages=0)
+
+
+def test_char_logits_cover_every_character_of_each_text(tiny_qa: Path) -> None:
+    import math
+
+    import numpy as np
+
+    from policyqa.retriever.reader import TransformersReader
+
+    texts = ["力争一季度落地重点项目28个。" * 5, "青岛市南区", ""]
+    reader = TransformersReader(tiny_qa, max_seq_length=48, stride=16)
+    out = reader.char_logits("落地多少个项目？", texts)
+    assert [len(o.start) for o in out] == [len(t) for t in texts]
+    for o in out[:2]:
+        assert np.isfinite(o.start).all() and np.isfinite(o.end).all()  # every character is in a token
+        assert math.isfinite(o.null)
+    assert len(out[2].start) == 0 and math.isfinite(out[2].null)  # an empty text: the question alone
+    assert reader.char_logits("问题", []) == []
+    # the same logits the span search reads: its best span's score is a start + end logit pair
+    score, _null, pi, a, b = max(reader._read("落地多少个项目？", texts[:1]), key=lambda w: w[0])
+    assert pi == 0 and score <= float(out[0].start.max() + out[0].end.max()) + 1e-5

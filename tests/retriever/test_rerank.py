@@ -338,3 +338,21 @@ def test_hash_split_and_heldout_benchmark() -> None:
     held = split_benchmark(bench, "test")
     assert set(held.queries) == test == set(held.qrels) == set(held.answers)
     assert held.documents == bench.documents
+
+
+def test_sentence_similarities_keep_offsets_and_agree_with_the_best() -> None:
+    from policyqa.retriever.rerank import SentenceReranker, embedding_sentence_spans, embedding_sentences
+    from tests.helpers import HashingEncoder
+
+    text = "  第一句讲招商引资。 \n第二句讲重点项目28个；短。" + "很长的句子，" * 30
+    spans = embedding_sentence_spans(text)
+    assert [text[a:b] for a, b in spans] == embedding_sentences(text)
+    assert all(not text[a].isspace() and not text[b - 1].isspace() for a, b in spans)
+    hits = [
+        Hit(chunk_id="c1", doc_id="d1", score=1.0, rank=1, text=text, start=0, end=len(text)),
+        Hit(chunk_id="c2", doc_id="d2", score=0.5, rank=2, text="", start=0, end=0),
+    ]
+    rr = SentenceReranker(HashingEncoder(), None, feature_weight=0.0)
+    per_hit = rr.sentence_similarities("重点项目有多少个？", hits)
+    assert [(a, b) for a, b, _s in per_hit[0]] == spans and per_hit[1] == []
+    assert rr.similarities("重点项目有多少个？", hits) == [max(s for _a, _b, s in per_hit[0]), 0.0]

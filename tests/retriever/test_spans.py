@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+import pytest
+
 from policyqa.retriever.answer import enclosing_sentence, find_typed_spans
 from policyqa.retriever.base import Hit
 from policyqa.retriever.rerank import QueryTerms, TermStats
 from policyqa.retriever.spans import (
     MAX_CLAUSES,
     SPAN_FEATURES,
+    SpanCandidate,
     _trim_start,
     clause_spans,
     span_candidates,
@@ -111,3 +117,65 @@ def test_enclosing_sentence() -> None:
     e = DOC.index("28个") + 3
     a, b = enclosing_sentence(DOC, e - 3, e)
     assert DOC[a:b] == "二、力争一季度落地重点项目28个，总投资约120亿元。"
+
+
+def _cand(hit_index: int, start: int, end: int, base: int = 0) -> SpanCandidate:
+    return SpanCandidate(hit_index, "d", base + start, base + end, "clauses")
+
+
+def test_dense_span_features_exact() -> None:
+    from policyqa.retriever.spans import DENSE_SPAN_FEATURES, dense_span_features
+
+    text = "第一句话在这里。第二句话在这里。第三句话在这里。"
+    hit = Hit(chunk_id="c", doc_id="d", score=1.0, rank=1, text=text, start=100, end=100 + len(text))
+    sentences = [[(0, 8, 0.2), (8, 16, 0.9), (16, 24, 0.5)]]
+    # a span from the second sentence into the third
+    x = dense_span_features([_cand(0, 10, 20, base=100)], [hit], sentences)
+    row = dict(zip(DENSE_SPAN_FEATURES, x[0].tolist(), strict=True))
+    assert row == pytest.approx(
+        {
+            "sent_sim_start": 0.9,
+            "sent_sim_max": 0.9,
+            "sent_sim_prev": 0.2,
+            "sent_rel_start": 0.0,
+            "sent_rel_max": 0.0,
+            "sent_rel_prev": -0.7,
+            "sent_sim_rank": 0.0,
+            "sent_rel_lead": 0.0,
+        }
+    )
+    # the third sentence alone: one sentence is more similar
+    x = dense_span_features([_cand(0, 16, 24, base=100)], [hit], sentences)
+    assert x[0].tolist() == pytest.approx([0.5, 0.5, 0.9, -0.4, -0.4, 0.0, math.log1p(1), 0.0])
+    # no sentences at all: zeros
+    assert not dense_span_features([_cand(0, 0, 8, base=100)], [hit], [[]]).any()
+
+
+def test_reader_span_features_exact() -> None:
+    from policyqa.retriever.reader import CharLogits
+    from policyqa.retriever.spans import READER_SPAN_FEATURES, reader_span_features
+
+    text = "落地项目28个，投资。"
+    hit = Hit(chunk_id="c", doc_id="d", score=1.0, rank=1, text=text, start=50, end=50 + len(text))
+    start = np.full(len(text), -1.0, dtype=np.float32)
+    end = np.full(len(text), -2.0, dtype=np.float32)
+    start[4] = 3.0  # "2"
+    end[6] = 4.0  # "个"
+    logits = [CharLogits(start, end, 1.5)]
+    # the span "28个，" ends with a comma: its end logit is read at "个"
+    x = reader_span_features([_cand(0, 4, 8, base=50)], [hit], logits)
+    row = dict(zip(READER_SPAN_FEATURES, x[0].tolist(), strict=True))
+    assert row == pytest.approx(
+        {
+            "reader_start": 3.0,
+            "reader_end": 4.0,
+            "reader_vs_null": 5.5,
+            "reader_rel_start": 0.0,
+            "reader_rel_end": 0.0,
+            "reader_rel_span": 0.0,
+        }
+    )
+    # a span outside the passage and a character no token covers read the floor (-20)
+    start[0] = -np.inf
+    x = reader_span_features([_cand(0, 0, 2, base=50), _cand(0, 30, 40, base=50)], [hit], logits)
+    assert x[0, 0] == -20.0 and x[1, :2].tolist() == [-20.0, -20.0]
