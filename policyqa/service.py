@@ -425,6 +425,14 @@ class QAService:
                 index.store.count_documents(),
                 index.store.count_chunks(),
             )
+            lease = self._current
+        # the answer models (reranker, span model, reader) load now rather than on the first
+        # question; searches are served meanwhile, and a failure here is retried by /ask
+        try:
+            if lease is not None:
+                lease.answer_stages(self.settings)
+        except Exception as exc:
+            logger.warning("answer models not loaded at start-up (%s): /ask loads them", exc)
 
     def start_warm_up(self) -> threading.Thread:
         """Run :meth:`warm_up` in a background thread (the server answers meanwhile)."""
