@@ -420,7 +420,8 @@ class SpanModel:
       pick the span whose sentence(s) hold the answer (fitted to F1 + contains, which favours
       complete clauses); the optional ``narrow_weights`` (same features, fitted to F1 alone)
       then pick the answer itself among the candidates inside those sentence(s).
-    - ``span-boosted``: a LightGBM lambdarank ``booster`` over ``features`` (the span features
+    - ``span-boosted``: LightGBM lambdarank ``boosters`` (a bag; their scores are averaged)
+      over ``features`` (the span features
       plus, by its training, sentence similarities and reader logits, see :data:`FEATURE_SETS`)
       picks the answer span directly. ``info["dense_model"]`` names the encoder whose sentence
       similarities it was trained on.
@@ -433,12 +434,12 @@ class SpanModel:
     min_confidence: float
     info: dict[str, Any] = field(default_factory=dict)
     narrow_weights: npt.NDArray[np.float64] | None = None
-    booster: Any = None
+    boosters: tuple[Any, ...] = ()
     features: tuple[str, ...] = SPAN_FEATURES
 
     @property
     def kind(self) -> str:
-        return "span-boosted" if self.booster is not None else "span-linear"
+        return "span-boosted" if self.boosters else "span-linear"
 
     @property
     def uses_sentences(self) -> bool:
@@ -449,8 +450,9 @@ class SpanModel:
         return READER_SPAN_FEATURES[0] in self.features
 
     def score(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        if self.booster is not None:
-            return np.asarray(self.booster.predict(x, num_threads=1), dtype=np.float64)
+        if self.boosters:
+            total = sum(np.asarray(b.predict(x, num_threads=1), dtype=np.float64) for b in self.boosters)
+            return np.asarray(total, dtype=np.float64) / len(self.boosters)
         out: npt.NDArray[np.float64] = ((x - self.mean) / self.std) @ self.weights
         return out
 
@@ -471,12 +473,12 @@ class SpanModel:
             "calibration": [round(float(v), 6) for v in self.calib],
             "min_confidence": round(self.min_confidence, 4),
         }
-        if self.booster is not None:
+        if self.boosters:
             return {
                 "format": 1,
                 "kind": "span-boosted",
                 "features": list(self.features),
-                "booster": self.booster.model_to_string(),
+                "boosters": [b.model_to_string() for b in self.boosters],
                 **common,
                 "info": self.info,
             }
@@ -506,9 +508,9 @@ class SpanModel:
         if data.get("format") == 1 and kind == "span-boosted" and features in FEATURE_SETS:
             import lightgbm
 
-            booster = lightgbm.Booster(model_str=str(data["booster"]))
-            if booster.num_feature() != len(features):
-                raise ValueError("answer span model: the booster's inputs must match its features")
+            boosters = tuple(lightgbm.Booster(model_str=str(m)) for m in data.get("boosters") or ())
+            if not boosters or any(b.num_feature() != len(features) for b in boosters):
+                raise ValueError("answer span model: the boosters' inputs must match its features")
             empty = np.zeros(0, dtype=np.float64)
             return cls(
                 weights=empty,
@@ -517,7 +519,7 @@ class SpanModel:
                 calib=(calib[0], calib[1], calib[2]),
                 min_confidence=float(data.get("min_confidence", 0.0)),
                 info=dict(data.get("info") or {}),
-                booster=booster,
+                boosters=boosters,
                 features=features,
             )
         if data.get("format") != 1 or kind != "span-linear" or features != SPAN_FEATURES:
@@ -679,7 +681,7 @@ class SpanSelector:
     def warm_up(self) -> None:
         if self._model is None:
             self._model = self._load_model()
-            self._context = SpanModel.load() if self._model.booster is not None else None
+            self._context = SpanModel.load() if self._model.boosters else None
             if self._model.uses_sentences and self.sentences is not None:
                 self.sentences.warm_up()
             if self._model.uses_reader and self.span_reader is not None:
@@ -791,7 +793,7 @@ class SpanSelector:
             ]
             if inside:
                 best = cands[max(inside, key=lambda i: float(narrow_scores[i]))]
-        elif self.narrow and model.booster is None and kind in NARROW_INSIDE and best.kind != "typed":
+        elif self.narrow and not model.boosters and kind in NARROW_INSIDE and best.kind != "typed":
             inside = [
                 i
                 for i, c in enumerate(cands)

@@ -103,5 +103,5 @@ def test_boosted_fit_learns_the_signal_and_round_trips() -> None:
     assert (again.calib, again.min_confidence) == (model.calib, model.min_confidence)
     with pytest.raises(ValueError, match="feature set"):
         fit_boosted_span_model(_groups(), full)
-    with pytest.raises(ValueError, match="booster"):
+    with pytest.raises(ValueError, match="boosters"):
         SpanModel.from_json({**model.to_json(), "features": list(FEATURE_SETS[1])})
