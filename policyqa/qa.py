@@ -25,7 +25,15 @@ from policyqa.retriever.rerank import (
 )
 from policyqa.settings import Settings
 
-__all__ = ["Answerer", "ask", "make_answerer", "make_reranker", "reranked_search", "reranked_searcher"]
+__all__ = [
+    "Answerer",
+    "ask",
+    "make_answerer",
+    "make_reranker",
+    "reranked_search",
+    "reranked_searcher",
+    "span_evidence",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +108,22 @@ def _reader(settings: Settings, model: str) -> Any:
     )
 
 
+def span_evidence(
+    settings: Settings, index: Any, *, sentences: bool = True, reader: bool = True
+) -> tuple[Any, Any]:
+    """What a boosted span model reads besides the spans: the sentence scorer over ``index``'s
+    encoder (None without one) and the builtin reader (not yet loaded); each only if asked for."""
+    from policyqa.retriever.reader_adapter import BUILTIN_READER
+
+    encoder = getattr(index, "encoder", None)
+    scorer = (
+        SentenceReranker(encoder, settings.embedding_cache_dir, feature_weight=0.0)
+        if sentences and encoder is not None
+        else None
+    )
+    return scorer, _reader(settings, BUILTIN_READER) if reader else None
+
+
 def make_answerer(settings: Settings, index: Any = None) -> Answerer:
     """The span selector (narrowed by ``settings.answer_narrow_reader`` when set), or the
     transformers reader when ``settings.answer_reader`` is set."""
@@ -107,10 +131,16 @@ def make_answerer(settings: Settings, index: Any = None) -> Answerer:
         reader: Answerer = _reader(settings, settings.answer_reader)
         return reader
     from policyqa.retriever.reader_adapter import BUILTIN_READER
-    from policyqa.retriever.rerank import SentenceReranker
 
     choice = settings.answer_span_model
-    evidence = choice != "linear" and getattr(index, "encoder", None) is not None
+    sentences, span_reader = None, None
+    if choice != "linear" and getattr(index, "encoder", None) is not None:
+        sentences, span_reader = span_evidence(settings, index)
+    narrow_reader = None
+    if settings.answer_narrow_reader:
+        # one builtin reader serves both (the same model, loaded once)
+        same = settings.answer_narrow_reader == BUILTIN_READER and span_reader is not None
+        narrow_reader = span_reader if same else _reader(settings, settings.answer_narrow_reader)
     return SpanSelector(
         getattr(index, "tokenizer", None),
         getattr(index, "bm25", None),
@@ -118,14 +148,10 @@ def make_answerer(settings: Settings, index: Any = None) -> Answerer:
         min_confidence=settings.answer_min_confidence,
         narrow=settings.answer_narrow,
         documents=getattr(index, "store", None),
-        narrow_reader=_reader(settings, settings.answer_narrow_reader)
-        if settings.answer_narrow_reader
-        else None,
+        narrow_reader=narrow_reader,
         model_path=Path(choice) if choice and choice != "linear" else None,
-        sentences=SentenceReranker(index.encoder, settings.embedding_cache_dir, feature_weight=0.0)
-        if evidence
-        else None,
-        span_reader=_reader(settings, BUILTIN_READER) if evidence else None,
+        sentences=sentences,
+        span_reader=span_reader,
     )
 
 

@@ -733,12 +733,16 @@ class SpanSelector:
             cands = [cands[i] for i in keep]
             x = x[keep]
         wanted = self.model.features if feature_set is None else feature_set
+        if DENSE_SPAN_FEATURES[0] in wanted and self.sentences is None:
+            raise ValueError("these span features need sentence similarities: an index with a dense encoder")
+        if READER_SPAN_FEATURES[0] in wanted and self.span_reader is None:
+            raise ValueError("these span features need reader logits: give the selector a span reader")
         if not cands:
             return cands, np.zeros((0, len(wanted)), dtype=np.float64), text_of
-        if cands and DENSE_SPAN_FEATURES[0] in wanted:
+        if DENSE_SPAN_FEATURES[0] in wanted:
             sims = self.sentences.sentence_similarities(question, top)
             x = np.hstack([x, dense_span_features(cands, top, sims)])
-        if cands and READER_SPAN_FEATURES[0] in wanted:
+        if READER_SPAN_FEATURES[0] in wanted:
             logits = self.span_reader.char_logits(question, [h.text for h in top])
             x = np.hstack([x, reader_span_features(cands, top, logits)])
         return cands, x, text_of

@@ -30,7 +30,7 @@ import numpy.typing as npt
 from .answer import Answer, citations_from_hits, no_answer
 from .base import Hit
 from .reader_adapter import BUILTIN_READER, ensure_builtin_reader
-from .rerank import split_sentences
+from .rerank import split_sentences, strip_span
 
 __all__ = ["CharLogits", "TransformersReader"]
 
@@ -45,15 +45,6 @@ class CharLogits:
     start: npt.NDArray[np.float32]
     end: npt.NDArray[np.float32]
     null: float
-
-
-def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
-    """``[start, end)`` without leading and trailing whitespace."""
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
 
 
 def _tuned_threshold(model_dir: Path) -> float:
@@ -243,7 +234,7 @@ class TransformersReader:
         if not windows:
             return None
         score, _null, _pi, a, b = max(windows, key=lambda t: t[0])
-        a, b = _strip_span(text, a, b)
+        a, b = strip_span(text, a, b)
         return (a, b, score) if b > a else None
 
     def select(self, question: str, hits: Sequence[Hit]) -> Answer:
@@ -258,7 +249,7 @@ class TransformersReader:
         score, null, pi, s, e = max(windows, key=lambda t: (t[0], -t[2]))
         confidence = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, score - null))))
         hit = top[pi]
-        s, e = _strip_span(hit.text, s, e)  # whitespace the tokenizer offsets may include
+        s, e = strip_span(hit.text, s, e)  # whitespace the tokenizer offsets may include
         sent = next(((a, b) for a, b in split_sentences(hit.text) if a <= s and e <= b), (s, e))
         citations = citations_from_hits(list(hits), {hit.chunk_id: sent})
         if confidence < (self.min_confidence or 0.0) or e <= s:

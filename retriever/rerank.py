@@ -70,6 +70,7 @@ __all__ = [
     "export_cross_encoder_onnx",
     "pieces_between",
     "split_sentences",
+    "strip_span",
 ]
 
 logger = logging.getLogger(__name__)
@@ -177,15 +178,16 @@ def pieces_between(
         pos = m.end()
     if pos < hi:
         raw.append((pos, hi))
-    out: list[tuple[int, int]] = []
-    for s, e in raw:
-        while s < e and text[s].isspace():
-            s += 1
-        while e > s and text[e - 1].isspace():
-            e -= 1
-        if e > s:
-            out.append((s, e))
-    return out
+    return [(s, e) for s, e in (strip_span(text, a, b) for a, b in raw) if e > s]
+
+
+def strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """``[start, end)`` of ``text`` without leading and trailing whitespace."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
 
 
 def split_sentences(text: str, max_chars: int = 160) -> list[tuple[int, int]]:
@@ -323,14 +325,6 @@ DEFAULT_SENTENCE_WEIGHT = 0.5
 DEFAULT_FEATURE_WEIGHT = 0.5
 
 
-def _trimmed(text: str, a: int, b: int) -> tuple[int, int]:
-    while a < b and text[a].isspace():
-        a += 1
-    while b > a and text[b - 1].isspace():
-        b -= 1
-    return a, b
-
-
 def embedding_sentence_spans(text: str) -> list[tuple[int, int]]:
     """Offsets of the sentences of a chunk that :class:`SentenceReranker` embeds.
 
@@ -338,11 +332,11 @@ def embedding_sentence_spans(text: str) -> list[tuple[int, int]]:
     at least :data:`MIN_SENTENCE_CHARS` characters; the whole (trimmed) text when there is
     none; no sentence for an empty text.
     """
-    pieces = [_trimmed(text, a, b) for a, b in split_sentences(text, max_chars=SENTENCE_MAX_CHARS)]
+    pieces = [strip_span(text, a, b) for a, b in split_sentences(text, max_chars=SENTENCE_MAX_CHARS)]
     kept = [(a, b) for a, b in pieces if b - a >= MIN_SENTENCE_CHARS]
     if kept:
         return kept
-    a, b = _trimmed(text, 0, len(text))
+    a, b = strip_span(text, 0, len(text))
     return [(a, b)] if b > a else []
 
 

@@ -106,11 +106,15 @@ def collect_spans(
     from tqdm.auto import tqdm
 
     from policyqa.eval.metrics import char_f1, contains_answer
-    from policyqa.qa import _reader, reranked_searcher
-    from policyqa.retriever.reader_adapter import BUILTIN_READER
-    from policyqa.retriever.rerank import SentenceReranker
+    from policyqa.qa import reranked_searcher, span_evidence
 
     search = reranked_searcher(index, settings)
+    sentences, span_reader = span_evidence(
+        settings,
+        index,
+        sentences=DENSE_SPAN_FEATURES[0] in feature_set,
+        reader=READER_SPAN_FEATURES[0] in feature_set,
+    )
     selector = SpanSelector(
         index.tokenizer,
         index.bm25,
@@ -119,10 +123,8 @@ def collect_spans(
         # the features come from ``feature_set``; the shipped linear model only fills the slot
         # (the boosted one may be the file this run replaces)
         model_path=Path(str(resources.files("policyqa.retriever") / "data" / DEFAULT_SPAN_MODEL)),
-        sentences=SentenceReranker(index.encoder, settings.embedding_cache_dir, feature_weight=0.0)
-        if DENSE_SPAN_FEATURES[0] in feature_set
-        else None,
-        span_reader=_reader(settings, BUILTIN_READER) if READER_SPAN_FEATURES[0] in feature_set else None,
+        sentences=sentences,
+        span_reader=span_reader,
     )
     selector.warm_up()
     out: list[SpanGroup] = []

@@ -366,6 +366,9 @@ def test_boosted_span_model_reads_sentences_and_reader_logits(tmp_path: Path) ->
     assert sel.candidates("一季度计划落地多少个重点项目？", hits, SPAN_FEATURES)[1].shape[1] == len(
         SPAN_FEATURES
     )
+    # evidence features without their source are refused with the reason
+    with pytest.raises(ValueError, match="sentence similarities"):
+        SpanSelector(min_confidence=0.0).candidates("一季度计划落地多少个重点项目？", hits, FEATURE_SETS[-1])
     # a boosted model without the evidence it reads is refused with the reason
     with pytest.raises(ValueError, match="sentence"):
         SpanSelector(model_path=path).warm_up()
@@ -395,3 +398,8 @@ def test_default_span_model_follows_the_encoder(tmp_path: Path, fixture_index: I
     default = make_answerer(fixture_index.settings, fixture_index)
     assert isinstance(default, SpanSelector) and default.sentences is not None
     assert default.model.kind == "span-linear"  # the fixture index embeds with the hashing encoder
+    # the builtin reader asked for twice (span features and narrowing) is one reader
+    both = make_answerer(
+        fixture_index.settings.model_copy(update={"answer_narrow_reader": "builtin"}), fixture_index
+    )
+    assert isinstance(both, SpanSelector) and both.narrow_reader is both.span_reader is not None
