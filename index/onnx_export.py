@@ -2,7 +2,9 @@
 
 The exported graph maps ``input_ids``, ``attention_mask`` (and ``token_type_ids`` when the
 model's forward takes them) with dynamic batch and sequence axes to ``last_hidden_state``;
-pooling and normalisation stay in Python (``policyqa.index.encoder``). The int8 variant is
+pooling and normalisation stay in Python (``policyqa.index.encoder``). With ``head="qa"`` a
+``*ForQuestionAnswering`` model is exported the same way to ``start_logits`` and ``end_logits``
+(the answer reader, ``policyqa.retriever.reader``), as ``qa.onnx`` / ``qa_int8.onnx``. The int8 variant is
 onnxruntime's dynamic quantisation, per channel, with the feed-forward output projections
 (``encoder.layer.N.output.dense``, not ``attention.output.dense``) kept in float32: measured
 on multilingual-e5-small, full int8 was ~20 % faster but lost 0.02 R@1, this variant lost
@@ -11,7 +13,8 @@ nothing.
 Exports are cached under ``<model_dir>/onnx/`` (or ``<cache_dir>/onnx/<model-hash>/`` when
 the model directory is not writable), written atomically, once, and checked against a
 freshly loaded torch model on padded batches (cosine of mean-pooled embeddings >= 0.9999 for
-fp32, >= 0.99 for int8).
+fp32, >= 0.99 for int8; for a QA model: the correlation of its start and end logits per
+sequence, with the same bounds).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ __all__ = [
     "FP32_NAME",
     "INT8_NAME",
     "OnnxParityError",
+    "OnnxHead",
     "OnnxVariant",
     "ensure_onnx",
     "export_onnx",
@@ -51,9 +55,19 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 OnnxVariant = Literal["fp32", "int8"]
+#: What the graph outputs: the encoder's hidden states, or a QA model's start/end logits.
+OnnxHead = Literal["encoder", "qa"]
 ONNX_SUBDIR = "onnx"
 FP32_NAME = "model.onnx"
 INT8_NAME = "model_int8.onnx"
+QA_FP32_NAME = "qa.onnx"
+QA_INT8_NAME = "qa_int8.onnx"
+_FILE_NAMES: dict[tuple[str, str], str] = {
+    ("encoder", "fp32"): FP32_NAME,
+    ("encoder", "int8"): INT8_NAME,
+    ("qa", "fp32"): QA_FP32_NAME,
+    ("qa", "int8"): QA_INT8_NAME,
+}
 INFO_NAME = "export_info.json"
 #: Bump when the exported graphs change, so cached exports are redone.
 EXPORT_VERSION = 1
@@ -148,15 +162,16 @@ def onnx_dir_for(model_dir: Path, cache_dir: Path | None = None) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
-def _load_torch_model(tdir: Path) -> Any:
+def _load_torch_model(tdir: Path, head: OnnxHead = "encoder") -> Any:
     """A fresh transformers model in eval mode, float32, eager attention (export-friendly)."""
-    from transformers import AutoModel
+    from transformers import AutoModel, AutoModelForQuestionAnswering
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity(logging.ERROR)  # no "LOAD REPORT" for an unused pooler
+    loader = AutoModelForQuestionAnswering if head == "qa" else AutoModel
     try:
-        model = AutoModel.from_pretrained(str(tdir), attn_implementation="eager", dtype="float32")
+        model = loader.from_pretrained(str(tdir), attn_implementation="eager", dtype="float32")
     finally:
         hf_logging.set_verbosity(verbosity)
     model.eval()
@@ -216,9 +231,12 @@ def _pad_id(tokenizer: Any) -> int:
 
 
 def _parity_batches(
-    tokenizer: Any, max_len: int
+    tokenizer: Any, max_len: int, pairs: bool = False
 ) -> list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
-    enc = [e.ids[:max_len] for e in tokenizer.encode_batch(list(_PARITY_TEXTS))]
+    texts: list[Any] = list(_PARITY_TEXTS)
+    if pairs:  # (question, passage) as a reader sees them
+        texts = [(texts[i], texts[(i + 1) % len(texts)]) for i in range(len(texts))]
+    enc = [e.ids[:max_len] for e in tokenizer.encode_batch(texts)]
     pad = _pad_id(tokenizer)
     half = len(enc) // 2
     return [pad_batch(enc[:half], pad), pad_batch(enc[half:], pad)]
@@ -244,29 +262,32 @@ def _atomic_target(path: Path) -> Path:
     return Path(tmp)
 
 
-def export_onnx(model_dir: Path, out_path: Path, opset: int = OPSET) -> Path:
-    """Export the Transformer of ``model_dir`` to an fp32 ONNX file ``out_path`` (atomically)."""
+def export_onnx(model_dir: Path, out_path: Path, opset: int = OPSET, head: OnnxHead = "encoder") -> Path:
+    """Export the Transformer of ``model_dir`` to an fp32 ONNX file ``out_path`` (atomically);
+    ``head="qa"``: the question-answering model's start and end logits."""
     import torch
 
     tdir = transformer_dir(model_dir)
-    model = _load_torch_model(tdir)
+    model = _load_torch_model(tdir, head)
     with_tt = _takes_token_type_ids(model)
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if with_tt else [])
+    outputs = ["start_logits", "end_logits"] if head == "qa" else ["last_hidden_state"]
 
     class _Wrapper(torch.nn.Module):
         def __init__(self, inner: Any) -> None:
             super().__init__()
             self.inner = inner
 
-        def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        def forward(self, *args: torch.Tensor) -> Any:
             out = self.inner(**dict(zip(names, args, strict=True)))
-            return out[0]  # type: ignore[no-any-return]
+            if head == "qa":
+                return out.start_logits, out.end_logits
+            return out[0]
 
     ids = torch.tensor([[0, 5, 6, 7, 8, 9, 2], [0, 5, 6, 2, 1, 1, 1]], dtype=torch.long)
     mask = (torch.arange(ids.shape[1])[None, :] < torch.tensor([[7], [4]])).long()
     args: tuple[torch.Tensor, ...] = (ids, mask) + ((torch.zeros_like(ids),) if with_tt else ())
-    dynamic = {n: {0: "batch", 1: "sequence"} for n in names}
-    dynamic["last_hidden_state"] = {0: "batch", 1: "sequence"}
+    dynamic = {n: {0: "batch", 1: "sequence"} for n in (*names, *outputs)}
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _atomic_target(out_path)
@@ -278,7 +299,7 @@ def export_onnx(model_dir: Path, out_path: Path, opset: int = OPSET) -> Path:
                 args,
                 str(tmp),
                 input_names=names,
-                output_names=["last_hidden_state"],
+                output_names=outputs,
                 dynamic_axes=dynamic,
                 opset_version=opset,
                 do_constant_folding=True,
@@ -350,29 +371,45 @@ def _session(path: Path) -> Any:
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def parity(model_dir: Path, onnx_path: Path, max_len: int = 128) -> float:
-    """Minimum cosine between ONNX and a freshly loaded torch model over padded batches."""
+def _logit_correlation(
+    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], mask: npt.NDArray[np.int64]
+) -> float:
+    """Smallest per-sequence correlation of two logit arrays (batch, seq) over unmasked tokens."""
+    worst = 1.0
+    for row_a, row_b, m in zip(a, b, mask.astype(bool), strict=True):
+        x = row_a[m] - row_a[m].mean()
+        y = row_b[m] - row_b[m].mean()
+        denom = float(np.linalg.norm(x) * np.linalg.norm(y))
+        worst = min(worst, float(x @ y) / denom if denom > 0 else float(np.allclose(row_a[m], row_b[m])))
+    return worst
+
+
+def parity(model_dir: Path, onnx_path: Path, max_len: int = 128, head: OnnxHead = "encoder") -> float:
+    """Minimum cosine between ONNX and a freshly loaded torch model over padded batches (for
+    ``head="qa"``: the minimum correlation of the start and of the end logits per sequence)."""
     import torch
 
     tdir = transformer_dir(model_dir)
     tokenizer = _load_tokenizer(tdir)
-    model = _load_torch_model(tdir)  # fresh: an exported torch object is not trusted
+    model = _load_torch_model(tdir, head)  # fresh: an exported torch object is not trusted
     positions = getattr(model.config, "max_position_embeddings", None)
     if isinstance(positions, int):  # (XLM-R positions start after the padding index)
         max_len = min(max_len, positions - 2)
     session = _session(onnx_path)
     inputs = {i.name for i in session.get_inputs()}
     worst = 1.0
-    for ids, mask in _parity_batches(tokenizer, max_len):
+    for ids, mask in _parity_batches(tokenizer, max_len, pairs=head == "qa"):
         feed = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in inputs:
             feed["token_type_ids"] = np.zeros_like(ids)
-        onnx_hidden = session.run(None, feed)[0]
+        onnx_out = session.run(None, feed)
         with torch.no_grad():
-            torch_hidden = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))[
-                0
-            ].numpy()
-        cos = (mean_pool(onnx_hidden, mask) * mean_pool(torch_hidden, mask)).sum(axis=1)
+            torch_out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
+        if head == "qa":
+            for ours, theirs in zip(onnx_out, (torch_out.start_logits, torch_out.end_logits), strict=True):
+                worst = min(worst, _logit_correlation(ours, theirs.numpy(), mask))
+            continue
+        cos = (mean_pool(onnx_out[0], mask) * mean_pool(torch_out[0].numpy(), mask)).sum(axis=1)
         worst = min(worst, float(cos.min()))
     return worst
 
@@ -413,20 +450,28 @@ def _write_info(onnx_dir: Path, info: dict[str, Any]) -> None:
 
 
 def ensure_onnx(
-    model_dir: Path, variant: OnnxVariant = "int8", cache_dir: Path | None = None, verify: bool = True
+    model_dir: Path,
+    variant: OnnxVariant = "int8",
+    cache_dir: Path | None = None,
+    verify: bool = True,
+    head: OnnxHead = "encoder",
 ) -> Path:
     """Path of the cached ONNX export (``fp32`` or ``int8``) of ``model_dir``; exports once.
 
     The fp32 graph is exported first (the int8 one is derived from it). With ``verify`` each
     new file is checked against a fresh torch model; a failed check raises
-    :class:`OnnxParityError` and the file is not kept.
+    :class:`OnnxParityError` and the file is not kept. ``head="qa"``: a question-answering
+    model (``qa.onnx`` / ``qa_int8.onnx``, see :func:`export_onnx`).
     """
+    if head not in ("encoder", "qa"):
+        raise ValueError(f"head must be 'encoder' or 'qa', got {head!r}")
     if variant not in MIN_COSINE:
         raise ValueError(f"variant must be 'fp32' or 'int8', got {variant!r}")
     model_dir = Path(model_dir)
     tdir = transformer_dir(model_dir)
     fingerprint = _weights_fingerprint(tdir)
-    name = FP32_NAME if variant == "fp32" else INT8_NAME
+    name = _FILE_NAMES[(head, variant)]
+    fp32_name = _FILE_NAMES[(head, "fp32")]
 
     def fresh(info: dict[str, Any]) -> bool:
         return info.get("export_version") == EXPORT_VERSION and info.get("weights") == fingerprint
@@ -445,7 +490,7 @@ def ensure_onnx(
     with _lock(onnx_dir / ".export.lock"):
         info = _read_info(onnx_dir)
         if not fresh(info):  # new or changed model: start over
-            for stale in (FP32_NAME, INT8_NAME):
+            for stale in _FILE_NAMES.values():
                 (onnx_dir / stale).unlink(missing_ok=True)
             info = {
                 "export_version": EXPORT_VERSION,
@@ -454,19 +499,19 @@ def ensure_onnx(
                 "files": {},
             }
         files: dict[str, Any] = info.setdefault("files", {})
-        fp32 = onnx_dir / FP32_NAME
-        wanted = [(FP32_NAME, "fp32")] + ([(INT8_NAME, "int8")] if variant == "int8" else [])
+        fp32 = onnx_dir / fp32_name
+        wanted = [(fp32_name, "fp32")] + ([(name, "int8")] if variant == "int8" else [])
         for fname, kind in wanted:
             path = onnx_dir / fname
             if path.is_file() and fname in files:
                 continue
             if kind == "fp32":
-                export_onnx(model_dir, path)
+                export_onnx(model_dir, path, head=head)
             else:
                 quantize_int8(fp32, path)
             entry: dict[str, Any] = {"bytes": path.stat().st_size}
             if verify:
-                cos = parity(model_dir, path)
+                cos = parity(model_dir, path, head=head)
                 entry["min_cosine_vs_torch"] = round(cos, 6)
                 logger.info(
                     "ONNX %s parity vs torch: min cosine %.6f (need >= %s)", kind, cos, MIN_COSINE[kind]
@@ -475,7 +520,7 @@ def ensure_onnx(
                     path.unlink(missing_ok=True)
                     raise OnnxParityError(
                         f"ONNX {kind} export of {model_dir} disagrees with torch: min cosine {cos:.5f} < "
-                        f"{MIN_COSINE[kind]}; use the torch encoder backend for this model"
+                        f"{MIN_COSINE[kind]}; use the torch backend for this model"
                     )
             files[fname] = entry
             _write_info(onnx_dir, info)

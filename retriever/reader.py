@@ -11,6 +11,11 @@ score is ``start_logit + end_logit``; the window's no-answer score is the same a
 position. The confidence is ``sigmoid(best span score - no-answer score of its window)``. The
 answer's character offsets come from the tokenizer's offset mapping, so the text is the
 passage's own characters.
+
+``backend``: ``"torch"`` runs the transformers model; ``"onnx"`` / ``"onnx-int8"`` run its ONNX
+export (fp32, or dynamic int8 with the FFN output projections kept fp32) with onnxruntime, exported
+once next to the model (or under ``cache_dir``) and checked against torch
+(:func:`policyqa.index.onnx_export.ensure_onnx` with ``head="qa"``).
 """
 
 from __future__ import annotations
@@ -32,9 +37,12 @@ from .base import Hit
 from .reader_adapter import BUILTIN_READER, ensure_builtin_reader
 from .rerank import split_sentences, strip_span
 
-__all__ = ["CharLogits", "TransformersReader"]
+__all__ = ["READER_BACKENDS", "CharLogits", "TransformersReader"]
 
 logger = logging.getLogger(__name__)
+
+#: How a reader runs: the transformers model, or its ONNX export (fp32 / int8).
+READER_BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 @dataclass(slots=True)
@@ -65,6 +73,7 @@ class TransformersReader:
     :param passages: how many of the top passages are read.
     :param min_confidence: below it the result is "no answer" (None: the threshold the model was
         tuned with, from its ``policyqa_reader.json``, else 0.5).
+    :param backend: ``"torch"``, ``"onnx"`` or ``"onnx-int8"`` (see the module docstring).
     """
 
     def __init__(
@@ -79,7 +88,10 @@ class TransformersReader:
         batch_size: int = 8,
         device: str = "cpu",
         cache_dir: Path | None = None,
+        backend: str = "torch",
     ) -> None:
+        if backend not in READER_BACKENDS:
+            raise ValueError(f"reader backend must be one of {', '.join(READER_BACKENDS)}, got {backend!r}")
         if passages < 1:
             raise ValueError(f"passages must be at least 1, got {passages}")
         if max_seq_length < 32 or stride < 0 or stride >= max_seq_length:
@@ -94,7 +106,9 @@ class TransformersReader:
         self.batch_size = batch_size
         self.device = device
         self.cache_dir = cache_dir
-        self._model: Any = None
+        self.backend = backend
+        self._model: Any = None  # the torch model, or an onnxruntime session
+        self._onnx_inputs: frozenset[str] = frozenset()
         self._tokenizer: Any = None
         self._lock = threading.Lock()
 
@@ -119,9 +133,33 @@ class TransformersReader:
                 raise ValueError(f"reader {self.model_path}: needs a fast tokenizer (tokenizer.json)")
             if self.min_confidence is None:
                 self.min_confidence = _tuned_threshold(Path(self.model_path))
+            if self.backend != "torch":
+                self._model = self._onnx_session()
+                return
             model = AutoModelForQuestionAnswering.from_pretrained(self.model_path, local_files_only=True)
             self._model = model.to(self.device).eval()
             logger.info("reader %s loaded on %s", self.model_path, self.device)
+
+    def _onnx_session(self) -> Any:
+        import onnxruntime as ort
+
+        from policyqa.index.encoder import _cpu_count, _session_options
+        from policyqa.index.onnx_export import OnnxVariant, ensure_onnx
+
+        variant: OnnxVariant = "int8" if self.backend == "onnx-int8" else "fp32"
+        path = ensure_onnx(Path(self.model_path), variant, cache_dir=self.cache_dir, head="qa")
+        providers = ["CPUExecutionProvider"]
+        if self.device.startswith("cuda"):
+            if "CUDAExecutionProvider" in ort.get_available_providers():
+                providers.insert(0, "CUDAExecutionProvider")
+            else:
+                logger.warning("onnxruntime has no CUDA provider here: running the reader on the CPU")
+        session = ort.InferenceSession(
+            str(path), sess_options=_session_options(_cpu_count()), providers=providers
+        )
+        self._onnx_inputs = frozenset(i.name for i in session.get_inputs())
+        logger.info("reader %s loaded (%s, %s)", self.model_path, self.backend, path.name)
+        return session
 
     def _windows(
         self, question: str, texts: Sequence[str]
@@ -130,8 +168,6 @@ class TransformersReader:
     ]:
         """Run the model over ``texts`` in windows: per window, (passage index, context-token
         mask, token character offsets, start logits, end logits)."""
-        import torch
-
         tok = self._tokenizer
         enc = tok(
             [question] * len(texts),
@@ -149,19 +185,30 @@ class TransformersReader:
         names = set(tok.model_input_names)
         n = len(mapping)
         for b in range(0, n, self.batch_size):
-            feed = {
-                k: torch.as_tensor(np.asarray(v[b : b + self.batch_size]), device=self.device)
+            batch = {
+                k: np.asarray(v[b : b + self.batch_size], dtype=np.int64)
                 for k, v in enc.items()
                 if k in names
             }
-            with torch.no_grad():
-                res = self._model(**feed)
-            starts = res.start_logits.float().cpu().numpy()
-            ends = res.end_logits.float().cpu().numpy()
+            starts, ends = self._logits(batch)
             for j in range(starts.shape[0]):
                 w = b + j
                 ctx = np.array([s == 1 for s in enc.sequence_ids(w)], dtype=bool)
                 yield int(mapping[w]), ctx, np.asarray(offsets[w]), starts[j], ends[j]
+
+    def _logits(self, batch: dict[str, npt.NDArray[np.int64]]) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+        """Start and end logits (batch, tokens) of one padded batch of windows."""
+        if self.backend != "torch":
+            feed = {k: v for k, v in batch.items() if k in self._onnx_inputs}
+            if "token_type_ids" in self._onnx_inputs and "token_type_ids" not in feed:
+                feed["token_type_ids"] = np.zeros_like(batch["input_ids"])
+            start, end = self._model.run(None, feed)
+            return np.asarray(start, dtype=np.float32), np.asarray(end, dtype=np.float32)
+        import torch
+
+        with torch.no_grad():
+            res = self._model(**{k: torch.as_tensor(v, device=self.device) for k, v in batch.items()})
+        return res.start_logits.float().cpu().numpy(), res.end_logits.float().cpu().numpy()
 
     def _read(
         self, question: str, texts: Sequence[str], within: tuple[int, int] | None = None

@@ -83,3 +83,59 @@ def test_char_logits_cover_every_character_of_each_text(tiny_qa: Path) -> None:
     # the same logits the span search reads: its best span's score is a start + end logit pair
     score, _null, pi, a, b = max(reader._read("落地多少个项目？", texts[:1]), key=lambda w: w[0])
     assert pi == 0 and score <= float(out[0].start.max() + out[0].end.max()) + 1e-5
+
+
+def test_onnx_backends_read_the_same_logits_as_torch(tiny_qa: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import numpy as np
+
+    from policyqa.retriever.reader import TransformersReader
+
+    model = tmp_path / "qa"
+    shutil.copytree(tiny_qa, model)  # the export lands beside the model: keep the fixture's copy clean
+    texts = ["力争一季度落地重点项目28个。" * 5, "青岛市南区"]
+    question = "落地多少个项目？"
+    kwargs = {"max_seq_length": 48, "stride": 16, "min_confidence": 0.0, "cache_dir": tmp_path / "cache"}
+    torch_reader = TransformersReader(model, **kwargs)  # type: ignore[arg-type]
+    ref = torch_reader.char_logits(question, texts)
+    hits = [_hit(1, texts[0], 0), _hit(2, texts[1], 100)]
+    for backend, tol in (("onnx", 1e-4), ("onnx-int8", None)):
+        reader = TransformersReader(model, backend=backend, **kwargs)  # type: ignore[arg-type]
+        out = reader.char_logits(question, texts)
+        assert (model / "onnx" / ("qa.onnx" if backend == "onnx" else "qa_int8.onnx")).is_file()
+        for ours, theirs in zip(out, ref, strict=True):
+            assert ours.start.shape == theirs.start.shape
+            if tol is not None:
+                assert np.allclose(ours.start, theirs.start, atol=tol)
+                assert np.allclose(ours.end, theirs.end, atol=tol)
+                assert abs(ours.null - theirs.null) < tol
+            else:  # int8: close, not equal
+                assert np.corrcoef(ours.start, theirs.start)[0, 1] > 0.9
+        ans = reader.select(question, hits)
+        source = {1: texts[0], 2: texts[1]}[ans.citation or 1]
+        base = hits[(ans.citation or 1) - 1].start
+        assert ans.start is not None and ans.end is not None
+        assert source[ans.start - base : ans.end - base] == ans.text
+        if backend == "onnx":
+            same = torch_reader.select(question, hits)
+            assert (ans.text, ans.start, ans.end, ans.citation) == (
+                same.text,
+                same.start,
+                same.end,
+                same.citation,
+            )
+            assert ans.confidence == pytest.approx(same.confidence, abs=1e-4)
+    with pytest.raises(ValueError, match="reader backend"):
+        TransformersReader(model, backend="tensorrt")
+
+
+def test_reader_backend_comes_from_settings(tmp_path: Path) -> None:
+    from policyqa.qa import _reader
+    from policyqa.settings import Settings
+
+    assert _reader(Settings(cache_dir=tmp_path), "builtin").backend == "torch"
+    settings = Settings(cache_dir=tmp_path, answer_reader_backend="onnx-int8")
+    assert _reader(settings, "builtin").backend == "onnx-int8"
+    with pytest.raises(ValueError):
+        Settings(cache_dir=tmp_path, answer_reader_backend="tensorrt")
