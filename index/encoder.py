@@ -39,7 +39,7 @@ import numpy.typing as npt
 
 from policyqa.settings import DEFAULT_MODEL, EncoderBackend, default_cache_dir
 
-__all__ = ["BGE_ZH_QUERY_PROMPT", "E5_PROMPTS", "Encoder", "ModelInfo", "resolve_model_info"]
+__all__ = ["BGE_ZH_QUERY_PROMPT", "E5_PROMPTS", "Encoder", "ModelInfo", "onnx_session", "resolve_model_info"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,21 @@ def _session_options(threads: int) -> Any:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     return opts
+
+
+def onnx_session(path: Path, device: str, what: str) -> Any:
+    """An onnxruntime session of ``path`` with every core (:func:`_session_options`), on the GPU
+    when ``device`` starts with ``cuda`` and onnxruntime has the CUDA provider (else a warning
+    naming ``what`` and the CPU)."""
+    import onnxruntime as ort
+
+    providers = ["CPUExecutionProvider"]
+    if device.startswith("cuda"):
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        else:
+            logger.warning("onnxruntime has no CUDA provider here: running %s on the CPU", what)
+    return ort.InferenceSession(str(path), sess_options=_session_options(_cpu_count()), providers=providers)
 
 
 def _cpu_count() -> int:
@@ -429,20 +444,12 @@ class Encoder:
         logger.info("loaded %s (torch, %s, %d threads)", self.model, self.device, torch.get_num_threads())
 
     def _load_onnx(self, info: ModelInfo) -> None:
-        import onnxruntime as ort
 
         from policyqa.index.onnx_export import OnnxVariant, ensure_onnx
 
         variant: OnnxVariant = "int8" if self._backend is EncoderBackend.ONNX_INT8 else "fp32"
         path = ensure_onnx(info.model_dir, variant, cache_dir=self.cache_dir)
-        opts = _session_options(_cpu_count())
-        providers = ["CPUExecutionProvider"]
-        if self.device.startswith("cuda"):
-            if "CUDAExecutionProvider" in ort.get_available_providers():
-                providers.insert(0, "CUDAExecutionProvider")
-            else:
-                logger.warning("onnxruntime has no CUDA provider here: running %s on the CPU", self.model)
-        self._session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        self._session = onnx_session(path, self.device, self.model)
         self._session_path = path
         self._single_session = None
         self._session_inputs = frozenset(i.name for i in self._session.get_inputs())

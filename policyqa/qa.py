@@ -105,7 +105,7 @@ def _reader(settings: Settings, model: str) -> Any:
         device=settings.device,
         cache_dir=settings.cache_dir,
         max_answer_tokens=BUILTIN_MAX_ANSWER_TOKENS if model == BUILTIN_READER else 64,
-        backend=str(settings.answer_reader_backend),
+        backend=settings.answer_reader_backend,
     )
 
 

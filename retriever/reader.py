@@ -32,17 +32,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from policyqa.settings import EncoderBackend
+
 from .answer import Answer, citations_from_hits, no_answer
 from .base import Hit
 from .reader_adapter import BUILTIN_READER, ensure_builtin_reader
 from .rerank import split_sentences, strip_span
 
-__all__ = ["READER_BACKENDS", "CharLogits", "TransformersReader"]
+__all__ = ["CharLogits", "TransformersReader"]
 
 logger = logging.getLogger(__name__)
-
-#: How a reader runs: the transformers model, or its ONNX export (fp32 / int8).
-READER_BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 @dataclass(slots=True)
@@ -88,10 +87,13 @@ class TransformersReader:
         batch_size: int = 8,
         device: str = "cpu",
         cache_dir: Path | None = None,
-        backend: str = "torch",
+        backend: EncoderBackend | str = EncoderBackend.TORCH,
     ) -> None:
-        if backend not in READER_BACKENDS:
-            raise ValueError(f"reader backend must be one of {', '.join(READER_BACKENDS)}, got {backend!r}")
+        try:
+            self.backend = EncoderBackend(backend)
+        except ValueError:
+            choices = ", ".join(b.value for b in EncoderBackend)
+            raise ValueError(f"unknown reader backend {backend!r} (choose one of: {choices})") from None
         if passages < 1:
             raise ValueError(f"passages must be at least 1, got {passages}")
         if max_seq_length < 32 or stride < 0 or stride >= max_seq_length:
@@ -106,7 +108,6 @@ class TransformersReader:
         self.batch_size = batch_size
         self.device = device
         self.cache_dir = cache_dir
-        self.backend = backend
         self._model: Any = None  # the torch model, or an onnxruntime session
         self._onnx_inputs: frozenset[str] = frozenset()
         self._tokenizer: Any = None
@@ -133,7 +134,7 @@ class TransformersReader:
                 raise ValueError(f"reader {self.model_path}: needs a fast tokenizer (tokenizer.json)")
             if self.min_confidence is None:
                 self.min_confidence = _tuned_threshold(Path(self.model_path))
-            if self.backend != "torch":
+            if self.backend is not EncoderBackend.TORCH:
                 self._model = self._onnx_session()
                 return
             model = AutoModelForQuestionAnswering.from_pretrained(self.model_path, local_files_only=True)
@@ -141,24 +142,14 @@ class TransformersReader:
             logger.info("reader %s loaded on %s", self.model_path, self.device)
 
     def _onnx_session(self) -> Any:
-        import onnxruntime as ort
-
-        from policyqa.index.encoder import _cpu_count, _session_options
+        from policyqa.index.encoder import onnx_session
         from policyqa.index.onnx_export import OnnxVariant, ensure_onnx
 
-        variant: OnnxVariant = "int8" if self.backend == "onnx-int8" else "fp32"
+        variant: OnnxVariant = "int8" if self.backend is EncoderBackend.ONNX_INT8 else "fp32"
         path = ensure_onnx(Path(self.model_path), variant, cache_dir=self.cache_dir, head="qa")
-        providers = ["CPUExecutionProvider"]
-        if self.device.startswith("cuda"):
-            if "CUDAExecutionProvider" in ort.get_available_providers():
-                providers.insert(0, "CUDAExecutionProvider")
-            else:
-                logger.warning("onnxruntime has no CUDA provider here: running the reader on the CPU")
-        session = ort.InferenceSession(
-            str(path), sess_options=_session_options(_cpu_count()), providers=providers
-        )
+        session = onnx_session(path, self.device, f"the reader {self.model_path}")
         self._onnx_inputs = frozenset(i.name for i in session.get_inputs())
-        logger.info("reader %s loaded (%s, %s)", self.model_path, self.backend, path.name)
+        logger.info("reader %s loaded (%s, %s)", self.model_path, self.backend.value, path.name)
         return session
 
     def _windows(
@@ -198,7 +189,7 @@ class TransformersReader:
 
     def _logits(self, batch: dict[str, npt.NDArray[np.int64]]) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
         """Start and end logits (batch, tokens) of one padded batch of windows."""
-        if self.backend != "torch":
+        if self.backend is not EncoderBackend.TORCH:
             feed = {k: v for k, v in batch.items() if k in self._onnx_inputs}
             if "token_type_ids" in self._onnx_inputs and "token_type_ids" not in feed:
                 feed["token_type_ids"] = np.zeros_like(batch["input_ids"])
