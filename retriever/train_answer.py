@@ -27,6 +27,13 @@ the same calibration and threshold. It records the encoder whose similarities it
 
 Questions are split by a hash of their id as in ``train_rerank``; ``--eval-split`` reports the
 F1 / contains of the top span on the other part.
+
+``--fold-readers A_0 … A_{N-1}`` cross-fits the reader features: the builtin reader was trained
+on the training questions, so its logits on them are in-sample (sharper than on new questions)
+and a model fitted on them over-trusts the reader. Each ``A_K`` is a reader adapter trained the
+same way but without the questions of fold ``K`` of ``N`` (``train_reader --hold-out K/N``);
+a training question of fold ``K`` reads ``A_K``'s logits. The eval split still reads the builtin
+reader, which is what ``policyqa ask`` runs.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -47,13 +55,14 @@ import numpy.typing as npt
 from policyqa.retriever.answer import DEFAULT_SPAN_MODEL, FEATURE_SETS, SpanModel, SpanSelector
 from policyqa.retriever.base import Hit
 from policyqa.retriever.spans import DENSE_SPAN_FEATURES, READER_SPAN_FEATURES, SPAN_FEATURES, source_text
-from policyqa.retriever.train_rerank import in_split
+from policyqa.retriever.train_rerank import fold_of, in_split
 
 __all__ = [
     "BOOSTED_BAGS",
     "BOOSTED_PARAMS",
     "SpanGroup",
     "calibrate",
+    "check_fold_adapters",
     "collect_spans",
     "fit_boosted_span_model",
     "fit_listwise",
@@ -97,41 +106,53 @@ def collect_spans(
     *,
     show_progress: bool = False,
     feature_set: tuple[str, ...] = SPAN_FEATURES,
+    fold_readers: Sequence[Any] = (),
 ) -> list[SpanGroup]:
     """Candidate spans of each question with a reference answer (features and labels).
 
     ``feature_set``: one of :data:`~policyqa.retriever.answer.FEATURE_SETS`; sentence
-    similarities come from the index's encoder, reader logits from the builtin reader.
+    similarities come from the index's encoder, reader logits from the builtin reader, or with
+    ``fold_readers`` (N of them) from reader ``fold_of(question id, N)``.
     """
     from tqdm.auto import tqdm
 
     from policyqa.eval.metrics import char_f1, contains_answer
     from policyqa.qa import reranked_searcher, span_evidence
 
+    uses_reader = READER_SPAN_FEATURES[0] in feature_set
+    if fold_readers and not uses_reader:
+        raise ValueError("fold readers need a feature set with the reader's logits (--kind boosted)")
     search = reranked_searcher(index, settings)
     sentences, span_reader = span_evidence(
         settings,
         index,
         sentences=DENSE_SPAN_FEATURES[0] in feature_set,
-        reader=READER_SPAN_FEATURES[0] in feature_set,
+        reader=uses_reader and not fold_readers,
     )
-    selector = SpanSelector(
-        index.tokenizer,
-        index.bm25,
-        documents=index.store,
-        passages=settings.answer_passages,
-        # the features come from ``feature_set``; the shipped linear model only fills the slot
-        # (the boosted one may be the file this run replaces)
-        model_path=Path(str(resources.files("policyqa.retriever") / "data" / DEFAULT_SPAN_MODEL)),
-        sentences=sentences,
-        span_reader=span_reader,
-    )
-    selector.warm_up()
+    selectors = [
+        SpanSelector(
+            index.tokenizer,
+            index.bm25,
+            documents=index.store,
+            passages=settings.answer_passages,
+            # the features come from ``feature_set``; the shipped linear model only fills the slot
+            # (the boosted one may be the file this run replaces)
+            model_path=Path(str(resources.files("policyqa.retriever") / "data" / DEFAULT_SPAN_MODEL)),
+            sentences=sentences,
+            span_reader=reader,
+        )
+        for reader in (fold_readers or [span_reader])
+    ]
+    for sel in selectors:
+        sel.warm_up()
+        if sel.span_reader is not None:
+            sel.span_reader.warm_up()
     out: list[SpanGroup] = []
     for qid, text in tqdm(queries.items(), desc="spans", disable=not show_progress):
         refs = [a for a in answers.get(qid, []) if a]
         if not refs:
             continue
+        selector = selectors[fold_of(qid, len(selectors))] if fold_readers else selectors[0]
         hits: list[Hit] = search(text)
         cands, x, text_of = selector.candidates(text, hits, feature_set)
         top = hits[: selector.passages]
@@ -153,6 +174,57 @@ def collect_spans(
         _c, x_wo, _t = selector.candidates(text, without, feature_set)
         out.append(SpanGroup(qid, x, f1, co, ov, x_wo))
     return out
+
+
+def check_fold_adapters(adapters: Sequence[Path], split: str, train_share: float) -> list[dict[str, Any]]:
+    """The ``policyqa_reader`` info of ``train_reader --hold-out K/N`` adapters ``K = 0 … N-1``
+    (in that order, trained on ``split``); raises ValueError saying what does not fit."""
+    from policyqa.retriever.reader_adapter import adapter_info
+
+    n = len(adapters)
+    if n < 2:
+        raise ValueError(f"--fold-readers needs at least 2 adapters (one per fold), got {n}")
+    infos: list[dict[str, Any]] = []
+    for k, path in enumerate(adapters):
+        if not path.is_file():
+            raise ValueError(f"fold reader {path} does not exist")
+        info = adapter_info(path)
+        # every stage (the adapter and the ones it was initialised from) must leave fold K out
+        held: list[Any] = []
+        stage: dict[str, Any] | None = info
+        while stage:
+            held += [s.get("held_out_fold") for s in stage.get("trained_on", []) if s.get("format") == "beir"]
+            stage = stage.get("init")
+        if not held or any(h != [k, n] for h in held):
+            raise ValueError(
+                f"fold reader {k} ({path}) must be trained with train_reader --hold-out {k}/{n}, "
+                f"its benchmarks held out {held or 'nothing'}"
+            )
+        if info.get("split") != split or info.get("train_share") != train_share:
+            raise ValueError(
+                f"fold reader {path} was trained on split {info.get('split')!r} "
+                f"(share {info.get('train_share')}), the span model on {split!r} (share {train_share})"
+            )
+        infos.append(info)
+    return infos
+
+
+def _fold_reader(settings: Any, adapter: Path, work: Path) -> Any:
+    """A reader over ``adapter`` merged into the default model (like the builtin one)."""
+    from policyqa.index.e5convert import ensure_default_model
+    from policyqa.retriever.reader import TransformersReader
+    from policyqa.retriever.reader_adapter import BUILTIN_MAX_ANSWER_TOKENS, merge_adapter
+
+    base = ensure_default_model(settings.cache_dir, show_progress=settings.progress)
+    merged = merge_adapter(base, adapter, work / adapter.stem)
+    return TransformersReader(
+        merged,
+        passages=settings.answer_passages,
+        min_confidence=0.0,
+        device=settings.device,
+        max_answer_tokens=BUILTIN_MAX_ANSWER_TOKENS,
+        backend=settings.answer_reader_backend,
+    )
 
 
 def _standardise(groups: Sequence[SpanGroup]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -439,9 +511,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "lambdarank over the span features, sentence similarities and the builtin reader's logits",
     )
     parser.add_argument("--boosted-lam", type=float, default=0.3, help="contains weight of the boosted gain")
+    parser.add_argument(
+        "--fold-readers",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="ADAPTER",
+        help="cross-fitted reader features (--kind boosted): adapter K trained with "
+        "train_reader --hold-out K/N gives the logits of the training questions of fold K",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     feature_set = FEATURE_SETS[-1] if args.kind == "boosted" else SPAN_FEATURES
+    fold_infos: list[dict[str, Any]] = []
+    if args.fold_readers is not None:
+        if args.kind != "boosted":
+            parser.error("--fold-readers needs --kind boosted (only it reads the reader's logits)")
+        try:
+            fold_infos = check_fold_adapters(args.fold_readers, args.split, args.train_share)
+        except ValueError as exc:
+            parser.error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     from policyqa.eval.datasets import load_benchmark
@@ -453,6 +542,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     evals: dict[str, list[SpanGroup]] = {}
     names: list[str] = []
     dense_models: set[str] = set()
+    # the merged fold readers live as long as this run (removed at exit even on an error)
+    work = tempfile.TemporaryDirectory(prefix="policyqa-fold-readers-")
+    fold_readers = [_fold_reader(settings, a, Path(work.name)) for a in args.fold_readers or []]
     for path in args.bench:
         bench = load_benchmark(path)
         names.append(bench.name)
@@ -472,6 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 gold,
                 show_progress=settings.progress,
                 feature_set=feature_set,
+                fold_readers=fold_readers,
             )
             if args.eval_split != "none":
                 eval_q = {
@@ -482,6 +575,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
         finally:
             prepared.index.close()
+    del fold_readers
+    work.cleanup()
     info = {
         "trained_on": names,
         "split": args.split,
@@ -497,6 +592,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(f"the benchmarks' indexes embed with different encoders: {sorted(dense_models)}")
         info["dense_model"] = dense_models.pop()
         info["reader"] = "builtin"
+        if fold_infos:
+            info["fold_readers"] = [
+                {"adapter": a.name, "command": i.get("command"), "init": (i.get("init") or {}).get("command")}
+                for a, i in zip(args.fold_readers, fold_infos, strict=True)
+            ]
         model = fit_boosted_span_model(
             train,
             feature_set,

@@ -12,7 +12,9 @@ Training examples are (question, passage, answer character span or none):
 * SQuAD benchmarks (CMRC 2018): each question of the split with its own paragraph.
 
 Questions are split by a sha1 of their id as in ``train_rerank``, so the ``test`` split is never
-seen. The model is the converted multilingual-e5-small as a ``BertForQuestionAnswering`` with
+seen. ``--hold-out K/N`` also leaves out the split's BEIR questions of cross-fitting fold ``K``
+of ``N`` (:func:`~policyqa.retriever.train_rerank.fold_of`): such a reader gives those questions
+out-of-sample logits for fitting the span model (``train_answer --fold-readers``). The model is the converted multilingual-e5-small as a ``BertForQuestionAnswering`` with
 a LoRA update on every encoder linear layer (embeddings frozen); cross-entropy on the start and
 end positions, AdamW with linear warm-up and decay, length-bucketed batches. Needs only the CPU.
 """
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from policyqa.retriever.reader_adapter import LORA_TARGETS, adapter_info
-from policyqa.retriever.train_rerank import in_split
+from policyqa.retriever.train_rerank import fold_of, in_split
 
 __all__ = [
     "ReaderExample",
@@ -378,6 +380,18 @@ def train(
     model.eval()
 
 
+def _fold_arg(value: str) -> tuple[int, int]:
+    """``K/N`` with ``0 <= K < N`` and ``N >= 2``."""
+    try:
+        k_text, n_text = value.split("/")
+        k, n = int(k_text), int(n_text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N such as 0/2, got {value!r}") from None
+    if n < 2 or not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"fold K/N needs N >= 2 and 0 <= K < N, got {value!r}")
+    return k, n
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m policyqa.retriever.train_reader", description=__doc__)
     parser.add_argument("bench", type=Path, nargs="+", help="BEIR benchmarks with answers, SQuAD json files")
@@ -406,8 +420,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_false",
         help="skip tuning the no-answer threshold on the training questions",
     )
+    parser.add_argument(
+        "--hold-out",
+        type=_fold_arg,
+        default=None,
+        metavar="K/N",
+        help="leave out the BEIR questions of cross-fitting fold K of N (for train_answer --fold-readers)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    if args.hold_out is not None and args.calibrate and not args.calibrate_only:
+        parser.error("--hold-out trains a cross-fitting reader: add --no-calibrate")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     import torch
@@ -435,7 +458,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench = load_benchmark(path)
         prepared = prepare_index(bench, settings, None, show_progress=settings.progress)
         try:
-            queries = {q: t for q, t in bench.queries.items() if in_split(q, args.split, args.train_share)}
+            queries = {
+                q: t
+                for q, t in bench.queries.items()
+                if in_split(q, args.split, args.train_share)
+                and (args.hold_out is None or fold_of(q, args.hold_out[1]) != args.hold_out[0])
+            }
             spans = {q: list(v) for q, v in bench.answer_spans.items()}
             got = collect_beir_examples(prepared.index, settings, queries, spans, show_progress=True)
         finally:
@@ -448,6 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "examples": len(got),
                 "positives": sum(e.start >= 0 for e in got),
                 "repeat": args.beir_repeat,
+                **({} if args.hold_out is None else {"held_out_fold": list(args.hold_out)}),
             }
         )
     logger.info("examples: %s", sources)

@@ -48,6 +48,7 @@ __all__ = [
     "collect_candidates",
     "doc_metrics",
     "fit_pairwise",
+    "fold_of",
     "in_split",
     "main",
 ]
@@ -68,6 +69,14 @@ def in_split(query_id: str, split: str, train_share: float = 0.5) -> bool:
     if split == "test":
         return not is_train
     raise ValueError(f"split must be train, test or all, got {split!r}")
+
+
+def fold_of(query_id: str, folds: int) -> int:
+    """A question's cross-fitting fold in ``0 … folds-1`` (from other bits of the sha1 than
+    :func:`in_split`, so every fold holds train and test questions alike)."""
+    if folds < 1:
+        raise ValueError(f"folds must be at least 1, got {folds}")
+    return int(hashlib.sha1(query_id.encode("utf-8")).hexdigest()[8:16], 16) % folds
 
 
 @dataclass(slots=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from policyqa.pipeline import Index
 from policyqa.retriever.answer import SpanModel
 from policyqa.retriever.spans import SPAN_FEATURES
 from policyqa.retriever.train_answer import SpanGroup, fit_listwise, fit_span_model, top_span_scores
@@ -105,3 +108,98 @@ def test_boosted_fit_learns_the_signal_and_round_trips() -> None:
         fit_boosted_span_model(_groups(), full)
     with pytest.raises(ValueError, match="boosters"):
         SpanModel.from_json({**model.to_json(), "features": list(FEATURE_SETS[1])})
+
+
+def test_fold_of_is_pinned_and_spreads_both_halves_of_the_split() -> None:
+    from policyqa.retriever.train_rerank import fold_of, in_split
+
+    assert [fold_of(f"q{i}", 2) for i in range(8)] == [1, 0, 1, 0, 0, 0, 0, 1]
+    assert [fold_of(f"q{i}", 3) for i in range(8)] == [1, 2, 0, 1, 2, 0, 0, 2]
+    ids = [f"q{i}" for i in range(400)]
+    for split in ("train", "test"):
+        part = [q for q in ids if in_split(q, split)]
+        share = sum(fold_of(q, 2) == 0 for q in part) / len(part)
+        assert 0.35 < share < 0.65, (split, share)  # other hash bits than the split's
+    with pytest.raises(ValueError, match="at least 1"):
+        fold_of("q1", 0)
+
+
+def test_train_reader_hold_out_needs_k_of_n_and_no_calibration(capsys: pytest.CaptureFixture[str]) -> None:
+    from policyqa.retriever.train_reader import main
+
+    for bad in ("2/2", "0/1", "-1/2", "half"):
+        with pytest.raises(SystemExit) as err:
+            main(["bench", "--hold-out", bad, "--no-calibrate", "--out", "x.safetensors"])
+        assert err.value.code == 2
+        assert "K/N" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as err:
+        main(["bench", "--hold-out", "0/2", "--out", "x.safetensors"])
+    assert err.value.code == 2
+    assert "--no-calibrate" in capsys.readouterr().err
+
+
+def test_fold_readers_need_the_boosted_kind(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from policyqa.retriever.train_answer import main
+
+    with pytest.raises(SystemExit) as err:
+        main(["bench", "--fold-readers", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert err.value.code == 2
+    assert "--kind boosted" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as err:
+        main(["bench", "--kind", "boosted", "--fold-readers", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert err.value.code == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_fold_readers_give_each_question_its_folds_logits(fixture_index: Index, tmp_path: Path) -> None:
+    """Cross-fitting: a question of fold K reads reader K's logits, everything else is shared."""
+    pytest.importorskip("torch")
+    pytest.importorskip("lightgbm")
+    from policyqa.retriever.answer import FEATURE_SETS
+    from policyqa.retriever.reader import TransformersReader
+    from policyqa.retriever.spans import READER_SPAN_FEATURES
+    from policyqa.retriever.train_answer import collect_spans
+    from policyqa.retriever.train_rerank import fold_of
+    from tests.helpers import fixture_documents, fixture_queries, save_tiny_bert
+
+    readers = [
+        TransformersReader(
+            save_tiny_bert(tmp_path / f"qa{k}", "BertForQuestionAnswering", **cfg),
+            max_seq_length=64,
+            stride=16,
+        )
+        for k, cfg in enumerate(({}, {"intermediate_size": 24}))
+    ]
+    texts = {d.id: d.text for d in fixture_documents()}
+    queries = {qid: text for qid, text, _gold in fixture_queries()}
+    gold = {qid: set(g) for qid, _text, g in fixture_queries()}
+    answers = {qid: [texts[sorted(g)[0]][:12]] for qid, _text, g in fixture_queries()}
+    assert {fold_of(q, 2) for q in queries} == {0, 1}
+    full = FEATURE_SETS[-1]
+    cols = [full.index(f) for f in READER_SPAN_FEATURES]
+
+    def collect(rs: list[TransformersReader]) -> dict[str, SpanGroup]:
+        groups = collect_spans(
+            fixture_index,
+            fixture_index.settings,
+            queries,
+            answers,
+            {},
+            gold,
+            feature_set=full,
+            fold_readers=rs,
+        )
+        return {g.query_id: g for g in groups}
+
+    mixed = collect(readers)
+    alone = [collect([r, r]) for r in readers]
+    assert set(mixed) == set(queries)
+    for qid, g in mixed.items():
+        own = alone[fold_of(qid, 2)][qid]
+        np.testing.assert_allclose(g.features, own.features)
+        np.testing.assert_allclose(g.features_without_gold, own.features_without_gold)
+        np.testing.assert_array_equal(g.f1, own.f1)
+    # the two readers do differ, so the routing is what made the rows equal
+    assert any(not np.allclose(alone[0][q].features[:, cols], alone[1][q].features[:, cols]) for q in queries)
+    with pytest.raises(ValueError, match="reader's logits"):
+        collect_spans(fixture_index, fixture_index.settings, queries, answers, {}, gold, fold_readers=readers)
