@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,15 @@ import numpy.typing as npt
 
 from policyqa.settings import DEFAULT_MODEL, EncoderBackend, default_cache_dir
 
-__all__ = ["BGE_ZH_QUERY_PROMPT", "E5_PROMPTS", "Encoder", "ModelInfo", "onnx_session", "resolve_model_info"]
+__all__ = [
+    "BGE_ZH_QUERY_PROMPT",
+    "E5_PROMPTS",
+    "RECENT_QUERIES",
+    "Encoder",
+    "ModelInfo",
+    "onnx_session",
+    "resolve_model_info",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +57,10 @@ E5_PROMPTS = ("query: ", "passage: ")
 BGE_ZH_QUERY_PROMPT = "为这个句子生成表示以用于检索相关文章："
 _POOLING_MODES = ("mean", "cls", "max")
 _NO_LIMIT = 1_000_000
+
+
+#: Single-query embeddings an :class:`Encoder` keeps (least recently used dropped first).
+RECENT_QUERIES = 64
 
 
 def _session_options(threads: int) -> Any:
@@ -295,6 +308,9 @@ class Encoder:
         self._session_path: Path | None = None
         self._session_inputs: frozenset[str] = frozenset()
         self._pad_id = 0
+        # single-query embeddings by text: one ``ask`` embeds its question for the dense
+        # retriever, the sentence reranker and the span selector (the model answers the same)
+        self._recent_queries: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"Encoder(model={self.model!r}, backend={self._backend.value!r})"
@@ -461,8 +477,25 @@ class Encoder:
     # ---------------------------------------------------------------- encoding
 
     def encode_queries(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """Embeddings of search queries (query prompt applied), shape (n, dim), L2-normalised."""
-        return self._encode(_check_texts(texts), self.query_prompt)
+        """Embeddings of search queries (query prompt applied), shape (n, dim), L2-normalised.
+
+        A single query is served from the last :data:`RECENT_QUERIES` single-query embeddings
+        when it was embedded just before (a copy; the model gives the same vector)."""
+        checked = _check_texts(texts)
+        if len(checked) != 1:
+            return self._encode(checked, self.query_prompt)
+        text = checked[0]
+        with self._lock:
+            hit = self._recent_queries.get(text)
+            if hit is not None:
+                self._recent_queries.move_to_end(text)
+                return hit.copy()
+        out = self._encode(checked, self.query_prompt)
+        with self._lock:
+            self._recent_queries[text] = out.copy()
+            while len(self._recent_queries) > RECENT_QUERIES:
+                self._recent_queries.popitem(last=False)
+        return out
 
     def encode_passages(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Embeddings of passages (passage prompt applied), shape (n, dim), L2-normalised."""

@@ -205,3 +205,37 @@ def test_default_model_onnx_int8_matches_torch(e5_cache_dir: Path) -> None:
     # the relevant passage still wins under int8
     q = int8.encode_queries(["小规模纳税人增值税减免"])
     assert int((int8.encode_passages(texts) @ q.T).argmax()) == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_repeated_query_is_embedded_once(
+    encoders: dict[str, Encoder], backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from policyqa.index.encoder import RECENT_QUERIES
+
+    enc = encoders[backend]
+    calls: list[list[str]] = []
+    real = enc._encode
+
+    def counting(texts: list[str], prompt: str) -> np.ndarray:
+        calls.append(list(texts))
+        return real(texts, prompt)
+
+    monkeypatch.setattr(enc, "_encode", counting)
+    first = enc.encode_queries(["税收优惠政策有哪些？"])
+    again = enc.encode_queries(["税收优惠政策有哪些？"])
+    assert calls == [["税收优惠政策有哪些？"]]
+    np.testing.assert_array_equal(first, again)
+    again[0, 0] = 99.0  # a copy: the kept vector is not changed through it
+    np.testing.assert_array_equal(enc.encode_queries(["税收优惠政策有哪些？"]), first)
+    # the same text as a passage, or inside a batch, is encoded as before
+    enc.encode_passages(["税收优惠政策有哪些？"])
+    batch = enc.encode_queries(["税收优惠政策有哪些？", "policy"])
+    assert len(calls) == 3
+    assert float(batch[0] @ first[0]) >= 0.9999  # (int8 scales per batch tensor)
+    # at most RECENT_QUERIES are kept: the oldest is embedded again
+    for i in range(RECENT_QUERIES):
+        enc.encode_queries([f"问题{i}"])
+    calls.clear()
+    enc.encode_queries(["税收优惠政策有哪些？"])
+    assert calls == [["税收优惠政策有哪些？"]]
