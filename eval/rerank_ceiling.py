@@ -152,12 +152,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
             hybrid = doc_ranking(retriever.search(text, top_k=window))
             reranked = doc_ranking(rerank(text))
-            holders = gold | {
-                d for d in hybrid if any(is_copy(p, text_of(d), args.overlap) for p in passages)
+            copies = {
+                d
+                for d in hybrid
+                if d not in gold and any(is_copy(p, text_of(d), args.overlap) for p in passages)
             }
+            holders = gold | copies
             hybrid_rr = reciprocal_rank(hybrid, gold)
             n_gold = len(gold & set(hybrid))
-            n_copies = len((holders - gold) & set(hybrid))
+            n_copies = len(copies)
             in_window = n_gold > 0
             rows.append(
                 {

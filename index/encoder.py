@@ -460,7 +460,6 @@ class Encoder:
         logger.info("loaded %s (torch, %s, %d threads)", self.model, self.device, torch.get_num_threads())
 
     def _load_onnx(self, info: ModelInfo) -> None:
-
         from policyqa.index.onnx_export import OnnxVariant, ensure_onnx
 
         variant: OnnxVariant = "int8" if self._backend is EncoderBackend.ONNX_INT8 else "fp32"

@@ -42,7 +42,6 @@ import argparse
 import json
 import logging
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -145,8 +144,6 @@ def collect_spans(
     ]
     for sel in selectors:
         sel.warm_up()
-        if sel.span_reader is not None:
-            sel.span_reader.warm_up()
     out: list[SpanGroup] = []
     for qid, text in tqdm(queries.items(), desc="spans", disable=not show_progress):
         refs = [a for a in answers.get(qid, []) if a]
@@ -209,16 +206,14 @@ def check_fold_adapters(adapters: Sequence[Path], split: str, train_share: float
     return infos
 
 
-def _fold_reader(settings: Any, adapter: Path, work: Path) -> Any:
-    """A reader over ``adapter`` merged into the default model (like the builtin one)."""
-    from policyqa.index.e5convert import ensure_default_model
+def _fold_reader(settings: Any, adapter: Path) -> Any:
+    """A reader over ``adapter`` merged into the default model like the builtin one (in the
+    cache, by the adapter's digest)."""
     from policyqa.retriever.reader import TransformersReader
-    from policyqa.retriever.reader_adapter import BUILTIN_MAX_ANSWER_TOKENS, merge_adapter
+    from policyqa.retriever.reader_adapter import BUILTIN_MAX_ANSWER_TOKENS, ensure_builtin_reader
 
-    base = ensure_default_model(settings.cache_dir, show_progress=settings.progress)
-    merged = merge_adapter(base, adapter, work / adapter.stem)
     return TransformersReader(
-        merged,
+        ensure_builtin_reader(settings.cache_dir, adapter, show_progress=settings.progress),
         passages=settings.answer_passages,
         min_confidence=0.0,
         device=settings.device,
@@ -542,9 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     evals: dict[str, list[SpanGroup]] = {}
     names: list[str] = []
     dense_models: set[str] = set()
-    # the merged fold readers live as long as this run (removed at exit even on an error)
-    work = tempfile.TemporaryDirectory(prefix="policyqa-fold-readers-")
-    fold_readers = [_fold_reader(settings, a, Path(work.name)) for a in args.fold_readers or []]
+    fold_readers = [_fold_reader(settings, a) for a in args.fold_readers or []]
     for path in args.bench:
         bench = load_benchmark(path)
         names.append(bench.name)
@@ -575,8 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
         finally:
             prepared.index.close()
-    del fold_readers
-    work.cleanup()
+    del fold_readers  # (their models are not needed for the fit)
     info = {
         "trained_on": names,
         "split": args.split,

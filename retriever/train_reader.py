@@ -14,7 +14,9 @@ Training examples are (question, passage, answer character span or none):
 Questions are split by a sha1 of their id as in ``train_rerank``, so the ``test`` split is never
 seen. ``--hold-out K/N`` also leaves out the split's BEIR questions of cross-fitting fold ``K``
 of ``N`` (:func:`~policyqa.retriever.train_rerank.fold_of`): such a reader gives those questions
-out-of-sample logits for fitting the span model (``train_answer --fold-readers``). The model is the converted multilingual-e5-small as a ``BertForQuestionAnswering`` with
+out-of-sample logits for fitting the span model (``train_answer --fold-readers``).
+
+The model is the converted multilingual-e5-small as a ``BertForQuestionAnswering`` with
 a LoRA update on every encoder linear layer (embeddings frozen); cross-entropy on the start and
 end positions, AdamW with linear warm-up and decay, length-bucketed batches. Needs only the CPU.
 """
