@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from policyqa.eval.datasets import Benchmark, load_benchmark
-from policyqa.eval.report import format_table, write_plot, write_report
+from policyqa.eval.report import format_table, module_command, write_plot, write_report
 from policyqa.eval.runner import run_benchmark
 from policyqa.retriever.train_rerank import in_split
 
@@ -79,9 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         show_progress=settings.progress,
     )
     result.wall_s = time.perf_counter() - started
-    result.command = shlex.join(
-        ["python", "-m", "policyqa.eval.heldout", *(sys.argv[1:] if argv is None else argv)]
-    )
+    result.command = module_command("policyqa.eval.heldout", argv)
     print(format_table(result))
     if args.json_out is not None:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)

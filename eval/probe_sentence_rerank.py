@@ -18,10 +18,8 @@ hybrid order.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from policyqa.eval.metrics import doc_ranking
+from policyqa.eval.report import module_command, write_probe_result
 from policyqa.retriever.base import Hit
 from policyqa.retriever.rerank import apply_rerank_scores, document_best
 
@@ -100,8 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "depth": args.depth,
         "questions": len(rows),
         "seconds": round(score_s, 1),
-        "command": "python -m policyqa.eval.probe_sentence_rerank "
-        + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": module_command("policyqa.eval.probe_sentence_rerank", argv),
         "grid": [],
     }
     for ws in SENTENCE_WEIGHTS:
@@ -126,33 +124,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sentence_weight": best["sentence_weight"],
         "feature_weight": best["feature_weight"],
     }
-    text = json.dumps(result, ensure_ascii=False, indent=1)
-    print(text)
-    if args.json_out is not None:
-        args.json_out.write_text(text + "\n", encoding="utf-8")
-    if args.report is not None:
-        lines = [
-            f"# Rerank weights: {bench.name}",
-            "",
-            f"```\n{result['command']}\n```",
-            "",
-            f"Top {args.depth} hybrid chunks per question, scored as the `sentence` reranker does: "
-            "z(fused) + w_s · z(best sentence similarity) + w_f · z(feature model). Document-level "
-            "MRR@10 / R@1 on the two halves of the questions; (0, 0) is the hybrid order; **bold**: "
-            f"the pair best on the train half. {len(rows)} questions in {score_s:.0f} s.",
-            "",
-            "| w_s | w_f | train MRR@10 | train R@1 | test MRR@10 | test R@1 |",
-            "|---:|---:|---:|---:|---:|---:|",
-        ]
-        for e in result["grid"]:
-            mark = "**" if e is best else ""
-            tr, te = e["train"], e["test"]
-            lines.append(
-                f"| {mark}{e['sentence_weight']}{mark} | {mark}{e['feature_weight']}{mark} | "
-                f"{tr['mrr@10']:.4f} | {tr['recall@1']:.4f} | {te['mrr@10']:.4f} | {te['recall@1']:.4f} |"
-            )
-        args.report.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_probe_result(result, args.json_out, args.report, _report)
     return 0
+
+
+def _report(result: Mapping[str, Any]) -> str:
+    best = result["best_on_train"]
+    lines = [
+        f"# Rerank weights: {result['benchmark']}",
+        "",
+        f"```\n{result['command']}\n```",
+        "",
+        f"Top {result['depth']} hybrid chunks per question, scored as the `sentence` reranker does: "
+        "z(fused) + w_s · z(best sentence similarity) + w_f · z(feature model). Document-level "
+        "MRR@10 / R@1 on the two halves of the questions; (0, 0) is the hybrid order; **bold**: "
+        f"the pair best on the train half. {result['questions']} questions in {result['seconds']:.0f} s.",
+        "",
+        "| w_s | w_f | train MRR@10 | train R@1 | test MRR@10 | test R@1 |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for e in result["grid"]:
+        is_best = (e["sentence_weight"], e["feature_weight"]) == (
+            best["sentence_weight"],
+            best["feature_weight"],
+        )
+        mark = "**" if is_best else ""
+        tr, te = e["train"], e["test"]
+        lines.append(
+            f"| {mark}{e['sentence_weight']}{mark} | {mark}{e['feature_weight']}{mark} | "
+            f"{tr['mrr@10']:.4f} | {tr['recall@1']:.4f} | {te['mrr@10']:.4f} | {te['recall@1']:.4f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

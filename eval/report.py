@@ -8,8 +8,11 @@ and the passages returned; that version quotes the benchmark and stays local.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+import shlex
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,15 @@ from policyqa.eval.datasets import Benchmark
 from policyqa.eval.metrics import ANSWER_METRICS, RETRIEVAL_METRICS
 from policyqa.eval.runner import EvalResult, HitBrief
 
-__all__ = ["format_table", "markdown_report", "plot_results", "write_plot", "write_report"]
+__all__ = [
+    "format_table",
+    "markdown_report",
+    "module_command",
+    "plot_results",
+    "write_plot",
+    "write_probe_result",
+    "write_report",
+]
 
 _HEADERS = {
     "ndcg@10": "nDCG@10",
@@ -298,3 +309,27 @@ def write_plot(result: EvalResult, path: Path) -> None:
         fig.savefig(path, dpi=110)
     finally:
         plt.close(fig)
+
+
+def module_command(module: str, argv: Sequence[str] | None) -> str:
+    """The shell command that ran ``python -m module`` with ``argv`` (``sys.argv[1:]`` when
+    ``None``), as recorded in a result's ``command`` field."""
+    return shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
+
+
+def write_probe_result(
+    result: Mapping[str, Any],
+    json_out: Path | None,
+    report: Path | None,
+    render: Callable[[Mapping[str, Any]], str],
+) -> None:
+    """Print a probe's ``result`` as JSON, and write it to ``json_out`` and its Markdown
+    (``render(result)``) to ``report`` where given, creating their folders."""
+    text = json.dumps(result, ensure_ascii=False, indent=1)
+    print(text)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(text + "\n", encoding="utf-8")
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(render(result), encoding="utf-8")

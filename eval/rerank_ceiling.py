@@ -30,18 +30,16 @@ oracle's.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import shlex
-import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from policyqa.eval.metrics import doc_ranking
+from policyqa.eval.report import module_command, write_probe_result
 
 __all__ = ["content_ceiling_rr", "is_copy", "main", "reciprocal_rank"]
 
@@ -187,23 +185,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "context": args.context,
         "overlap": args.overlap,
         "seconds": round(time.perf_counter() - started, 1),
-        "command": shlex.join(
-            ["python", "-m", "policyqa.eval.rerank_ceiling", *(sys.argv[1:] if argv is None else argv)]
-        ),
+        "command": module_command("policyqa.eval.rerank_ceiling", argv),
         "splits": {s: _summary([r for r in rows if in_split(r["qid"], s, args.train_share)]) for s in SPLITS},
     }
-    text = json.dumps(result, ensure_ascii=False, indent=1)
-    print(text)
-    if args.json_out is not None:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(text + "\n", encoding="utf-8")
-    if args.report is not None:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(_report(result), encoding="utf-8")
+    write_probe_result(result, args.json_out, args.report, _report)
     return 0
 
 
-def _report(result: dict[str, Any]) -> str:
+def _report(result: Mapping[str, Any]) -> str:
     lines = [
         f"# Rerank ceiling: {result['benchmark']}",
         "",

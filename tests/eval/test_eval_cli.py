@@ -221,6 +221,9 @@ def test_sentence_rerank_probe_on_the_real_pipeline(
         e["sentence_weight"] == best["sentence_weight"] and e["feature_weight"] == best["feature_weight"]
         for e in data["grid"]
     )
+    text = report.read_text(encoding="utf-8")
+    assert data["command"] in text
+    assert f"| **{best['sentence_weight']}** | **{best['feature_weight']}** |" in text
     hybrid = next(e for e in data["grid"] if e["sentence_weight"] == 0 and e["feature_weight"] == 0)
     gold = {q: {d for d, g in v.items() if g > 0} for q, v in bench.qrels.items()}
     prepared = prepare_index(bench, get_settings(), None, show_progress=False)
