@@ -64,6 +64,7 @@ __all__ = [
     "check_fold_adapters",
     "collect_spans",
     "fit_boosted_span_model",
+    "fit_boosters",
     "fit_listwise",
     "fit_span_model",
     "main",
@@ -85,7 +86,8 @@ GRID: tuple[tuple[float, float], ...] = (
 @dataclass(slots=True)
 class SpanGroup:
     """One question's candidate spans: features, F1, contains and overlap with the gold span,
-    and the features of the candidates left when its gold document is removed."""
+    the features of the candidates left when its gold document is removed, and where each
+    candidate lies (document id, start, end in the document)."""
 
     query_id: str
     features: npt.NDArray[np.float64]
@@ -93,6 +95,7 @@ class SpanGroup:
     contains: npt.NDArray[np.float64]
     overlap: npt.NDArray[np.float64]
     features_without_gold: npt.NDArray[np.float64]
+    positions: tuple[tuple[str, int, int], ...] = ()
 
 
 def collect_spans(
@@ -169,7 +172,8 @@ def collect_spans(
         )
         without = [h for h in hits if h.doc_id not in gold.get(qid, set())]
         _c, x_wo, _t = selector.candidates(text, without, feature_set)
-        out.append(SpanGroup(qid, x, f1, co, ov, x_wo))
+        where = tuple((c.doc_id, c.start, c.end) for c in cands)
+        out.append(SpanGroup(qid, x, f1, co, ov, x_wo, where))
     return out
 
 
@@ -368,22 +372,18 @@ BOOSTED_BAGS = 5
 BOOSTED_LEVELS = 20
 
 
-def fit_boosted_span_model(
+def fit_boosters(
     groups: Sequence[SpanGroup],
     features: tuple[str, ...],
     *,
     lam: float = 0.3,
     params: dict[str, Any] | None = None,
-    info: dict[str, Any] | None = None,
-    unanswerable_share: float = 0.25,
-    max_reject: float = 0.02,
     seed: int = 0,
     bags: int = BOOSTED_BAGS,
-) -> SpanModel:
-    """A bag of ``bags`` LightGBM lambdarank models over ``features`` (labels: the gain
+) -> tuple[Any, ...]:
+    """A bag of ``bags`` LightGBM lambdarank boosters over ``features`` (labels: the gain
     ``(F1 + lam * contains) / (1 + lam)`` in :data:`BOOSTED_LEVELS` levels; each on its own
-    row and column subsamples, seeds ``seed …``), whose scores are averaged, then the
-    calibration and threshold of :func:`calibrate`."""
+    row and column subsamples, seeds ``seed …``); a model scores with the mean of theirs."""
     if bags < 1:
         raise ValueError(f"bags must be at least 1, got {bags}")
     import lightgbm
@@ -410,11 +410,27 @@ def fit_boosted_span_model(
         )
         ranker.fit(x, y, group=[len(g.features) for g in used])
         boosters.append(ranker.booster_)
-    meta = {**(info or {}), "lam": lam, "params": settings, "bags": bags}
+    return tuple(boosters)
+
+
+def fit_boosted_span_model(
+    groups: Sequence[SpanGroup],
+    features: tuple[str, ...],
+    *,
+    lam: float = 0.3,
+    params: dict[str, Any] | None = None,
+    info: dict[str, Any] | None = None,
+    unanswerable_share: float = 0.25,
+    max_reject: float = 0.02,
+    seed: int = 0,
+    bags: int = BOOSTED_BAGS,
+) -> SpanModel:
+    """The boosted span model: the boosters of :func:`fit_boosters`, whose scores are
+    averaged, then the calibration and threshold of :func:`calibrate`."""
+    boosters = fit_boosters(groups, features, lam=lam, params=params, seed=seed, bags=bags)
+    meta = {**(info or {}), "lam": lam, "params": {**BOOSTED_PARAMS, **(params or {})}, "bags": bags}
     empty = np.zeros(0, dtype=np.float64)
-    model = SpanModel(
-        empty, empty, empty, (1.0, 0.0, 0.0), 0.0, meta, boosters=tuple(boosters), features=features
-    )
+    model = SpanModel(empty, empty, empty, (1.0, 0.0, 0.0), 0.0, meta, boosters=boosters, features=features)
     return calibrate(model, groups, unanswerable_share=unanswerable_share, max_reject=max_reject)
 
 

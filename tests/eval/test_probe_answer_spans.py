@@ -1,0 +1,115 @@
+"""The answer span probes: positional F1, the minimum-Bayes-risk choice and cross-validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from policyqa.eval.probe_answer_spans import (
+    MBR_TEMPERATURES,
+    VARIANTS,
+    cross_validated_scores,
+    expected_f1_choice,
+    main,
+    overlap_f1,
+    probe,
+    top_span,
+)
+from policyqa.retriever.train_answer import SpanGroup, fit_boosters
+from policyqa.retriever.train_rerank import fold_of
+
+
+def test_overlap_f1_is_positional_and_per_document() -> None:
+    got = overlap_f1([("a", 0, 10), ("a", 5, 10), ("b", 0, 10), ("a", 20, 30)])
+    want = np.array(
+        [
+            [1.0, 10 / 15, 0.0, 0.0],
+            [10 / 15, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ]
+    )
+    np.testing.assert_allclose(got, want)
+    assert overlap_f1([]).shape == (0, 0)
+    with pytest.raises(ValueError, match="non-empty"):
+        overlap_f1([("a", 3, 3)])
+
+
+def test_expected_f1_choice_prefers_the_span_the_mass_agrees_on() -> None:
+    # the best-scored span stands alone; three slightly lower ones overlap one another
+    positions = [("a", 0, 4), ("a", 10, 20), ("a", 12, 20), ("a", 10, 18)]
+    scores = np.array([1.0, 0.9, 0.9, 0.9])
+    assert expected_f1_choice(scores, positions, 1.0) == 1  # the span central to the three
+    assert expected_f1_choice(scores, positions, 0.001) == 0  # a cold softmax is the argmax
+    with pytest.raises(ValueError, match="positive"):
+        expected_f1_choice(scores, positions, 0.0)
+    with pytest.raises(ValueError, match="one position per score"):
+        expected_f1_choice(scores, positions[:2], 1.0)
+
+
+def _groups(n: int = 60, seed: int = 0, positions: bool = True) -> list[SpanGroup]:
+    """Questions whose right span (F1 0.9) has the best reader start logit."""
+    from policyqa.retriever.answer import FEATURE_SETS
+
+    full = FEATURE_SETS[-1]
+    col = full.index("reader_rel_start")
+    rng = np.random.default_rng(seed)
+    out: list[SpanGroup] = []
+    for q in range(n):
+        x = rng.normal(size=(6, len(full)))
+        right = q % 6
+        x[:, col] = -3.0
+        x[right, col] = 0.0
+        f1 = np.full(6, 0.1)
+        f1[right] = 0.9
+        co = (f1 > 0.5).astype(np.float64)
+        where = tuple((f"d{q}", 10 * i, 10 * i + 5) for i in range(6)) if positions else ()
+        out.append(SpanGroup(f"q{q}", x, f1, co, co.copy(), x[:0], where))
+    return out
+
+
+def test_cross_validated_scores_never_score_a_question_with_a_model_that_saw_it() -> None:
+    pytest.importorskip("lightgbm")
+    from policyqa.retriever.answer import FEATURE_SETS
+
+    groups = _groups()
+    params = {"min_data_in_leaf": 5, "n_estimators": 20}
+    scores = cross_validated_scores(groups, 2, params=params, bags=1)
+    assert set(scores) == {g.query_id for g in groups}
+    # fold 0 is scored by the boosters fitted on fold 1 alone
+    (booster,) = fit_boosters(
+        [g for g in groups if fold_of(g.query_id, 2) == 1], FEATURE_SETS[-1], params=params, bags=1
+    )
+    for g in groups:
+        if fold_of(g.query_id, 2) == 0:
+            np.testing.assert_allclose(scores[g.query_id], booster.predict(g.features, num_threads=1))
+    assert top_span(groups, scores) == {"f1": 0.9, "contains": 1.0}
+    assert top_span(groups, {}) == {"f1": 0.0, "contains": 0.0}  # unscored questions count 0
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        cross_validated_scores(groups, 1)
+
+
+def test_probe_reports_every_probe() -> None:
+    pytest.importorskip("lightgbm")
+    out = probe(_groups(240), bags=1)  # enough rows for the shipped 50 per leaf
+    assert out["questions"] == 240 and out["candidates_mean"] == 6.0
+    assert out["oracle"] == {"f1": 0.9, "contains": 1.0}
+    assert [v["variant"] for v in out["variants"]] == [v[0] for v in VARIANTS]
+    assert [c["folds"] for c in out["learning_curve"]] == [2, 4, 8]
+    assert [m["temperature"] for m in out["mbr"]] == [None, *MBR_TEMPERATURES]
+    # the signal is learnable; disjoint spans make every temperature choose the best-scored one
+    assert out["variants"][0]["f1"] == 0.9
+    assert all(m["f1"] == 0.9 for m in out["mbr"])
+    with pytest.raises(ValueError, match="position"):
+        probe(_groups(positions=False), bags=1)
+
+
+def test_cli_refuses_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path / "missing"), "--bags", "0"])
+    assert exc.value.code == 2 and "--bags" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path / "missing")])
+    assert exc.value.code == 2 and "error:" in capsys.readouterr().err
