@@ -496,6 +496,12 @@ class Encoder:
                 self._recent_queries.popitem(last=False)
         return out
 
+    def forget_queries(self) -> None:
+        """Drop the kept single-query embeddings, so that the next query is embedded anew (a
+        latency benchmark calls this before each timed query: a repeated query would be free)."""
+        with self._lock:
+            self._recent_queries.clear()
+
     def encode_passages(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Embeddings of passages (passage prompt applied), shape (n, dim), L2-normalised."""
         return self._encode(_check_texts(texts), self.passage_prompt)

@@ -133,6 +133,21 @@ def test_failing_queries_score_zero_and_are_counted(beir_tiny: Path, settings: S
         evaluate_systems(bench, [BuiltSystem("broken", "retrieval", broken)], level="doc", settings=settings)
 
 
+def test_before_query_runs_untimed_before_each_timed_query(beir_tiny: Path, settings: Settings) -> None:
+    """The hook (the encoder's forget_queries in a real run) runs once per timed query, after
+    the warm-up query and never inside a timed call."""
+    bench = load_beir(beir_tiny)
+    events: list[str] = []
+
+    def search(text: str) -> list[Hit]:
+        events.append("search")
+        return [mkhit(1, "d1")]
+
+    system = BuiltSystem("hooked", "retrieval", search, lambda: events.append("before"))
+    evaluate_systems(bench, [system], level="doc", settings=settings)
+    assert events == ["search"] + ["before", "search"] * len(bench.queries)
+
+
 class Answer:
     def __init__(self, text: str, no_answer: bool = False) -> None:
         self.text, self.no_answer = text, no_answer

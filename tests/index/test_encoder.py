@@ -239,3 +239,9 @@ def test_a_repeated_query_is_embedded_once(
     calls.clear()
     enc.encode_queries(["税收优惠政策有哪些？"])
     assert calls == [["税收优惠政策有哪些？"]]
+    # forget_queries drops them all: the next query is embedded anew
+    enc.encode_queries(["问题0"])
+    enc.forget_queries()
+    calls.clear()
+    enc.encode_queries(["税收优惠政策有哪些？"])
+    assert calls == [["税收优惠政策有哪些？"]]
