@@ -6,12 +6,16 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from policyqa.corpus.models import DocMeta, Document
 from policyqa.settings import Settings
+
+if TYPE_CHECKING:
+    from policyqa.retriever.train_answer import SpanGroup
 
 DATA = Path(__file__).parent / "data"
 
@@ -133,3 +137,30 @@ def save_tiny_bert(path: Path, model_class: str, vocab: Sequence[str] = TINY_ZH_
     model.eval().save_pretrained(str(path))
     tok.save_pretrained(str(path))
     return path
+
+
+def learnable_span_groups(n: int = 60, seed: int = 0, *, positions: bool = True) -> list[SpanGroup]:
+    """``n`` questions of six candidate spans over the full span feature set, where the right
+    span (F1 0.9, the others 0.1) is the one with the best reader start logit
+    (``reader_rel_start`` 0, the others -3); five more rows stand for the candidates left
+    without the gold document, and ``positions`` gives each span a place in its own document."""
+    from policyqa.retriever.answer import FEATURE_SETS
+    from policyqa.retriever.train_answer import SpanGroup
+
+    full = FEATURE_SETS[-1]
+    col = full.index("reader_rel_start")
+    rng = np.random.default_rng(seed)
+    out: list[SpanGroup] = []
+    for q in range(n):
+        x = rng.normal(size=(6, len(full)))
+        right = q % 6
+        x[:, col] = -3.0
+        x[right, col] = 0.0
+        f1 = np.full(6, 0.1)
+        f1[right] = 0.9
+        co = (f1 > 0.5).astype(np.float64)
+        wrong = rng.normal(size=(5, len(full)))
+        wrong[:, col] = -3.0
+        where = tuple((f"d{q}", 10 * i, 10 * i + 5) for i in range(6)) if positions else ()
+        out.append(SpanGroup(f"q{q}", x, f1, co, co.copy(), wrong, where))
+    return out

@@ -17,8 +17,9 @@ from policyqa.eval.probe_answer_spans import (
     probe,
     top_span,
 )
-from policyqa.retriever.train_answer import SpanGroup, fit_boosters
+from policyqa.retriever.train_answer import fit_boosters
 from policyqa.retriever.train_rerank import fold_of
+from tests.helpers import learnable_span_groups
 
 
 def test_overlap_f1_is_positional_and_per_document() -> None:
@@ -49,32 +50,11 @@ def test_expected_f1_choice_prefers_the_span_the_mass_agrees_on() -> None:
         expected_f1_choice(scores, positions[:2], 1.0)
 
 
-def _groups(n: int = 60, seed: int = 0, positions: bool = True) -> list[SpanGroup]:
-    """Questions whose right span (F1 0.9) has the best reader start logit."""
-    from policyqa.retriever.answer import FEATURE_SETS
-
-    full = FEATURE_SETS[-1]
-    col = full.index("reader_rel_start")
-    rng = np.random.default_rng(seed)
-    out: list[SpanGroup] = []
-    for q in range(n):
-        x = rng.normal(size=(6, len(full)))
-        right = q % 6
-        x[:, col] = -3.0
-        x[right, col] = 0.0
-        f1 = np.full(6, 0.1)
-        f1[right] = 0.9
-        co = (f1 > 0.5).astype(np.float64)
-        where = tuple((f"d{q}", 10 * i, 10 * i + 5) for i in range(6)) if positions else ()
-        out.append(SpanGroup(f"q{q}", x, f1, co, co.copy(), x[:0], where))
-    return out
-
-
 def test_cross_validated_scores_never_score_a_question_with_a_model_that_saw_it() -> None:
     pytest.importorskip("lightgbm")
     from policyqa.retriever.answer import FEATURE_SETS
 
-    groups = _groups()
+    groups = learnable_span_groups()
     params = {"min_data_in_leaf": 5, "n_estimators": 20}
     scores = cross_validated_scores(groups, 2, params=params, bags=1)
     assert set(scores) == {g.query_id for g in groups}
@@ -93,7 +73,7 @@ def test_cross_validated_scores_never_score_a_question_with_a_model_that_saw_it(
 
 def test_probe_reports_every_probe() -> None:
     pytest.importorskip("lightgbm")
-    out = probe(_groups(240), bags=1)  # enough rows for the shipped 50 per leaf
+    out = probe(learnable_span_groups(240), bags=1)  # enough rows for the shipped 50 per leaf
     assert out["questions"] == 240 and out["candidates_mean"] == 6.0
     assert out["oracle"] == {"f1": 0.9, "contains": 1.0}
     assert [v["variant"] for v in out["variants"]] == [v[0] for v in VARIANTS]
@@ -103,7 +83,7 @@ def test_probe_reports_every_probe() -> None:
     assert out["variants"][0]["f1"] == 0.9
     assert all(m["f1"] == 0.9 for m in out["mbr"])
     with pytest.raises(ValueError, match="position"):
-        probe(_groups(positions=False), bags=1)
+        probe(learnable_span_groups(positions=False), bags=1)
 
 
 def test_cli_refuses_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

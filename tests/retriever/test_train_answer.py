@@ -11,6 +11,7 @@ from policyqa.pipeline import Index
 from policyqa.retriever.answer import SpanModel
 from policyqa.retriever.spans import SPAN_FEATURES
 from policyqa.retriever.train_answer import SpanGroup, fit_listwise, fit_span_model, top_span_scores
+from tests.helpers import learnable_span_groups
 
 GOOD = SPAN_FEATURES.index("cov_context")
 
@@ -55,29 +56,6 @@ def test_fit_span_model_chooses_by_cv_and_limits_rejects() -> None:
     assert again.min_confidence == model.min_confidence
 
 
-def _boosted_groups(n: int = 60, seed: int = 0) -> list[SpanGroup]:
-    """Like :func:`_groups`, over the full feature set; the right span has the best reader
-    start logit (``reader_rel_start`` 0, the others below)."""
-    from policyqa.retriever.answer import FEATURE_SETS
-
-    full = FEATURE_SETS[-1]
-    col = full.index("reader_rel_start")
-    rng = np.random.default_rng(seed)
-    out: list[SpanGroup] = []
-    for q in range(n):
-        x = rng.normal(size=(6, len(full)))
-        right = q % 6
-        x[:, col] = -3.0
-        x[right, col] = 0.0
-        f1 = np.full(6, 0.1)
-        f1[right] = 0.9
-        co = (f1 > 0.5).astype(np.float64)
-        wrong = rng.normal(size=(5, len(full)))
-        wrong[:, col] = -3.0
-        out.append(SpanGroup(f"q{q}", x, f1, co, co.copy(), wrong))
-    return out
-
-
 def test_boosted_fit_learns_the_signal_and_round_trips() -> None:
     pytest.importorskip("lightgbm")
     from policyqa.retriever.answer import FEATURE_SETS
@@ -85,14 +63,14 @@ def test_boosted_fit_learns_the_signal_and_round_trips() -> None:
 
     full = FEATURE_SETS[-1]
     model = fit_boosted_span_model(
-        _boosted_groups(),
+        learnable_span_groups(),
         full,
         params={"min_data_in_leaf": 5, "n_estimators": 20},
         info={"trained_on": ["toy"], "dense_model": "hash"},
         max_reject=0.0,
     )
     assert model.kind == "span-boosted" and model.uses_sentences and model.uses_reader
-    held_out = _boosted_groups(seed=1)
+    held_out = learnable_span_groups(seed=1)
     assert top_span_scores(held_out, model) == {
         "f1": pytest.approx(0.9),
         "contains": 1.0,
