@@ -492,6 +492,19 @@ def calibrate(
     return model
 
 
+def _json_object(value: str) -> dict[str, Any]:
+    """A JSON object given on the command line."""
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc.msg}): {value!r}") from None
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object such as '{{\"num_leaves\": 15}}', got {value!r}"
+        )
+    return parsed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m policyqa.retriever.train_answer", description=__doc__)
     parser.add_argument(
@@ -523,6 +536,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--boosted-lam", type=float, default=0.3, help="contains weight of the boosted gain")
     parser.add_argument(
+        "--boosted-params",
+        type=_json_object,
+        default=None,
+        metavar="JSON",
+        help="LightGBM settings over BOOSTED_PARAMS (--kind boosted), e.g. '{\"num_leaves\": 15}'",
+    )
+    parser.add_argument(
         "--fold-readers",
         type=Path,
         nargs="+",
@@ -535,6 +555,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     feature_set = FEATURE_SETS[-1] if args.kind == "boosted" else SPAN_FEATURES
     fold_infos: list[dict[str, Any]] = []
+    if args.boosted_params is not None and args.kind != "boosted":
+        parser.error("--boosted-params needs --kind boosted")
     if args.fold_readers is not None:
         if args.kind != "boosted":
             parser.error("--fold-readers needs --kind boosted (only it reads the reader's logits)")
@@ -609,6 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             train,
             feature_set,
             lam=args.boosted_lam,
+            params=args.boosted_params,
             info=info,
             unanswerable_share=args.unanswerable_share,
             max_reject=args.max_reject,

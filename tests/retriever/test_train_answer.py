@@ -70,6 +70,7 @@ def test_boosted_fit_learns_the_signal_and_round_trips() -> None:
         max_reject=0.0,
     )
     assert model.kind == "span-boosted" and model.uses_sentences and model.uses_reader
+    assert model.info["params"]["n_estimators"] == 20 and model.info["params"]["num_leaves"] == 7
     held_out = learnable_span_groups(seed=1)
     assert top_span_scores(held_out, model) == {
         "f1": pytest.approx(0.9),
@@ -127,6 +128,20 @@ def test_fold_readers_need_the_boosted_kind(capsys: pytest.CaptureFixture[str], 
         main(["bench", "--kind", "boosted", "--fold-readers", str(tmp_path / "a"), str(tmp_path / "b")])
     assert err.value.code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_boosted_params_are_a_json_object_for_the_boosted_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    from policyqa.retriever.train_answer import main
+
+    for bad, why in (("[1]", "JSON object"), ("{num_leaves: 3}", "not JSON")):
+        with pytest.raises(SystemExit) as err:
+            main(["bench", "--kind", "boosted", "--boosted-params", bad])
+        assert err.value.code == 2
+        assert why in capsys.readouterr().err
+    with pytest.raises(SystemExit) as err:
+        main(["bench", "--boosted-params", '{"num_leaves": 3}'])
+    assert err.value.code == 2
+    assert "--boosted-params needs --kind boosted" in capsys.readouterr().err
 
 
 def test_fold_readers_give_each_question_its_folds_logits(fixture_index: Index, tmp_path: Path) -> None:
