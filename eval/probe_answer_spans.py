@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from policyqa.eval.report import module_command, write_probe_result
+from policyqa.retriever.spans import expected_f1_choice, overlap_f1
 from policyqa.retriever.train_answer import BOOSTED_PARAMS, SpanGroup, fit_boosters
 from policyqa.retriever.train_rerank import fold_of
 
@@ -63,43 +64,6 @@ MBR_TEMPERATURES: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
 CURVE_FOLDS: tuple[int, ...] = (2, 4, 8)
 
 Choice = Callable[[SpanGroup, npt.NDArray[np.float64]], int]
-
-
-def overlap_f1(positions: Sequence[tuple[str, int, int]]) -> npt.NDArray[np.float64]:
-    """Pairwise character F1 of spans by position: ``2 · overlap / (len_i + len_j)`` for two
-    spans of one document, 0 for spans of different documents (1 on the diagonal)."""
-    if not positions:
-        return np.zeros((0, 0), dtype=np.float64)
-    ids = {d: k for k, d in enumerate(sorted({p[0] for p in positions}))}
-    doc = np.array([ids[p[0]] for p in positions])
-    start = np.array([p[1] for p in positions], dtype=np.float64)
-    end = np.array([p[2] for p in positions], dtype=np.float64)
-    if np.any(end <= start):
-        raise ValueError("every span must be non-empty (end > start)")
-    over = np.clip(
-        np.minimum(end[:, None], end[None, :]) - np.maximum(start[:, None], start[None, :]), 0, None
-    )
-    over = np.where(doc[:, None] == doc[None, :], over, 0.0)
-    length = end - start
-    out: npt.NDArray[np.float64] = 2.0 * over / (length[:, None] + length[None, :])
-    return out
-
-
-def expected_f1_choice(
-    scores: npt.NDArray[np.float64], positions: Sequence[tuple[str, int, int]], temperature: float
-) -> int:
-    """The index of the span with the highest expected F1 (:func:`overlap_f1`) against the
-    candidates drawn from ``softmax(scores / temperature)``; ties go to the better-scored one."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    if len(scores) != len(positions) or not len(scores):
-        raise ValueError("one position per score, at least one")
-    z = np.asarray(scores, dtype=np.float64) / temperature
-    p = np.exp(z - z.max())
-    p /= p.sum()
-    gain = overlap_f1(positions) @ p
-    order = np.lexsort((-np.asarray(scores), -np.round(gain, 12)))
-    return int(order[0])
 
 
 def cross_validated_scores(

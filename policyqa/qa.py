@@ -153,6 +153,7 @@ def make_answerer(settings: Settings, index: Any = None) -> Answerer:
         model_path=Path(choice) if choice and choice != "linear" else None,
         sentences=sentences,
         span_reader=span_reader,
+        mbr_temperature=settings.answer_mbr_temperature,
     )
 
 

@@ -227,6 +227,13 @@ class Settings(BaseSettings):
         "the shipped linear model (no reader); or the path of a model JSON written by "
         "`python -m policyqa.retriever.train_answer`.",
     )
+    answer_mbr_temperature: float | None = Field(
+        None,
+        gt=0.0,
+        description="With the boosted span model: answer with the minimum-Bayes-risk span, the "
+        "candidate with the highest expected character F1 against all candidates weighted by "
+        "softmax(score / T), instead of the best-scored one; None: the best-scored span.",
+    )
     answer_narrow: bool = Field(
         True, description="Narrow 何时/多少/哪个部门/哪里 answers to the date, amount, body or place."
     )

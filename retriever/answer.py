@@ -53,6 +53,7 @@ from .spans import (
     SPAN_FEATURES,
     SpanCandidate,
     dense_span_features,
+    expected_f1_choice,
     reader_span_features,
     source_text,
     span_candidates,
@@ -611,6 +612,10 @@ class SpanSelector:
         ``encoder.model_id``).
     :param span_reader: the QA reader whose per-character logits a boosted model reads
         (:meth:`~policyqa.retriever.reader.TransformersReader.char_logits`).
+    :param mbr_temperature: with a boosted model, answer with the minimum-Bayes-risk span (the
+        candidate with the highest expected character F1 against the candidates weighted by
+        ``softmax(score / T)``, :func:`~policyqa.retriever.spans.expected_f1_choice`) instead of
+        the best-scored one; None: the best-scored span. The confidence stays the best score's.
     """
 
     def __init__(
@@ -627,11 +632,17 @@ class SpanSelector:
         narrow_reader: Any = None,
         sentences: Any = None,
         span_reader: Any = None,
+        mbr_temperature: float | None = None,
     ) -> None:
         if passages < 1:
             raise ValueError(f"passages must be at least 1, got {passages}")
         if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
+        if mbr_temperature is not None and not mbr_temperature > 0:
+            raise ValueError(
+                f"mbr_temperature must be positive (or None for the best-scored span), got {mbr_temperature}"
+            )
+        self.mbr_temperature = mbr_temperature
         self.tokenizer = tokenizer
         self.stats = TermStats(bm25_index)
         self.documents = documents
@@ -761,6 +772,9 @@ class SpanSelector:
         best_score = float(scores[order[0]])
         margin = best_score - float(scores[order[1]]) if len(order) > 1 else 1.0
         confidence = model.confidence(best_score, margin)
+        if self.mbr_temperature is not None and model.boosters:
+            positions = [(c.doc_id, c.start, c.end) for c in cands]
+            best = cands[expected_f1_choice(scores, positions, self.mbr_temperature)]
         kind = expected_type(question)
         top = list(hits)[: self.passages]
         hit = top[best.hit_index]

@@ -43,6 +43,8 @@ __all__ = [
     "SpanCandidate",
     "clause_spans",
     "dense_span_features",
+    "expected_f1_choice",
+    "overlap_f1",
     "question_kind",
     "reader_span_features",
     "source_text",
@@ -482,3 +484,40 @@ def reader_span_features(
             s_val + e_val - best_s - best_e,
         )
     return x
+
+
+def overlap_f1(positions: Sequence[tuple[str, int, int]]) -> npt.NDArray[np.float64]:
+    """Pairwise character F1 of spans by position: ``2 · overlap / (len_i + len_j)`` for two
+    spans of one document, 0 for spans of different documents (1 on the diagonal)."""
+    if not positions:
+        return np.zeros((0, 0), dtype=np.float64)
+    ids = {d: k for k, d in enumerate(sorted({p[0] for p in positions}))}
+    doc = np.array([ids[p[0]] for p in positions])
+    start = np.array([p[1] for p in positions], dtype=np.float64)
+    end = np.array([p[2] for p in positions], dtype=np.float64)
+    if np.any(end <= start):
+        raise ValueError("every span must be non-empty (end > start)")
+    over = np.clip(
+        np.minimum(end[:, None], end[None, :]) - np.maximum(start[:, None], start[None, :]), 0, None
+    )
+    over = np.where(doc[:, None] == doc[None, :], over, 0.0)
+    length = end - start
+    out: npt.NDArray[np.float64] = 2.0 * over / (length[:, None] + length[None, :])
+    return out
+
+
+def expected_f1_choice(
+    scores: npt.NDArray[np.float64], positions: Sequence[tuple[str, int, int]], temperature: float
+) -> int:
+    """The index of the span with the highest expected F1 (:func:`overlap_f1`) against the
+    candidates drawn from ``softmax(scores / temperature)``; ties go to the better-scored one."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    if len(scores) != len(positions) or not len(scores):
+        raise ValueError("one position per score, at least one")
+    z = np.asarray(scores, dtype=np.float64) / temperature
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    gain = overlap_f1(positions) @ p
+    order = np.lexsort((-np.asarray(scores), -np.round(gain, 12)))
+    return int(order[0])

@@ -22,7 +22,7 @@ from policyqa.retriever.answer import (
 )
 from policyqa.retriever.base import Hit
 from policyqa.retriever.rerank import NoReranker
-from policyqa.retriever.spans import SPAN_FEATURES
+from policyqa.retriever.spans import SPAN_FEATURES, expected_f1_choice
 from policyqa.settings import Settings
 from tests.helpers import fixture_documents, fixture_queries
 
@@ -362,6 +362,23 @@ def test_boosted_span_model_reads_sentences_and_reader_logits(tmp_path: Path) ->
     ans = sel.select("一季度计划落地多少个重点项目？", hits)
     assert not ans.no_answer and ans.text
     verify_answer(ans, doc if ans.doc_id == "a" else "无关的段落，讲的是别的事情。")
+    # minimum-Bayes-risk choice: the candidate of highest expected F1 under softmax(score / T),
+    # with the best-scored span's confidence; a cold softmax gives the best-scored span
+    scores = sel.model.score(x)
+    positions = [(c.doc_id, c.start, c.end) for c in cands]
+    for t, want in ((0.5, expected_f1_choice(scores, positions, 0.5)), (1e-6, int(np.argmax(scores)))):
+        mbr = SpanSelector(
+            model_path=path,
+            min_confidence=0.0,
+            sentences=sel.sentences,
+            span_reader=sel.span_reader,
+            mbr_temperature=t,
+        ).select("一季度计划落地多少个重点项目？", hits)
+        assert (mbr.doc_id, mbr.start, mbr.end) == positions[want]
+        assert mbr.confidence == ans.confidence
+        verify_answer(mbr, doc if mbr.doc_id == "a" else "无关的段落，讲的是别的事情。")
+    with pytest.raises(ValueError, match="mbr_temperature must be positive"):
+        SpanSelector(mbr_temperature=0.0)
     # the span features alone when asked for them
     assert sel.candidates("一季度计划落地多少个重点项目？", hits, SPAN_FEATURES)[1].shape[1] == len(
         SPAN_FEATURES
