@@ -18,7 +18,7 @@ from typing import Any
 
 from policyqa.eval.datasets import Benchmark
 from policyqa.eval.metrics import ANSWER_METRICS, RETRIEVAL_METRICS
-from policyqa.eval.runner import EvalResult, HitBrief, machine_facts
+from policyqa.eval.runner import EvalResult, HitBrief
 
 __all__ = [
     "format_table",
@@ -175,7 +175,7 @@ def markdown_report(result: EvalResult, *, failures: bool = False) -> str:
         modified = result.code.get("modified") or []
         dirty = f", with uncommitted changes in {', '.join(modified)}" if modified else ""
         facts.append(f"- code: commit `{str(result.code['commit'])[:12]}`{dirty}")
-    machine = machine_facts()
+    machine = result.machine
     versions = ", ".join(f"{k} {v}" for k, v in machine["packages"].items() if v)
     facts.append(f"- machine: {machine['cpus']} CPUs, Python {machine['python']}; {versions}")
     if result.index is not None:

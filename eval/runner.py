@@ -518,6 +518,7 @@ class EvalResult:
     wall_s: float = 0.0
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     code: dict[str, Any] = field(default_factory=lambda: git_state())
+    machine: dict[str, Any] = field(default_factory=machine_facts)
 
     @property
     def query_ids(self) -> list[str]:
@@ -565,7 +566,7 @@ class EvalResult:
             "created": self.created,
             "policyqa_version": policyqa.__version__,
             "code": self.code,
-            "machine": machine_facts(),
+            "machine": self.machine,
             "notes": list(self.benchmark.notes),
             "query_ids": self.query_ids,
         }
