@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from policyqa.eval.report import module_command, write_probe_result
-from policyqa.retriever.spans import expected_f1_choice, overlap_f1
+from policyqa.retriever.spans import expected_f1_choice
 from policyqa.retriever.train_answer import BOOSTED_PARAMS, SpanGroup, fit_boosters
 from policyqa.retriever.train_rerank import fold_of
 
@@ -41,9 +41,7 @@ __all__ = [
     "MBR_TEMPERATURES",
     "VARIANTS",
     "cross_validated_scores",
-    "expected_f1_choice",
     "main",
-    "overlap_f1",
     "top_span",
 ]
 

@@ -1,4 +1,4 @@
-"""The answer span probes: positional F1, the minimum-Bayes-risk choice and cross-validation."""
+"""The answer span probes: cross-validation, setting variants, learning curve, minimum-Bayes-risk choice."""
 
 from __future__ import annotations
 
@@ -11,43 +11,13 @@ from policyqa.eval.probe_answer_spans import (
     MBR_TEMPERATURES,
     VARIANTS,
     cross_validated_scores,
-    expected_f1_choice,
     main,
-    overlap_f1,
     probe,
     top_span,
 )
 from policyqa.retriever.train_answer import fit_boosters
 from policyqa.retriever.train_rerank import fold_of
 from tests.helpers import learnable_span_groups
-
-
-def test_overlap_f1_is_positional_and_per_document() -> None:
-    got = overlap_f1([("a", 0, 10), ("a", 5, 10), ("b", 0, 10), ("a", 20, 30)])
-    want = np.array(
-        [
-            [1.0, 10 / 15, 0.0, 0.0],
-            [10 / 15, 1.0, 0.0, 0.0],
-            [0.0, 0.0, 1.0, 0.0],
-            [0.0, 0.0, 0.0, 1.0],
-        ]
-    )
-    np.testing.assert_allclose(got, want)
-    assert overlap_f1([]).shape == (0, 0)
-    with pytest.raises(ValueError, match="non-empty"):
-        overlap_f1([("a", 3, 3)])
-
-
-def test_expected_f1_choice_prefers_the_span_the_mass_agrees_on() -> None:
-    # the best-scored span stands alone; three slightly lower ones overlap one another
-    positions = [("a", 0, 4), ("a", 10, 20), ("a", 12, 20), ("a", 10, 18)]
-    scores = np.array([1.0, 0.9, 0.9, 0.9])
-    assert expected_f1_choice(scores, positions, 1.0) == 1  # the span central to the three
-    assert expected_f1_choice(scores, positions, 0.001) == 0  # a cold softmax is the argmax
-    with pytest.raises(ValueError, match="positive"):
-        expected_f1_choice(scores, positions, 0.0)
-    with pytest.raises(ValueError, match="one position per score"):
-        expected_f1_choice(scores, positions[:2], 1.0)
 
 
 def test_cross_validated_scores_never_score_a_question_with_a_model_that_saw_it() -> None:

@@ -16,6 +16,8 @@ from policyqa.retriever.spans import (
     SpanCandidate,
     _trim_start,
     clause_spans,
+    expected_f1_choice,
+    overlap_f1,
     span_candidates,
 )
 
@@ -179,3 +181,31 @@ def test_reader_span_features_exact() -> None:
     start[0] = -np.inf
     x = reader_span_features([_cand(0, 0, 2, base=50), _cand(0, 30, 40, base=50)], [hit], logits)
     assert x[0, 0] == -20.0 and x[1, :2].tolist() == [-20.0, -20.0]
+
+
+def test_overlap_f1_is_positional_and_per_document() -> None:
+    got = overlap_f1([("a", 0, 10), ("a", 5, 10), ("b", 0, 10), ("a", 20, 30)])
+    want = np.array(
+        [
+            [1.0, 10 / 15, 0.0, 0.0],
+            [10 / 15, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ]
+    )
+    np.testing.assert_allclose(got, want)
+    assert overlap_f1([]).shape == (0, 0)
+    with pytest.raises(ValueError, match="non-empty"):
+        overlap_f1([("a", 3, 3)])
+
+
+def test_expected_f1_choice_prefers_the_span_the_mass_agrees_on() -> None:
+    # the best-scored span stands alone; three slightly lower ones overlap one another
+    positions = [("a", 0, 4), ("a", 10, 20), ("a", 12, 20), ("a", 10, 18)]
+    scores = np.array([1.0, 0.9, 0.9, 0.9])
+    assert expected_f1_choice(scores, positions, 1.0) == 1  # the span central to the three
+    assert expected_f1_choice(scores, positions, 0.001) == 0  # a cold softmax is the argmax
+    with pytest.raises(ValueError, match="positive"):
+        expected_f1_choice(scores, positions, 0.0)
+    with pytest.raises(ValueError, match="one position per score"):
+        expected_f1_choice(scores, positions[:2], 1.0)
