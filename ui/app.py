@@ -24,12 +24,16 @@ import argparse
 import asyncio
 import datetime as dt
 import html
+import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import gradio as gr
 from fastapi import FastAPI
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from policyqa.retriever.base import Filters
 from policyqa.service import AskResult, QAService, ServiceNotReadyError
@@ -37,7 +41,16 @@ from policyqa.service import AskResult, QAService, ServiceNotReadyError
 if TYPE_CHECKING:
     from policyqa.retriever.answer import Answer, Citation
 
-__all__ = ["DEMO_QUESTIONS", "build_ui", "format_answer", "main", "mount_ui", "respond"]
+__all__ = [
+    "DEMO_QUESTIONS",
+    "PAGE_ROUTES",
+    "PageRouteGuard",
+    "build_ui",
+    "format_answer",
+    "main",
+    "mount_ui",
+    "respond",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +79,22 @@ CSS = """
 """
 
 _CONF_WORDS = {"high": "高", "medium": "中", "low": "低", "none": "无"}
+
+#: The routes of Gradio's app that the chat page uses, relative to where it is mounted:
+#: ``(methods, path pattern)``. Everything else Gradio mounts (file upload, file serving,
+#: the ``/call`` and ``/run`` APIs, monitoring, "vibe" editing, …) answers 404: the page needs
+#: no upload, so an anonymous client can store nothing on the server through it. The one POST
+#: is ``queue/join``, which asks a question (a read, like ``POST /ask``) and stores nothing.
+#: ``tests/ui/test_routes.py`` lists every route Gradio mounts and checks each against this.
+PAGE_ROUTES: tuple[tuple[frozenset[str], str], ...] = (
+    (frozenset({"GET", "HEAD"}), r"/?"),  # the page
+    (frozenset({"GET", "HEAD"}), r"/(?:assets|static)/[^?#]+"),  # scripts, styles, fonts
+    (frozenset({"GET", "HEAD"}), r"/(?:theme\.css|favicon\.ico)"),
+    (frozenset({"GET"}), r"/gradio_api/heartbeat/[A-Za-z0-9_-]{1,64}"),  # session liveness
+    (frozenset({"POST"}), r"/gradio_api/queue/join"),  # ask (a read; nothing is stored)
+    (frozenset({"GET"}), r"/gradio_api/queue/data"),  # the answer's event stream
+)
+_PAGE_ROUTES_RE = tuple((methods, re.compile(pattern)) for methods, pattern in PAGE_ROUTES)
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -322,8 +351,54 @@ def _with_running_loop(build: Callable[[], T]) -> T:
         loop.close()
 
 
+class PageRouteGuard:
+    """ASGI wrapper of the mounted Gradio app that passes only the :data:`PAGE_ROUTES`;
+    any other request is answered 404 in the API's JSON error shape (before Gradio reads a byte
+    of its body)."""
+
+    def __init__(self, app: ASGIApp, mount_path: str) -> None:
+        self.app = app
+        self.mount_path = mount_path.rstrip("/")
+
+    @staticmethod
+    def allows(method: str, path: str) -> bool:
+        """Whether a request of ``method`` to ``path`` (relative to the mount) reaches Gradio."""
+        return any(method in methods and rx.fullmatch(path) for methods, rx in _PAGE_ROUTES_RE)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        if path.startswith(self.mount_path):
+            path = path[len(self.mount_path) :]
+        method = scope.get("method", "GET") if scope["type"] == "http" else "GET"
+        if self.allows(method, path):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":  # a websocket to a route the page does not use
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        body = json.dumps(
+            {"error": "not_found", "detail": f"no such endpoint: {method} {self.mount_path}{path}"},
+            ensure_ascii=False,
+        ).encode("utf-8")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 404,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode("ascii")),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
 def mount_ui(app: FastAPI, service: QAService, path: str = "/ui") -> FastAPI:
-    """Mount the chat page over ``service`` into ``app`` at ``path``."""
+    """Mount the chat page over ``service`` into ``app`` at ``path``, behind
+    :class:`PageRouteGuard` (only the routes the page uses are reachable)."""
 
     def mount() -> FastAPI:
         mounted: FastAPI = gr.mount_gradio_app(
@@ -337,6 +412,12 @@ def mount_ui(app: FastAPI, service: QAService, path: str = "/ui") -> FastAPI:
             ssr_mode=False,
             pwa=False,
         )
+        for route in mounted.router.routes:
+            if isinstance(route, Mount) and route.path == path.rstrip("/"):
+                route.app = PageRouteGuard(route.app, route.path)
+                break
+        else:  # pragma: no cover - Gradio changed how it mounts: refuse to serve it unguarded
+            raise RuntimeError(f"the chat page was not mounted at {path}; cannot guard its routes")
         return mounted
 
     return _with_running_loop(mount)
