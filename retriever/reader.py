@@ -6,7 +6,9 @@ fine-tuned on CMRC 2018 / DuReader-robust. Select it with ``POLICYQA_ANSWER_READ
 adapter, see :mod:`policyqa.retriever.reader_adapter`), built into the cache on first use.
 
 Each of the top passages is read in windows of ``max_seq_length`` tokens (``stride`` tokens of
-overlap); the best span of at most ``max_answer_tokens`` tokens over all windows wins. Its
+overlap); a question longer than ``max_question_tokens`` tokens is read by its last
+``max_question_tokens`` tokens (where a question asks what it asks), so every window keeps more
+than ``stride`` tokens of passage whatever the question's length. The best span of at most ``max_answer_tokens`` tokens over all windows wins. Its
 score is ``start_logit + end_logit``; the window's no-answer score is the same at the ``[CLS]``
 position. The confidence is ``sigmoid(best span score - no-answer score of its window)``. The
 answer's character offsets come from the tokenizer's offset mapping, so the text is the
@@ -39,9 +41,15 @@ from .base import Hit
 from .reader_adapter import BUILTIN_READER, ensure_builtin_reader
 from .rerank import split_sentences, strip_span
 
-__all__ = ["CharLogits", "TransformersReader"]
+__all__ = ["MAX_QUESTION_TOKENS", "CharLogits", "TransformersReader"]
 
 logger = logging.getLogger(__name__)
+
+#: Question tokens a window holds at most (unless ``max_seq_length - stride`` leaves less room).
+MAX_QUESTION_TOKENS = 128
+#: Room kept in a window for the special tokens around question and passage (``<s> q </s></s> p
+#: </s>`` takes 4; BERT's ``[CLS] q [SEP] p [SEP]`` 3).
+_SPECIAL_TOKENS = 4
 
 
 @dataclass(slots=True)
@@ -73,6 +81,8 @@ class TransformersReader:
     :param min_confidence: below it the result is "no answer" (None: the threshold the model was
         tuned with, from its ``policyqa_reader.json``, else 0.5).
     :param backend: ``"torch"``, ``"onnx"`` or ``"onnx-int8"`` (see the module docstring).
+    :param max_question_tokens: a longer question is read by its last so many tokens (default:
+        :data:`MAX_QUESTION_TOKENS`, or less when the window leaves less room beside the stride).
     """
 
     def __init__(
@@ -83,6 +93,7 @@ class TransformersReader:
         min_confidence: float | None = None,
         max_seq_length: int = 384,
         stride: int = 128,
+        max_question_tokens: int | None = None,
         max_answer_tokens: int = 64,
         batch_size: int = 8,
         device: str = "cpu",
@@ -98,12 +109,21 @@ class TransformersReader:
             raise ValueError(f"passages must be at least 1, got {passages}")
         if max_seq_length < 32 or stride < 0 or stride >= max_seq_length:
             raise ValueError("need max_seq_length >= 32 and 0 <= stride < max_seq_length")
+        room = max_seq_length - stride - _SPECIAL_TOKENS - 1  # the most a question may take
+        if max_question_tokens is None:
+            max_question_tokens = min(MAX_QUESTION_TOKENS, room)
+        if not 1 <= max_question_tokens <= room:
+            raise ValueError(
+                f"need 1 <= max_question_tokens and max_question_tokens + stride + {_SPECIAL_TOKENS} "
+                f"< max_seq_length (got {max_question_tokens} + {stride} with {max_seq_length})"
+            )
         self.model_path = str(model)
         self.passages = passages
         #: None until :meth:`warm_up`: the model's own tuned threshold (``policyqa_reader.json``) or 0.5.
         self.min_confidence = min_confidence
         self.max_seq_length = max_seq_length
         self.stride = stride
+        self.max_question_tokens = max_question_tokens
         self.max_answer_tokens = max_answer_tokens
         self.batch_size = batch_size
         self.device = device
@@ -152,6 +172,15 @@ class TransformersReader:
         logger.info("reader %s loaded (%s, %s)", self.model_path, self.backend.value, path.name)
         return session
 
+    def clip_question(self, question: str) -> str:
+        """``question``, or its last :attr:`max_question_tokens` tokens when it is longer (the
+        tokenizer's limit is in tokens, not characters)."""
+        enc = self._tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = enc["offset_mapping"]
+        if len(offsets) <= self.max_question_tokens:
+            return question
+        return question[int(offsets[-self.max_question_tokens][0]) :].lstrip() or question
+
     def _windows(
         self, question: str, texts: Sequence[str]
     ) -> Iterator[
@@ -160,6 +189,7 @@ class TransformersReader:
         """Run the model over ``texts`` in windows: per window, (passage index, context-token
         mask, token character offsets, start logits, end logits)."""
         tok = self._tokenizer
+        question = self.clip_question(question)
         enc = tok(
             [question] * len(texts),
             list(texts),

@@ -139,3 +139,33 @@ def test_reader_backend_comes_from_settings(tmp_path: Path) -> None:
     assert _reader(settings, "builtin").backend == "onnx-int8"
     with pytest.raises(ValueError):
         Settings(cache_dir=tmp_path, answer_reader_backend="tensorrt")
+
+
+@pytest.mark.parametrize("question", ["落地多少个项目？" * 60, "啊" * 380, "a" * 500, "项目 " * 200])
+def test_a_question_longer_than_the_window_is_read_by_its_last_tokens(tiny_qa: Path, question: str) -> None:
+    """Regression (hardening issue, finding 2): a question of more tokens than the window leaves
+    beside the stride made the tokenizer panic (``stride must be strictly less than max_len``)."""
+    from policyqa.retriever.reader import TransformersReader
+
+    reader = TransformersReader(tiny_qa, passages=2, min_confidence=0.0, max_seq_length=48, stride=16)
+    reader.warm_up()
+    assert reader.max_question_tokens == 48 - 16 - 4 - 1
+    clipped = reader.clip_question(question)
+    assert question.endswith(clipped)
+    n_tokens = len(reader._tokenizer(question, add_special_tokens=False)["input_ids"])
+    kept = len(reader._tokenizer(clipped, add_special_tokens=False)["input_ids"])
+    assert kept == min(n_tokens, reader.max_question_tokens)
+    doc = "力争一季度落地重点项目28个，计划年内完成。" * 4
+    ans = reader.select(question, [_hit(1, doc, 0)])
+    assert ans.no_answer or doc[ans.start : ans.end] == ans.text  # type: ignore[misc]
+    assert len(reader.char_logits(question, [doc])[0].start) == len(doc)
+    # a short question is read as it is
+    assert reader.clip_question("落地多少个项目？") == "落地多少个项目？"
+
+
+def test_reader_refuses_a_question_budget_the_window_cannot_hold(tiny_qa: Path) -> None:
+    from policyqa.retriever.reader import TransformersReader
+
+    with pytest.raises(ValueError, match="max_question_tokens"):
+        TransformersReader(tiny_qa, max_seq_length=48, stride=16, max_question_tokens=40)
+    assert TransformersReader(tiny_qa).max_question_tokens == 128
