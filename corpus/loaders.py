@@ -6,9 +6,12 @@ Formats: ``.txt``, ``.md``/``.markdown``, ``.html``/``.htm``, ``.docx``, ``.pdf`
 :func:`load_paths` loads several paths and collects per-file and per-line problems in a
 :class:`LoadReport` instead of stopping at the first one.
 
-Document ids: the id field of a jsonl record when it has one, else
-``stable_id(<absolute source path>, <ordinal in the file>)``. ``meta.source`` is always set (the
-record's url, else the file path). Metadata the format does not give (issuer, 发文字号, date,
+Document ids: the id field of a jsonl record when it has one (path-like ids such as
+``部门规章/…/办法`` are kept; one with an empty, ``.`` or ``..`` segment is refused, see
+:func:`policyqa.corpus.models.doc_id_problem`), else
+``stable_id(<absolute source path>, <ordinal in the file>)``. ``meta.source`` is always set: the
+record's url, else the file named relative to what was indexed (:func:`source_name`: the file's
+name, or ``folder/sub/file.pdf``), never a server path. Metadata the format does not give (issuer, 发文字号, date,
 type) is filled from the text by :func:`policyqa.corpus.metadata.fill_missing`; fields already
 known are never overwritten.
 
@@ -20,6 +23,8 @@ known are never overwritten.
 - ``.html``: script/style/nav/footer/… removed; block elements become lines; table cells are joined
   with ``' | '``.
 - ``.docx``: paragraphs and tables in body order; a table row is its cells joined with ``' | '``.
+  The container is inflated as a stream first, with hard limits (:mod:`policyqa.corpus.archive`):
+  a decompression bomb is refused before python-docx reads it.
 - ``.pdf``: page texts; a line broken inside a sentence is joined to the next one (see
   :func:`join_pdf_lines`); page-number lines are dropped; ``meta.extra["page_starts"]`` holds the
   text offset where each page begins.
@@ -36,9 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .archive import zip_bomb_reason
 from .encoding import UnreadableFileError, normalize_newlines, read_text
 from .metadata import extract_title, fill_missing, find_doc_numbers, issuer_from_promulgation, parse_date
-from .models import DocMeta, Document, stable_id
+from .models import DocMeta, Document, doc_id_problem, stable_id
 
 __all__ = [
     "KNOWN_EXTENSIONS",
@@ -55,6 +61,7 @@ __all__ = [
     "load_pdf",
     "load_text_file",
     "markdown_to_text",
+    "source_name",
 ]
 
 logger = logging.getLogger(__name__)
@@ -364,6 +371,9 @@ def load_docx(path: str | Path) -> Document:
     from docx.table import Table
 
     p = Path(path)
+    bomb = zip_bomb_reason(p)
+    if bomb:
+        raise UnreadableFileError(p, f"not indexed: {bomb}")
     try:
         d = docx.Document(str(p))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
@@ -607,6 +617,9 @@ def _record_to_document(record: dict[str, Any], fields: JsonlFields, path: Path,
     id_key, id_value = _pick(record, fields.id, "id")
     used.add(id_key)
     doc_id = _as_str(id_value) or stable_id(_source_key(path), str(ordinal))
+    problem = doc_id_problem(doc_id)
+    if problem:
+        raise ValueError(problem)
 
     title_key, title_value = _pick(record, fields.title, "title")
     used.add(title_key)
@@ -732,6 +745,26 @@ def _load_file(path: Path, fields: JsonlFields | None, on_error: ErrorHandler | 
     yield doc
 
 
+def source_name(file: Path, root: Path) -> str:
+    """How a file is named in ``meta.source``: relative to what was indexed, never a server path.
+    ``root`` is the path given to the loader: the file itself (→ its name) or a folder (→
+    ``folder/sub/file.pdf``, the folder's own name first)."""
+    if file == root or not root.is_dir():
+        return file.name
+    name = root.resolve().name
+    rel = file.relative_to(root).as_posix()
+    return f"{name}/{rel}" if name else rel
+
+
+def _shown_relative(docs: Iterable[Document], file: Path, root: Path) -> Iterator[Document]:
+    """The documents of ``file`` with a source that was its path shown by :func:`source_name`."""
+    shown = source_name(file, root)
+    for doc in docs:
+        if doc.meta.source == str(file):
+            doc.meta.source = shown
+        yield doc
+
+
 def load_path(
     path: str | Path, *, fields: JsonlFields | None = None, on_error: ErrorHandler | None = None
 ) -> Iterator[Document]:
@@ -746,10 +779,10 @@ def load_path(
         raise _missing(p)
     for file in iter_files(p):
         if on_error is None:
-            yield from _load_file(file, fields, None)
+            yield from _shown_relative(_load_file(file, fields, None), file, p)
             continue
         try:
-            yield from _load_file(file, fields, on_error)
+            yield from _shown_relative(_load_file(file, fields, on_error), file, p)
         except UnreadableFileError as exc:
             logger.warning("skipping %s: %s", exc.path, exc.reason)
             on_error(exc.path, exc.reason)

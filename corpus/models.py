@@ -7,10 +7,50 @@ shown to a user can be traced back verbatim: ``document.text[chunk.start:chunk.e
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Chunk", "DocMeta", "Document", "stable_id"]
+__all__ = [
+    "DOC_ID_MAX_CHARS",
+    "DOC_ID_PATTERN",
+    "Chunk",
+    "DocMeta",
+    "Document",
+    "doc_id_problem",
+    "stable_id",
+]
+
+_SEG_CHAR = r"[^/\\\x00-\x1f\x7f]"  # anything but a slash, a backslash or a control character
+_SEG_START = r"[^/\\.\x00-\x1f\x7f]"  # … and not a dot
+#: What a document id may be, as a regex (the API's schema states it): path-like segments joined
+#: by single ``/`` (LawRefBook ids are ``部门规章/市场监督管理总局/…``), none empty, ``.`` or
+#: ``..``, no backslash and no control character, so that ``/documents/{id}`` reaches every id.
+DOC_ID_PATTERN = (
+    rf"^(?:{_SEG_START}{_SEG_CHAR}*|\.{_SEG_START}{_SEG_CHAR}*|\.\.{_SEG_CHAR}+)"
+    rf"(?:/(?:{_SEG_START}{_SEG_CHAR}*|\.{_SEG_START}{_SEG_CHAR}*|\.\.{_SEG_CHAR}+))*$"
+)
+#: The longest document id.
+DOC_ID_MAX_CHARS = 512
+_DOC_ID_RE = re.compile(DOC_ID_PATTERN)
+
+
+def doc_id_problem(doc_id: str) -> str | None:
+    """Why ``doc_id`` cannot be a document id (it would be stored but unreachable by URL), or None."""
+    if not doc_id or doc_id != doc_id.strip():
+        return "a document id may not be empty or start or end with whitespace"
+    if len(doc_id) > DOC_ID_MAX_CHARS:
+        return f"a document id is at most {DOC_ID_MAX_CHARS} characters (this one has {len(doc_id)})"
+    if _DOC_ID_RE.match(doc_id):
+        return None
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in doc_id):
+        return "a document id may not contain control characters"
+    if "\\" in doc_id:
+        return "a document id may not contain a backslash"
+    return (
+        f"document id {doc_id!r} has an empty, '.' or '..' path segment: use single '/' between "
+        "non-empty segments, none of them '.' or '..'"
+    )
 
 
 def stable_id(*parts: str, length: int = 16) -> str:

@@ -106,7 +106,7 @@ def test_txt_gb18030_with_metadata(corpus_data: Path) -> None:
     doc = _one(path)
     assert doc.id == stable_id(path.resolve().as_posix(), "0")
     assert doc.title == "青岛市人民政府办公厅关于印发青岛市促进外贸稳规模优结构若干措施的通知"
-    assert doc.meta.source == str(path)
+    assert doc.meta.source == path.name  # never a server path
     assert doc.meta.issuer == "青岛市人民政府办公厅"
     assert doc.meta.doc_number == "青政办字〔2023〕12号"
     assert doc.meta.date == "2023-06-05"
@@ -356,7 +356,7 @@ def test_jsonl_beir_corpus(tmp_path: Path) -> None:
     assert docs[0].title == "泰州市人民政府关于支持中小企业抗疫情渡难关促发展的政策措施"
     assert docs[0].meta.issuer == "泰州市人民政府"
     assert docs[1].title == "已有标题"
-    assert docs[0].meta.source == str(path)
+    assert docs[0].meta.source == path.name
     assert docs[0].meta.extra["line"] == 1
 
 
@@ -622,3 +622,32 @@ def test_duplicate_ids_are_reported(tmp_path: Path) -> None:
 def test_ids_are_stable_across_loads(tmp_path: Path) -> None:
     _tree(tmp_path)
     assert [d.id for d in load_path(tmp_path)] == [d.id for d in load_path(tmp_path)]
+
+
+def test_sources_are_named_relative_to_what_was_indexed(tmp_path: Path) -> None:
+    """Regression (hardening issue, finding 4): ``source`` held the absolute server path."""
+    root = tmp_path / "政策库"
+    (root / "2024").mkdir(parents=True)
+    (root / "2024" / "a.txt").write_text("关于稳岗返还的通知\n正文。", encoding="utf-8")
+    (root / "b.md").write_text("# 关于社保补贴的通知\n正文。", encoding="utf-8")
+    (root / "c.jsonl").write_text(
+        '{"id": "x1", "text": "正文一。"}\n{"id": "x2", "text": "正文二。", "url": "https://gov.cn/2"}\n',
+        encoding="utf-8",
+    )
+    sources = sorted(d.meta.source or "" for d in load_paths(root).documents)
+    assert sources == ["https://gov.cn/2", "政策库/2024/a.txt", "政策库/b.md", "政策库/c.jsonl"]
+    # one file given: its name; ids still derive from the absolute path (unchanged)
+    (doc,) = load_paths(root / "2024" / "a.txt").documents
+    assert doc.meta.source == "a.txt"
+    assert doc.id == stable_id((root / "2024" / "a.txt").resolve().as_posix(), "0")
+
+
+@pytest.mark.parametrize("bad_id", ["a//b", "../etc", "a/./b", "/abs", "a/", "..", "a\\\\b"])
+def test_jsonl_ids_that_no_url_can_reach_are_refused(tmp_path: Path, bad_id: str) -> None:
+    """Regression (hardening issue, finding 6): such ids were stored but unreachable."""
+    path = tmp_path / "d.jsonl"
+    lines = [{"id": bad_id, "text": "正文一。"}, {"id": "部门规章/总局/办法(2021)", "text": "正文二。"}]
+    path.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n", encoding="utf-8")
+    report = load_paths(path)
+    assert [d.id for d in report.documents] == ["部门规章/总局/办法(2021)"]
+    assert len(report.errors) == 1 and report.errors[0][1].startswith("line 1: ")
