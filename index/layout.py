@@ -15,7 +15,9 @@
 
 A writer builds a complete new generation in a temporary directory, renames it into place and
 only then points ``CURRENT`` at it, so a crash at any moment leaves the previous generation
-usable. The previous generation is kept (readers may still hold it); older ones are removed.
+usable. The previous generation (the one ``CURRENT`` named) is kept, since readers may still
+hold it; every other one is removed, including an orphan that a crashed writer renamed into
+place but never made current.
 """
 
 from __future__ import annotations
@@ -116,6 +118,13 @@ class IndexLayout:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
+    def _serving_name(self) -> str | None:
+        """The name ``CURRENT`` holds now (None when there is none yet)."""
+        try:
+            return self.current_file.read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+
     def _generations(self) -> list[Path]:
         if not self.root.is_dir():
             return []
@@ -131,6 +140,10 @@ class IndexLayout:
         gens = self._generations()
         number = int(_GEN_RE.match(gens[-1].name).group(1)) + 1 if gens else 1  # type: ignore[union-attr]
         target = self.root / f"gen-{number:06d}"
+        # the generation served until now (readers may still hold it); not simply the newest on
+        # disk, which may be an orphan renamed into place by a writer that crashed before it
+        # switched CURRENT
+        serving = self._serving_name()
         _fsync_tree(workdir)
         os.rename(workdir, target)
         tmp = self.root / "CURRENT.tmp"
@@ -140,8 +153,9 @@ class IndexLayout:
             os.fsync(fh.fileno())
         os.replace(tmp, self.current_file)
         _fsync_dir(self.root)
-        for old in gens[:-1]:
-            shutil.rmtree(old, ignore_errors=True)
+        for old in gens:  # every generation but the new one and the one served until now
+            if old.name != serving:
+                shutil.rmtree(old, ignore_errors=True)
         for stale in self.root.glob(".building-*"):
             if stale != workdir:
                 shutil.rmtree(stale, ignore_errors=True)
