@@ -9,10 +9,12 @@ and the models load in the lifespan, in a background thread: the server answers 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
@@ -20,14 +22,14 @@ from fastapi_offline import FastAPIOffline
 from pydantic.json_schema import models_json_schema
 
 from policyqa import __version__
-from policyqa.api.errors import install_error_handlers
+from policyqa.api.errors import CatchAllMiddleware, install_error_handlers
 from policyqa.api.limits import BodySizeLimitMiddleware
 from policyqa.api.routes import ask, documents, health, search
 from policyqa.api.schemas import DocumentsIn
 from policyqa.service import QAService
 from policyqa.settings import Settings, get_settings
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "server_threads"]
 
 logger = logging.getLogger("policyqa.api")
 
@@ -71,6 +73,12 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
     return schema
 
 
+def server_threads(settings: Settings) -> int:
+    """Threads for the synchronous routes: the ``server_threads`` setting, or four per core (the
+    routes that run on them are short; ``/ask`` waits for its queue without a thread)."""
+    return settings.server_threads or 4 * (os.cpu_count() or 1)
+
+
 def create_app(
     settings: Settings | None = None,
     service: QAService | None = None,
@@ -91,6 +99,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # the thread pool of the synchronous routes, sized to the cores (AnyIO's default is 40)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = server_threads(settings)
         if not svc.ready:
             logger.info("loading the index at %s", svc.index_dir)
             svc.start_warm_up()
@@ -121,6 +131,7 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(CatchAllMiddleware)  # added last: the outermost layer
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     if mount_ui:
         from policyqa.ui.app import mount_ui as _mount

@@ -110,7 +110,17 @@ def run_serve_command(args: argparse.Namespace, settings: Settings) -> int:
         ", chat page /ui" if app.state.ui_mounted else "",
     )
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            server_header=False,
+            # past this many connections and requests in flight, new ones get 503 at once
+            limit_concurrency=settings.server_max_connections,
+            # a stopping server waits this long for requests in flight, then closes them
+            timeout_graceful_shutdown=settings.shutdown_grace_s,
+        )
     except SystemExit as exc:  # uvicorn exits when it cannot bind
         return int(exc.code) if isinstance(exc.code, int) else 1
     return 0

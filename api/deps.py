@@ -21,6 +21,7 @@ __all__ = [
     "get_service",
     "get_settings",
     "require_api_key",
+    "require_json",
 ]
 
 
@@ -73,6 +74,19 @@ def require_api_key(
 
 
 WriteAccess = Annotated[None, Depends(require_api_key)]
+
+
+def require_json(request: Request) -> None:
+    """415 for a body sent without the Content-Type of JSON (``application/json`` or
+    ``application/*+json``): FastAPI reads no other body as JSON."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
+        return
+    raise ApiError(
+        415,
+        f"unsupported Content-Type {media or '(none)'!r}: send the body as JSON with "
+        "'Content-Type: application/json'",
+    )
 
 
 def check_query_length(text: str, field: str, settings: Settings) -> None:

@@ -10,10 +10,13 @@ than silently ignored. Limits that depend on the settings (``max_query_chars``,
 from __future__ import annotations
 
 import datetime as dt
+import re
 from enum import StrEnum
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -23,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from policyqa.corpus.models import DOC_ID_MAX_CHARS, DOC_ID_PATTERN
 from policyqa.retriever.base import Filters
 from policyqa.service import FileStatus
 
@@ -49,6 +53,7 @@ __all__ = [
     "StatsResponse",
     "WriteResponse",
     "confidence_label",
+    "public_name",
 ]
 
 
@@ -83,6 +88,26 @@ def _not_a_bool(value: object) -> object:
         raise ValueError("expected an integer, not true/false")
     return value
 
+
+_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+
+
+def public_name(value: str | None) -> str | None:
+    """A source or a model name as a client sees it: a URL or a name as it is, a server file path
+    (a source from an index built before sources were stored relative to what was indexed, a
+    model given by its local path) by its last part only."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.lower().startswith("file:"):
+        text = "/" + text[5:].lstrip("/")
+    if text.startswith(("/", "\\", "~")) or _DRIVE.match(text):
+        return PureWindowsPath(text).name if "\\" in text else PurePosixPath(text).name
+    return value
+
+
+#: A source or model name in a response: never a server path (see :func:`public_name`).
+PublicName = Annotated[str | None, AfterValidator(public_name)]
 
 #: An integer; true/false are not taken as 1/0 (a float with no fraction is, as JSON Schema says).
 Count = Annotated[int, BeforeValidator(_not_a_bool)]
@@ -185,7 +210,7 @@ class HitOut(BaseModel):
     heading: str = Field(description="Structural path of the passage, e.g. '第二章 总则 > 第十条'.")
     doc_type: str | None = Field(description="Document type (通知, 意见, 法律, 新闻 …), if known.")
     region: str | None = Field(description="Region the document belongs to, if known.")
-    source: str | None = Field(description="Where the document came from (file name or URL).")
+    source: PublicName = Field(description="Where the document came from (file name or URL).")
     scores: dict[str, float] = Field(
         description="Score of every stage that saw the passage: bm25, dense, fused, rerank; with "
         "the default reranker also sentence (the best sentence's similarity to the question)."
@@ -252,7 +277,7 @@ class CitationOut(BaseModel):
     start: int = Field(description="Character offset of the passage in the document text.")
     end: int = Field(description="Character offset just past the passage in the document text.")
     score: float = Field(description="Score of the passage in the final (rerank) stage.")
-    source: str | None = Field(None, description="File name or URL the document came from.")
+    source: PublicName = Field(None, description="File name or URL the document came from.")
     holds_answer: bool = Field(description="True for the citation the answer was extracted from.")
 
 
@@ -319,7 +344,7 @@ class DocumentSummary(BaseModel):
     date: str | None = Field(description="Date (YYYY-MM-DD), if known.")
     doc_type: str | None = Field(description="Document type, if known.")
     region: str | None = Field(description="Region, if known.")
-    source: str | None = Field(description="File name or URL the document came from.")
+    source: PublicName = Field(description="File name or URL the document came from.")
     chunks: int = Field(description="Number of passages (chunks) indexed.")
     chars: int = Field(description="Length of the text in characters.")
 
@@ -354,19 +379,30 @@ class DocumentDetail(BaseModel):
     date: str | None = Field(description="Date (YYYY-MM-DD), if known.")
     doc_type: str | None = Field(description="Document type, if known.")
     region: str | None = Field(description="Region, if known.")
-    source: str | None = Field(description="File name or URL the document came from.")
+    source: PublicName = Field(description="File name or URL the document came from.")
     extra: dict[str, Any] = Field(description="Further metadata the source gave.")
     text: str = Field(description="The full text as indexed.")
     chunks: list[ChunkOut] = Field(description="The passages the text was split into, in order.")
 
 
+#: A document id: path-like segments (``a/b/c``), none empty, '.' or '..'; no backslash or control
+#: character (so that ``/documents/{id}`` reaches it).
+DocIdText = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=DOC_ID_MAX_CHARS, pattern=DOC_ID_PATTERN
+    ),
+]
+
+
 class DocumentIn(_Request):
     """A document given as JSON. Metadata left out is extracted from the text where it says so."""
 
-    id: Label | None = Field(
+    id: DocIdText | None = Field(
         None,
-        description="Document id (an existing id is replaced). Default: derived from title and text, "
-        "so posting the same document twice replaces it.",
+        description="Document id (an existing id is replaced): path-like segments joined by single "
+        "'/' (e.g. 'law/2024/3'), none empty, '.' or '..', no backslash or control character. "
+        "Default: derived from title and text, so posting the same document twice replaces it.",
     )
     title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500, pattern=NO_NUL)] = Field(
         "", description="Title; default: the text's title line."
@@ -445,9 +481,23 @@ class HealthResponse(BaseModel):
 class ModelInfo(BaseModel):
     """The dense model the index was built with."""
 
-    name: str | None = Field(None, description="Model name.")
-    model_id: str | None = Field(None, description="Exact model id (name and weights digest).")
+    name: PublicName = Field(None, description="Model name.")
+    model_id: PublicName = Field(None, description="Exact model id (name and weights digest).")
     dim: int | None = Field(None, description="Embedding dimension.")
+
+
+class AnswerQueueStats(BaseModel):
+    """The answer queue's state (back-pressure of /ask and the chat page)."""
+
+    workers: int = Field(description="Answers computed at once.")
+    running: int = Field(description="Answers being computed now.")
+    waiting: int = Field(description="Questions waiting for a worker now.")
+    max_waiting: int = Field(description="Most questions that may wait.")
+    max_wait_s: float = Field(description="Longest expected wait admitted, in seconds.")
+    served: int = Field(description="Answers computed since the start.")
+    refused: int = Field(description="Questions refused at once (503) since the start.")
+    expired: int = Field(description="Questions that missed their deadline or waited too long (503).")
+    run_time_s: float = Field(description="Median time of the recent answers, in seconds.")
 
 
 class StatsResponse(BaseModel):
@@ -468,6 +518,7 @@ class StatsResponse(BaseModel):
     last_change: dict[str, Any] = Field(
         description="What the last write changed (added/removed documents …)."
     )
+    answer_queue: AnswerQueueStats = Field(description="The answer queue of /ask and the chat page.")
 
 
 # -- errors -----------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from .models import DocMeta, Document, doc_id_problem, stable_id
 
 __all__ = [
     "KNOWN_EXTENSIONS",
+    "MEDIA_TYPES",
     "JsonlFields",
     "LoadReport",
     "iter_files",
@@ -68,6 +69,17 @@ logger = logging.getLogger(__name__)
 
 #: File extensions :func:`load_path` reads (lower case).
 KNOWN_EXTENSIONS: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".docx", ".pdf", ".jsonl")
+
+#: The media type of each format (as a client labels an upload), and the extension it reads as.
+MEDIA_TYPES: dict[str, str] = {
+    "text/plain": ".txt",
+    "text/markdown": ".md",
+    "text/html": ".html",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+    "application/pdf": ".pdf",
+    "application/x-ndjson": ".jsonl",
+    "application/jsonl": ".jsonl",
+}
 
 #: ``on_error(path, reason)``: called for a file (or jsonl line) that cannot be loaded.
 ErrorHandler = Callable[[str, str], None]

@@ -20,7 +20,9 @@ is nothing to reload; Milvus errors while serving answer as "not ready" (HTTP 50
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import io
 import logging
 import re
 import tempfile
@@ -35,12 +37,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from policyqa import __version__, pipeline
-from policyqa.corpus.loaders import KNOWN_EXTENSIONS
-from policyqa.corpus.models import Chunk, DocMeta, Document, stable_id
+from policyqa.corpus.loaders import KNOWN_EXTENSIONS, MEDIA_TYPES
+from policyqa.corpus.models import Chunk, DocMeta, Document, doc_id_problem, stable_id
 from policyqa.index.dense import PassageEncoder
 from policyqa.retriever._common import MAX_QUERY_CHARS
 from policyqa.retriever.base import Filters, Hit
 from policyqa.settings import Settings
+from policyqa.workqueue import ServiceBusyError, WorkQueue
 
 if TYPE_CHECKING:
     from policyqa.pipeline import AnyIndex
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RELOAD_CHECK_SECONDS",
     "AskResult",
+    "UNSUPPORTED_TYPE",
     "UPLOAD_EXTENSIONS",
     "DocumentNotFoundError",
     "DocumentView",
@@ -57,6 +61,7 @@ __all__ = [
     "NothingIndexedError",
     "QAService",
     "SearchResult",
+    "ServiceBusyError",
     "ServiceNotReadyError",
     "ServiceState",
     "UploadedFile",
@@ -72,9 +77,10 @@ logger = logging.getLogger(__name__)
 RELOAD_CHECK_SECONDS = 2.0
 #: File types an upload may have: those the corpus loaders read.
 UPLOAD_EXTENSIONS: tuple[str, ...] = KNOWN_EXTENSIONS
+#: The reason given for a file of a type no loader reads (the API answers 415 when all are).
+UNSUPPORTED_TYPE = "unsupported file type"
 _MAX_FILENAME_CHARS = 120
 _MAX_FILENAME_BYTES = 200  # file systems allow 255 bytes; CJK takes 3 a character
-_MAX_DOCX_UNPACKED = 200 * 1024 * 1024  # a .docx that unpacks to more is refused (zip bomb)
 
 
 class ServiceState(StrEnum):
@@ -143,10 +149,20 @@ class DocumentView:
 
 @dataclass(slots=True, frozen=True)
 class UploadedFile:
-    """A file as a client sent it: its (untrusted) name and its bytes."""
+    """A file as a client sent it: its (untrusted) name, its bytes and the media type it was
+    labelled with (which names the format when the name's extension does not)."""
 
     name: str
     data: bytes
+    media_type: str | None = None
+
+    def typed_name(self) -> str:
+        """The name with the extension of its media type added when it has no known one."""
+        suffix = Path(self.name.replace("\\", "/")).suffix.lower()
+        media = (self.media_type or "").split(";")[0].strip().lower()
+        if suffix not in UPLOAD_EXTENSIONS and media in MEDIA_TYPES:
+            return (self.name or "upload") + MEDIA_TYPES[media]
+        return self.name
 
 
 @dataclass(slots=True)
@@ -174,6 +190,9 @@ class NewDocument:
         text = self.text.replace("\r\n", "\n").replace("\r", "\n")
         title = self.title.strip() or extract_title(text, max_chars=60) or text.strip()[:30]
         doc_id = self.id or stable_id("api", title, text)
+        problem = doc_id_problem(doc_id)
+        if problem:
+            raise ValueError(problem)
         meta = DocMeta(
             issuer=self.issuer,
             doc_number=self.doc_number,
@@ -304,7 +323,7 @@ def _check_upload(name: str, data: bytes) -> str | None:
     suffix = Path(name).suffix.lower()
     if suffix not in UPLOAD_EXTENSIONS:
         shown = suffix or "(none)"
-        return f"unsupported file type {shown}; accepted: {', '.join(UPLOAD_EXTENSIONS)}"
+        return f"{UNSUPPORTED_TYPE} {shown}; accepted: {', '.join(UPLOAD_EXTENSIONS)}"
     if not data.strip():
         return "the file is empty"
     if suffix == ".pdf":
@@ -314,16 +333,12 @@ def _check_upload(name: str, data: bytes) -> str | None:
         if data[:4] != b"PK\x03\x04":
             return "not a .docx file (not a zip archive)"
         try:
-            import io
-
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
                 if "word/document.xml" not in zf.namelist():
                     return "not a .docx file (no word/document.xml in the archive)"
-                unpacked = sum(info.file_size for info in zf.infolist())
-                if unpacked > _MAX_DOCX_UNPACKED:
-                    return f"the .docx unpacks to {unpacked} bytes, over the limit of {_MAX_DOCX_UNPACKED}"
         except zipfile.BadZipFile as exc:
             return f"not a .docx file ({exc})"
+        # the loader inflates it as a stream with hard limits before parsing (corpus.archive)
     elif b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return f"not a text file (binary content in a {suffix} file)"
     return None
@@ -385,6 +400,13 @@ class QAService:
         self._last_check = 0.0
         self._warm_thread: threading.Thread | None = None
         self._closed = False
+        #: the answers' back-pressure: a bounded queue with admission control (policyqa.workqueue)
+        self.answers = WorkQueue(
+            workers=settings.ask_concurrency,
+            max_waiting=settings.ask_queue_size,
+            max_wait_s=settings.ask_queue_timeout_s,
+            name="answer",
+        )
 
     # -- life -----------------------------------------------------------------------------------
     @property
@@ -485,6 +507,7 @@ class QAService:
 
     def close(self) -> None:
         """Close the index (at once if idle, else when the last running call ends)."""
+        self.answers.close()
         with self._lock:
             lease, self._current = self._current, None
             self._closed = True
@@ -592,16 +615,61 @@ class QAService:
         mode: str = "hybrid",
         explain: bool = False,
     ) -> AskResult:
-        """The extracted answer to ``question`` with numbered citations (``policyqa.qa.ask``).
+        """The extracted answer to ``question`` with numbered citations (``policyqa.qa.ask``),
+        computed through the answer queue (:attr:`answers`) within ``ask_deadline_s``.
 
         ``history`` holds the earlier questions of the conversation, oldest first; a follow-up
         question is asked in their context (see :func:`contextualize`). ``mode`` is the
         retrieval that finds the candidate passages (bm25, dense or hybrid). Raises
-        ``ValueError`` for an empty question or an unknown mode.
+        ``ValueError`` for an empty question or an unknown mode, :class:`ServiceBusyError` when
+        the queue is full or the deadline passes.
         """
+        return self.answers.run(
+            self._answer,
+            question,
+            top_k=top_k,
+            filters=filters,
+            history=history,
+            mode=mode,
+            explain=explain,
+            deadline_s=self.settings.ask_deadline_s,
+        )
+
+    async def ask_async(
+        self,
+        question: str,
+        *,
+        top_k: int = 5,
+        filters: Filters | None = None,
+        history: Sequence[str] = (),
+        mode: str = "hybrid",
+        explain: bool = False,
+    ) -> AskResult:
+        """:meth:`ask` for an event loop: waiting for the queue holds no thread."""
+        future = self.answers.submit(
+            self._answer, question, top_k=top_k, filters=filters, history=history, mode=mode, explain=explain
+        )
+        deadline = self.settings.ask_deadline_s
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), timeout=deadline)
+        except TimeoutError:
+            future.cancel()
+            raise self.answers.deadline_error(deadline) from None
+
+    def _answer(
+        self,
+        question: str,
+        *,
+        top_k: int,
+        filters: Filters | None,
+        history: Sequence[str],
+        mode: str,
+        explain: bool,
+    ) -> AskResult:
+        """Answer now, on the calling thread (an answer-queue worker)."""
         from policyqa.qa import ask
 
-        searched = contextualize(question, history, MAX_QUERY_CHARS)
+        searched = contextualize(question, history, self.settings.max_query_chars)
         with self._leased() as lease:
             reranker, answerer = lease.answer_stages(self.settings)
             t0 = time.perf_counter()
@@ -702,7 +770,7 @@ class QAService:
         per_file: list[list[Document]] = []
         with tempfile.TemporaryDirectory(prefix="policyqa-upload-") as tmp:
             for n, upload in enumerate(files):
-                name = safe_filename(upload.name)
+                name = safe_filename(upload.typed_name())
                 status = FileStatus(name=name, status="indexed")
                 statuses.append(status)
                 docs: list[Document] = []
@@ -830,11 +898,15 @@ def _load_upload(path: Path) -> tuple[list[Document], list[str]]:
     from policyqa.corpus.loaders import load_path
 
     errors: list[str] = []
+
+    def named(reason: str) -> str:  # the client sees its file's name, never the server path
+        return reason.replace(str(path.parent), "").replace(str(path), path.name)
+
     try:
-        docs = list(load_path(path, on_error=lambda _path, reason: errors.append(reason)))
+        docs = list(load_path(path, on_error=lambda _path, reason: errors.append(named(reason))))
     except Exception as exc:  # a loader failing on odd input rejects this file only
         logger.warning("upload %s could not be read: %s", path.name, exc)
-        return [], [f"cannot read the file: {exc}"]
+        return [], [named(f"cannot read the file: {exc}")]
     return docs, errors
 
 

@@ -150,6 +150,45 @@ class Settings(BaseSettings):
         True, description="`policyqa serve` with no index at index_dir builds the demo corpus index first."
     )
     serve_ui: bool = Field(True, description="Mount the chat page at /ui.")
+    ask_concurrency: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Answers computed at once (each uses every core through the reader and encoders; "
+        "on 2 cores one at a time gives the most answers per second).",
+    )
+    ask_queue_size: int = Field(
+        8, ge=0, le=10_000, description="Questions that may wait for a free answer worker; more: 503."
+    )
+    ask_queue_timeout_s: float = Field(
+        4.0,
+        gt=0,
+        le=600,
+        description="Longest expected wait in the answer queue; a question that would wait longer is "
+        "refused at once with 503 and Retry-After.",
+    )
+    ask_deadline_s: float = Field(
+        20.0,
+        gt=0,
+        le=3600,
+        description="Deadline of one /ask request, waiting included; past it the answer is 503.",
+    )
+    server_threads: int = Field(
+        0,
+        ge=0,
+        le=512,
+        description="Threads serving the synchronous routes (/search, /documents, /health …); "
+        "0: four per core.",
+    )
+    server_max_connections: int = Field(
+        512,
+        ge=1,
+        description="Connections and requests in flight `policyqa serve` accepts at once; beyond it "
+        "new ones are answered 503 at once.",
+    )
+    shutdown_grace_s: int = Field(
+        10, ge=1, le=600, description="Seconds a stopping server waits for requests in flight."
+    )
 
     # --- answers / rerank (`policyqa ask`; policyqa.qa) ---------------------------------------
     reranker: str = Field(

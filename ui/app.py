@@ -36,7 +36,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from policyqa.retriever.base import Filters
-from policyqa.service import AskResult, QAService, ServiceNotReadyError
+from policyqa.service import AskResult, QAService, ServiceBusyError, ServiceNotReadyError
 
 if TYPE_CHECKING:
     from policyqa.retriever.answer import Answer, Citation
@@ -192,7 +192,7 @@ def _filters(issuers: Sequence[str], doc_types: Sequence[str], date_from: str, d
     )
 
 
-def respond(
+async def respond(
     service: QAService,
     question: str,
     asked: Sequence[str],
@@ -206,20 +206,24 @@ def respond(
 ) -> tuple[str, list[str]]:
     """The chat reply to ``question`` and the questions asked so far (for follow-ups).
 
-    Problems (a question too long, a bad date, the index still loading) are replies too.
+    Problems (a question too long, a bad date, the index still loading, the server busy) are
+    replies too. The question goes through the service's answer queue, as ``POST /ask`` does;
+    waiting for it holds no thread.
     """
     limit = service.settings.max_query_chars
     try:
         if len(question) > limit:
             raise ValueError(f"问题太长：{len(question)} 字，上限 {limit} 字")
         filters = _filters(issuers, doc_types, date_from, date_to)
-        result = service.ask(
+        result = await service.ask_async(
             question,
             top_k=top_k,
             filters=None if filters.is_empty() else filters,
             history=list(asked)[-HISTORY_TURNS:],
             mode=mode,
         )
+    except ServiceBusyError as exc:
+        return f"服务繁忙，请 {exc.retry_after} 秒后再试。", list(asked)
     except ServiceNotReadyError as exc:
         return f"索引尚未就绪，请稍后再试（{_esc(str(exc))}）", list(asked)
     except ValueError as exc:
@@ -237,7 +241,7 @@ def build_ui(service: QAService) -> gr.Blocks:
 
 def _build_ui(service: QAService) -> gr.Blocks:
 
-    def answer(
+    async def answer(
         question: str,
         chat: list[dict[str, Any]],
         asked: list[str],
@@ -251,7 +255,7 @@ def _build_ui(service: QAService) -> gr.Blocks:
         question = (question or "").strip()
         if not question:
             return "", chat, asked
-        reply, asked = respond(
+        reply, asked = await respond(
             service,
             question,
             asked,
@@ -315,16 +319,21 @@ def _build_ui(service: QAService) -> gr.Blocks:
 
         inputs = [box, chatbot, asked, issuers, doc_types, date_from, date_to, mode, top_k]
         outputs = [box, chatbot, asked]
-        box.submit(answer, inputs, outputs)
-        send.click(answer, inputs, outputs)
+        # answers wait in the service's answer queue (which refuses when full), not in Gradio's
+        # one-at-a-time event queue; the handler is async, so waiting holds no thread
+        unlimited: dict[str, Any] = {"concurrency_limit": None, "api_visibility": "private"}
+        box.submit(answer, inputs, outputs, **unlimited)
+        send.click(answer, inputs, outputs, **unlimited)
 
         def pick_example(evt: gr.SelectData) -> str:
             value = evt.value
             return str(value.get("text", "") if isinstance(value, dict) else value)
 
-        chatbot.example_select(pick_example, None, box).then(answer, inputs, outputs)
+        chatbot.example_select(pick_example, None, box).then(answer, inputs, outputs, **unlimited)
         clear.click(lambda: ("", [], []), None, outputs)
         page.load(facets, None, [issuers, doc_types])
+    # a bound on the events Gradio keeps waiting (page loads, clears); answers are bounded above
+    page.queue(max_size=256)
     return page
 
 

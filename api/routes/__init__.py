@@ -24,7 +24,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     415: _err("Unsupported Content-Type."),
     422: _err("Invalid request; 'errors' names the fields and limits."),
     500: _err("Internal error; the server log has the details (never a stack trace here)."),
-    503: _err("The index is not loaded yet (or failed to load); retry after the Retry-After seconds."),
+    503: _err(
+        "The index is not loaded yet (or failed to load), or the server is busy (error 'busy': the "
+        "answer queue is full or the deadline passed); retry after the Retry-After seconds."
+    ),
 }
 
 

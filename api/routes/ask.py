@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from policyqa.api.deps import ServiceDep, SettingsDep, check_query_length, check_top_k
+from policyqa.api.deps import ServiceDep, SettingsDep, check_query_length, check_top_k, require_json
 from policyqa.api.errors import ApiError
 from policyqa.api.routes import errors
 from policyqa.api.schemas import AskRequest, AskResponse, CitationOut, confidence_label
@@ -46,18 +46,23 @@ def answer_out(result: AskResult, explain: bool = False) -> AskResponse:
     "/ask",
     response_model=AskResponse,
     summary="Answer a question",
-    responses=errors(400, 422, 500, 503),
+    responses=errors(400, 415, 422, 500, 503),
+    dependencies=[Depends(require_json)],
 )
-def ask(body: AskRequest, service: ServiceDep, settings: SettingsDep) -> AskResponse:
+async def ask(body: AskRequest, service: ServiceDep, settings: SettingsDep) -> AskResponse:
     """Answer a question with a span extracted verbatim from a document (with its character
     offsets), a confidence, and numbered citations of the passages it was found among. When no
     passage answers it confidently, ``no_answer`` is true and the closest passages are still
-    cited. Give earlier questions in ``history`` to ask follow-ups."""
+    cited. Give earlier questions in ``history`` to ask follow-ups.
+
+    Answers are computed a few at a time (``ask_concurrency``) behind a bounded queue: when the
+    server is saturated a question is refused at once with 503 and ``Retry-After`` instead of
+    waiting, and one that misses its deadline (``ask_deadline_s``) is answered 503 too."""
     check_query_length(body.question, "question", settings)
     check_top_k(body.top_k, settings)
     filters = body.filters.to_filters() if body.filters else None
     try:
-        result = service.ask(
+        result = await service.ask_async(
             body.question,
             top_k=body.top_k,
             filters=filters,

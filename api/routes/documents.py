@@ -28,7 +28,8 @@ from policyqa.api.schemas import (
     FileStatusOut,
     WriteResponse,
 )
-from policyqa.service import NewDocument, UploadedFile, WriteResult
+from policyqa.corpus.loaders import MEDIA_TYPES
+from policyqa.service import UNSUPPORTED_TYPE, NewDocument, NothingIndexedError, UploadedFile, WriteResult
 
 __all__ = ["router", "write_response"]
 
@@ -43,12 +44,16 @@ _MULTIPART_SCHEMA: dict[str, Any] = {
             "type": "array",
             "items": {"type": "string", "format": "binary"},
             "minItems": 1,
-            "description": "The files (.txt .md .markdown .html .htm .docx .pdf .jsonl); each gets a "
-            "status. The server's max_upload_files setting caps their number (20 by default).",
+            "description": "The files (.txt .md .markdown .html .htm .docx .pdf .jsonl, or a file "
+            "of another name labelled with one of the media types below); each gets a status. The "
+            "server's max_upload_files setting caps their number (20 by default). When every file "
+            "is of another type the answer is 415; a file whose content does not match its type "
+            "is rejected with its reason (422 when none could be indexed).",
         }
     },
     "required": ["files"],
 }
+_MULTIPART_ENCODING: dict[str, Any] = {"files": {"contentType": ", ".join(MEDIA_TYPES)}}
 
 
 def write_response(result: WriteResult) -> WriteResponse:
@@ -134,7 +139,7 @@ def get_document(doc_id: DocId, service: ServiceDep) -> DocumentDetail:
             "required": True,
             "description": "Files as multipart/form-data (field 'files', repeated), or documents as JSON.",
             "content": {
-                "multipart/form-data": {"schema": _MULTIPART_SCHEMA},
+                "multipart/form-data": {"schema": _MULTIPART_SCHEMA, "encoding": _MULTIPART_ENCODING},
                 "application/json": {"schema": {"$ref": "#/components/schemas/DocumentsIn"}},
             },
         }
@@ -168,7 +173,16 @@ async def add_documents(
         result = await run_in_threadpool(service.add_documents, documents)
     elif ctype == "multipart/form-data":
         uploads = await _read_files(request, settings.max_upload_files)
-        result = await run_in_threadpool(service.add_files, uploads)
+        try:
+            result = await run_in_threadpool(service.add_files, uploads)
+        except NothingIndexedError as exc:
+            if exc.files and all((f.reason or "").startswith(UNSUPPORTED_TYPE) for f in exc.files):
+                raise ApiError(
+                    415,
+                    str(exc),
+                    extra={"files": [FileStatusOut.of(f) for f in exc.files]},
+                ) from None
+            raise
     else:
         raise ApiError(
             415,
@@ -206,7 +220,11 @@ async def _read_files(request: Request, max_files: int) -> list[UploadedFile]:
         for item in items:
             if not isinstance(item, UploadFile):
                 raise ApiError(422, "the field 'files' must hold files (with a filename), not text values")
-            uploads.append(UploadedFile(name=item.filename or "upload", data=await item.read()))
+            uploads.append(
+                UploadedFile(
+                    name=item.filename or "upload", data=await item.read(), media_type=item.content_type
+                )
+            )
         return uploads
     finally:
         await form.close()

@@ -8,8 +8,9 @@ from pydantic import BaseModel, Field
 
 from policyqa import __version__
 from policyqa.api.deps import ServiceDep
+from policyqa.api.errors import scrub_paths
 from policyqa.api.routes import errors
-from policyqa.api.schemas import HealthResponse, ModelInfo, StatsResponse
+from policyqa.api.schemas import AnswerQueueStats, HealthResponse, ModelInfo, StatsResponse
 
 __all__ = ["ServiceInfo", "router"]
 
@@ -49,7 +50,10 @@ def root(request: Request) -> ServiceInfo:
 def health(service: ServiceDep) -> JSONResponse:
     """200 with ``ready: true`` once the index is loaded; 503 (with ``status`` and ``detail``)
     while it is loading or being built, or when it failed to load."""
-    body = HealthResponse.model_validate(service.health())
+    state = service.health()
+    if state.get("detail"):
+        state["detail"] = scrub_paths(state["detail"])
+    body = HealthResponse.model_validate(state)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if body.ready else 503)
 
 
@@ -57,4 +61,10 @@ def health(service: ServiceDep) -> JSONResponse:
 def stats(service: ServiceDep) -> StatsResponse:
     """Document and chunk counts, the dense model, and the index version and configuration."""
     s = service.stats()
-    return StatsResponse.model_validate({**s, "model": ModelInfo.model_validate(s["model"])})
+    return StatsResponse.model_validate(
+        {
+            **s,
+            "model": ModelInfo.model_validate(s["model"]),
+            "answer_queue": AnswerQueueStats.model_validate(service.answers.stats()),
+        }
+    )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from policyqa.api.deps import ServiceDep, SettingsDep, check_query_length, check_top_k
+from policyqa.api.deps import ServiceDep, SettingsDep, check_query_length, check_top_k, require_json
 from policyqa.api.errors import ApiError
 from policyqa.api.routes import errors
 from policyqa.api.schemas import HitOut, SearchRequest, SearchResponse
@@ -18,7 +18,8 @@ router = APIRouter(tags=["search"])
     "/search",
     response_model=SearchResponse,
     summary="Search passages",
-    responses=errors(400, 422, 500, 503),
+    responses=errors(400, 415, 422, 500, 503),
+    dependencies=[Depends(require_json)],
 )
 def search(body: SearchRequest, service: ServiceDep, settings: SettingsDep) -> SearchResponse:
     """Rank passages for a query with BM25, dense or hybrid retrieval, optionally filtered by

@@ -158,7 +158,7 @@ def test_add_json_documents_then_search_and_replace(writable: Callable[..., Test
         ({"documents": [{"text": "  \n "}]}, "text"),
         ({"documents": [{"text": "正文", "date": "2024-02-31"}]}, "date"),
         ({"documents": [{"text": "正文", "id": ""}]}, "id"),
-        ({"documents": [{"text": "正文", "id": "x" * 201}]}, "id"),
+        ({"documents": [{"text": "正文", "id": "x" * 513}]}, "id"),
         ({"documents": [{"text": "正文", "title": "题" * 501}]}, "title"),
         ({"documents": [{"text": "正文", "secret": 1}]}, "secret"),
         ({"documents": [{"text": "正文\x00"}]}, "text"),
@@ -254,9 +254,9 @@ def test_upload_files_with_per_file_status(writable: Callable[..., TestClient], 
         "fake.docx",
         "empty.txt",
         "binary.txt",
-        "noext",
+        "noext.txt",  # no extension, labelled text/plain: read as .txt
     ]
-    for name in ("通知.txt", "gbk.txt", "page.html", "notes.md", "records.jsonl", "word.docx"):
+    for name in ("通知.txt", "gbk.txt", "page.html", "notes.md", "records.jsonl", "word.docx", "noext.txt"):
         assert status[name]["status"] == "indexed" and status[name]["documents"], status[name]
     assert (
         len(status["records.jsonl"]["documents"]) == 2 and "line 2" in status["records.jsonl"]["warnings"][0]
@@ -267,8 +267,7 @@ def test_upload_files_with_per_file_status(writable: Callable[..., TestClient], 
     assert "not a .docx" in status["fake.docx"]["reason"]
     assert "empty" in status["empty.txt"]["reason"]
     assert "binary" in status["binary.txt"]["reason"]
-    assert "(none)" in status["noext"]["reason"]
-    for name in ("virus.exe", "fake.pdf", "fake.docx", "empty.txt", "binary.txt", "noext"):
+    for name in ("virus.exe", "fake.pdf", "fake.docx", "empty.txt", "binary.txt"):
         assert status[name]["status"] == "rejected" and status[name]["documents"] == []
     notice = c.get(f"/documents/{status['通知.txt']['documents'][0]['id']}").json()
     assert notice["source"] == "通知.txt" and notice["title"] == "国务院办公厅关于测试上传功能的通知"

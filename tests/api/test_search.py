@@ -124,12 +124,18 @@ def test_lone_surrogate_is_422(client: TestClient) -> None:
     [
         (b"{not json", "application/json"),
         (b"[1, 2]", "application/json"),
-        (b"query=tax", "application/x-www-form-urlencoded"),
         (b"", "application/json"),
     ],
 )
 def test_malformed_bodies_are_422(client: TestClient, content: bytes, ctype: str) -> None:
     assert_error(client.post("/search", content=content, headers={"content-type": ctype}), 422)
+
+
+def test_a_form_body_is_415(client: TestClient) -> None:
+    r = client.post(
+        "/search", content=b"query=tax", headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert_error(r, 415, "application/json")
 
 
 def test_undecodable_body_is_400(client: TestClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +37,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QAService]:
 
 
 def test_reply_shows_answer_confidence_and_numbered_citations(service: QAService) -> None:
-    reply, asked = respond(service, "中小微企业稳岗返还比例最高是多少？", [])
+    reply, asked = asyncio.run(respond(service, "中小微企业稳岗返还比例最高是多少？", []))
     result = service.ask("中小微企业稳岗返还比例最高是多少？")
     a = result.answer
     assert asked == ["中小微企业稳岗返还比例最高是多少？"]
@@ -53,34 +54,34 @@ def test_reply_shows_answer_confidence_and_numbered_citations(service: QAService
 
 def test_follow_up_reply_says_how_it_was_understood(service: QAService) -> None:
     first = "中小微企业稳岗返还比例最高是多少？"
-    reply, asked = respond(service, "大型企业呢？", [first])
+    reply, asked = asyncio.run(respond(service, "大型企业呢？", [first]))
     assert f"按上文理解为：{first} 大型企业呢？" in reply and asked == [first, "大型企业呢？"]
 
 
 def test_document_text_cannot_inject_html_or_markdown(service: QAService) -> None:
-    reply, _ = respond(service, "补贴标准为多少？", [], issuers=["测试局"])
+    reply, _ = asyncio.run(respond(service, "补贴标准为多少？", [], issuers=["测试局"]))
     assert "<script>" not in reply and "<img" not in reply and "<b>" not in reply
     assert "&lt;script&gt;" in reply and "&lt;img src=x onerror=alert(1)&gt;" in reply
     assert "**" not in reply and "](http" not in reply
 
 
 def test_filters_and_problems_are_replies(service: QAService) -> None:
-    reply, asked = respond(service, "补贴标准为多少？", [], issuers=["不存在的机关"])
+    reply, asked = asyncio.run(respond(service, "补贴标准为多少？", [], issuers=["不存在的机关"]))
     assert "没有找到有把握的答案" in reply and asked == ["补贴标准为多少？"]
-    reply, asked = respond(service, "补贴？", ["x"], date_from="2024/01/01")
+    reply, asked = asyncio.run(respond(service, "补贴？", ["x"], date_from="2024/01/01"))
     assert "YYYY-MM-DD" in reply and asked == ["x"]
-    reply, _ = respond(service, "补贴？", [], date_from="2024-02-01", date_to="2024-01-01")
+    reply, _ = asyncio.run(respond(service, "补贴？", [], date_from="2024-02-01", date_to="2024-01-01"))
     assert "起始日期晚于截止日期" in reply
     too_long = "问" * (service.settings.max_query_chars + 1)
-    reply, _ = respond(service, too_long, [])
+    reply, _ = asyncio.run(respond(service, too_long, []))
     assert f"上限 {service.settings.max_query_chars} 字" in reply
-    reply, _ = respond(service, "补贴？", [], mode="fuzzy")
+    reply, _ = asyncio.run(respond(service, "补贴？", [], mode="fuzzy"))
     assert reply.startswith("无法回答")
 
 
 def test_not_ready_is_a_reply(tmp_path: Path) -> None:
     s = Settings(cache_dir=tmp_path / "c", index_dir=tmp_path / "i", progress=False)
-    reply, _ = respond(QAService(s, encoder=HashingEncoder()), "补贴？", [])
+    reply, _ = asyncio.run(respond(QAService(s, encoder=HashingEncoder()), "补贴？", []))
     assert reply.startswith("索引尚未就绪")
 
 
