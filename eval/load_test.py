@@ -1,18 +1,26 @@
-"""Load test of the HTTP API: N concurrent clients for a fixed time against one endpoint.
+"""Load tests of the HTTP API: concurrent clients for a fixed time against one endpoint, or the
+whole matrix the hardening issue asks for.
 
 ::
 
     python -m policyqa.eval.load_test --index DIR --queries QUERIES.jsonl \\
         [--clients 16] [--duration 60] [--endpoint search|ask] [--mode hybrid] [--top-k 10] \\
         [--out eval/results/load-search]
+    python -m policyqa.eval.load_test --index DIR --queries QUERIES.jsonl --matrix \\
+        [--clients-list 1,4,16] [--duration 30] [--out eval/results/load-matrix]
 
 starts ``policyqa serve`` (``python -m policyqa.api.cli``) on a free loopback port over the
-index, waits for ``/health`` to answer 200, warms up for a few seconds, then runs ``--clients``
-asyncio clients that each send one request at a time (queries in turn from the file) until
-``--duration`` seconds have passed. It reports requests/s, latency p50/p95/p99/max and every
-error (a non-2xx status or a transport failure), and writes ``OUT.json`` and ``OUT.md``.
-``--url`` targets a server that is already running instead. Traffic goes to loopback only and
-the run is bounded in time and in requests (``--max-requests``).
+index, waits for ``/health`` to answer 200, warms up for a few seconds, then runs clients that
+each send one request at a time (queries in turn from the file) until the time is up.
+
+Every response is counted by what it is: answered (2xx), refused (503 with ``Retry-After``:
+the server's back-pressure), or an error (any other status, a transport failure or a client
+timeout). Answered requests/s and the latency p50/p95/p99 of the answered and of the refused are
+reported. ``--matrix`` measures ``/search`` and ``/ask`` at each of ``--clients-list`` and then
+the saturation scenario: ``/ask`` at the largest client count while one client searches and one
+probes ``/health`` (their latency while answers are saturated). ``OUT.json`` and ``OUT.md`` hold
+the figures with the command, the commit and the machine. ``--url`` targets a server that is
+already running instead. Traffic goes to loopback only and the run is bounded in time.
 """
 
 from __future__ import annotations
@@ -24,7 +32,6 @@ import json
 import os
 import platform
 import secrets
-import shlex
 import socket
 import subprocess
 import sys
@@ -106,35 +113,58 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
+def _latency(values: Sequence[float]) -> dict[str, float | None]:
+    lat = sorted(values)
+    if not lat:
+        return {"p50": None, "p95": None, "p99": None, "max": None}
+    return {
+        "p50": round(percentile(lat, 50), 2),
+        "p95": round(percentile(lat, 95), 2),
+        "p99": round(percentile(lat, 99), 2),
+        "max": round(lat[-1], 2),
+    }
+
+
 @dataclass
 class LoadResult:
-    """What a load run measured (latencies in milliseconds)."""
+    """What a load run measured: per request its outcome and its latency in milliseconds.
 
-    requests: int
+    An outcome is ``"ok"`` (2xx), ``"refused"`` (503: the server's back-pressure) or the kind of
+    error (``"HTTP 500"``, ``"ReadTimeout"`` …).
+    """
+
     seconds: float
-    latencies_ms: list[float] = field(repr=False)
-    errors: Counter[str]
+    outcomes: list[str] = field(default_factory=list, repr=False)
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def requests(self) -> int:
+        return len(self.outcomes)
+
+    @property
+    def errors(self) -> Counter[str]:
+        return Counter(o for o in self.outcomes if o not in ("ok", "refused"))
+
+    def _of(self, outcome: str) -> list[float]:
+        return [ms for o, ms in zip(self.outcomes, self.latencies_ms, strict=True) if o == outcome]
 
     @property
     def rps(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
+        """Answered (2xx) requests per second."""
+        return self.outcomes.count("ok") / self.seconds if self.seconds else 0.0
 
     def summary(self) -> dict[str, Any]:
-        lat = sorted(self.latencies_ms)
+        errors = self.errors
         return {
             "requests": self.requests,
-            "ok": self.requests - sum(self.errors.values()),
-            "errors": sum(self.errors.values()),
-            "errors_by_kind": dict(self.errors),
+            "ok": self.outcomes.count("ok"),
+            "refused_503": self.outcomes.count("refused"),
+            "errors": sum(errors.values()),
+            "errors_by_kind": dict(errors),
             "seconds": round(self.seconds, 3),
-            "requests_per_s": round(self.rps, 2),
-            "latency_ms": {
-                "p50": round(percentile(lat, 50), 2),
-                "p95": round(percentile(lat, 95), 2),
-                "p99": round(percentile(lat, 99), 2),
-                "max": round(lat[-1], 2) if lat else None,
-                "mean": round(sum(lat) / len(lat), 2) if lat else None,
-            },
+            "answered_per_s": round(self.rps, 2),
+            "latency_ms": _latency(self._of("ok")),
+            "refused_latency_ms": _latency(self._of("refused")),
         }
 
 
@@ -154,15 +184,17 @@ async def run_load(
     mode: str = "hybrid",
     top_k: int = 10,
     max_requests: int = 1_000_000,
-    timeout: float = 30.0,
+    timeout: float = 60.0,
+    honour_retry_after: bool = False,
 ) -> LoadResult:
-    """``clients`` concurrent clients, one request in flight each, for ``duration`` seconds."""
+    """``clients`` concurrent clients, one request in flight each, for ``duration`` seconds.
+    ``endpoint`` is ``search``, ``ask`` or ``health`` (a GET). A refused client asks again at
+    once, or after the ``Retry-After`` seconds with ``honour_retry_after``."""
     if urlparse(url).hostname not in _LOOPBACK:
         raise ValueError(f"load tests only target loopback addresses, not {url}")
     if not queries:
         raise ValueError("no queries")
-    latencies: list[float] = []
-    errors: Counter[str] = Counter()
+    result = LoadResult(seconds=0.0)
     sent = 0
     next_query = 0
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -178,17 +210,60 @@ async def run_load(
                 sent += 1
                 t0 = time.perf_counter()
                 try:
-                    r = await http.post(f"/{endpoint}", json=_payload(endpoint, query, mode, top_k))
+                    if endpoint == "health":
+                        r = await http.get("/health")
+                    else:
+                        r = await http.post(f"/{endpoint}", json=_payload(endpoint, query, mode, top_k))
                 except httpx.HTTPError as exc:
-                    errors[type(exc).__name__] += 1
+                    outcome = type(exc).__name__
                 else:
-                    if not r.is_success:
-                        errors[f"HTTP {r.status_code}"] += 1
-                latencies.append((time.perf_counter() - t0) * 1000.0)
+                    if r.is_success:
+                        outcome = "ok"
+                    elif r.status_code == 503 and "retry-after" in r.headers:
+                        outcome = "refused"
+                    else:
+                        outcome = f"HTTP {r.status_code}"
+                result.outcomes.append(outcome)
+                result.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
+                if outcome == "refused" and honour_retry_after:
+                    wait = float(r.headers["retry-after"])
+                    await asyncio.sleep(min(wait, max(0.0, stop_at - time.perf_counter())))
 
         await asyncio.gather(*(client() for _ in range(clients)))
-        elapsed = time.perf_counter() - start
-    return LoadResult(sent, elapsed, latencies, errors)
+        result.seconds = time.perf_counter() - start
+    return result
+
+
+async def run_saturation(
+    url: str,
+    queries: Sequence[str],
+    *,
+    clients: int,
+    duration: float,
+    ask_top_k: int = 5,
+    search_top_k: int = 10,
+    honour_retry_after: bool = False,
+) -> dict[str, LoadResult]:
+    """``clients`` on ``/ask`` for ``duration`` seconds while, after a 3-second ramp, one client
+    searches and one probes ``/health``: the latency of the other routes under saturated answers."""
+    ask = asyncio.create_task(
+        run_load(
+            url,
+            queries,
+            clients=clients,
+            duration=duration,
+            endpoint="ask",
+            top_k=ask_top_k,
+            honour_retry_after=honour_retry_after,
+        )
+    )
+    await asyncio.sleep(3.0)
+    inner = max(1.0, duration - 6.0)
+    search, health = await asyncio.gather(
+        run_load(url, queries, clients=1, duration=inner, endpoint="search", top_k=search_top_k),
+        run_load(url, queries, clients=1, duration=inner, endpoint="health"),
+    )
+    return {"ask": await ask, "search": search, "health": health}
 
 
 def read_queries(path: Path) -> list[str]:
@@ -208,32 +283,71 @@ def read_queries(path: Path) -> list[str]:
     return out
 
 
+def _fmt(value: Any) -> str:
+    return "–" if value is None else str(value)
+
+
+def _row(label: str, clients: int | str, s: dict[str, Any]) -> str:
+    lat, ref = s["latency_ms"], s["refused_latency_ms"]
+    return (
+        f"| {label} | {clients} | {s['requests']} | {s['answered_per_s']} | {_fmt(lat['p50'])} | "
+        f"{_fmt(lat['p95'])} | {_fmt(lat['p99'])} | {s['refused_503']} | {_fmt(ref['p99'])} | {s['errors']} |"
+    )
+
+
+_HEADER = [
+    "| endpoint | clients | requests | answered/s | p50 ms | p95 ms | p99 ms | refused (503) | refused p99 ms | errors |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+]
+
+
 def _markdown(report: dict[str, Any]) -> str:
-    s = report["result"]
-    lat = s["latency_ms"]
     srv = report.get("server_stats") or {}
+    machine = report["machine"]
     lines = [
-        f"# Load test: POST /{report['endpoint']} ({report['mode']}, top_k={report['top_k']})",
+        f"# Load test: {report['title']}",
         "",
         f"Command: `{report['command']}`",
         "",
-        f"Machine: {report['machine']['cpus']} CPUs, {report['machine']['platform']}, Python "
-        f"{report['machine']['python']}; client and server on the same machine, over loopback. "
+        f"Code: {report['code'].get('commit') or '?'}{' (with local changes)' if report['code'].get('modified') else ''}"
+        + (f"; server: {report['label']}" if report.get("label") else ""),
+        "",
+        f"Machine: {machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}; client and "
+        "server on the same machine, over loopback (the client's own work competes for the CPUs). "
         f"Load average (1 min) before/after: {report['load_average']['before'][0]:.1f}/"
-        f"{report['load_average']['after'][0]:.1f} (other work on the machine competes for the CPUs).",
+        f"{report['load_average']['after'][0]:.1f}.",
         "",
         f"Index: {srv.get('documents')} documents, {srv.get('chunks')} chunks, model "
-        f"{(srv.get('model') or {}).get('name')} ({srv.get('encoder_backend')}), {srv.get('index_version')}.",
+        f"{(srv.get('model') or {}).get('name')} ({srv.get('encoder_backend')}), {srv.get('index_version')}"
+        + (f"; answer queue {srv['answer_queue']}" if srv.get("answer_queue") else "")
+        + ".",
         "",
-        "| clients | seconds | requests | requests/s | p50 ms | p95 ms | p99 ms | max ms | errors |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {report['clients']} | {s['seconds']} | {s['requests']} | {s['requests_per_s']} | {lat['p50']} "
-        f"| {lat['p95']} | {lat['p99']} | {lat['max']} | {s['errors']} |",
+        "Latencies are of the answered requests; refused ones (503 with Retry-After) are counted apart.",
         "",
+        *_HEADER,
     ]
-    if s["errors_by_kind"]:
-        lines += ["Errors: " + ", ".join(f"{k}: {v}" for k, v in s["errors_by_kind"].items()), ""]
-    return "\n".join(lines)
+    for cell in report["cells"]:
+        lines.append(_row(f"/{cell['endpoint']}", cell["clients"], cell["result"]))
+    sat = report.get("saturation")
+    if sat:
+        lines += [
+            "",
+            f"Saturation: {sat['clients']} clients on /ask for {sat['duration_s']} s; meanwhile one client "
+            "searches and one probes /health.",
+            "",
+            *_HEADER,
+            _row("/ask", sat["clients"], sat["ask"]),
+            _row("/search (during)", 1, sat["search"]),
+            _row("/health (during)", 1, sat["health"]),
+        ]
+    errors = {
+        f"/{c['endpoint']} × {c['clients']}": c["result"]["errors_by_kind"]
+        for c in report["cells"]
+        if c["result"]["errors_by_kind"]
+    }
+    if errors:
+        lines += ["", "Errors: " + "; ".join(f"{k}: {v}" for k, v in errors.items())]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -243,30 +357,80 @@ def main(argv: Sequence[str] | None = None) -> int:
     where.add_argument("--url", help="a running server on loopback, e.g. http://127.0.0.1:8000")
     parser.add_argument("--queries", type=Path, required=True, help="queries (jsonl with 'text', or lines)")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of measured load")
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of unmeasured load first")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of measured load per cell")
+    parser.add_argument(
+        "--warmup", type=float, default=3.0, help="seconds of unmeasured load before each cell"
+    )
     parser.add_argument("--endpoint", choices=("search", "ask"), default="search")
     parser.add_argument("--mode", choices=("hybrid", "bm25", "dense"), default="hybrid")
-    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--top-k", type=int, default=None, help="top_k (default: 10 for search, 5 for ask)")
     parser.add_argument("--max-requests", type=int, default=1_000_000)
+    parser.add_argument(
+        "--matrix", action="store_true", help="/search and /ask at --clients-list, then saturation"
+    )
+    parser.add_argument("--clients-list", default="1,4,16", help="client counts of --matrix")
+    parser.add_argument("--label", default=None, help="what the server is (recorded with the results)")
+    parser.add_argument(
+        "--honour-retry-after",
+        action="store_true",
+        help="a refused client waits the Retry-After seconds before its next request (default: at once)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md")
     args = parser.parse_args(argv)
-    if not 1 <= args.clients <= 256 or not 0 < args.duration <= 3600:
-        parser.error("--clients must be 1–256 and --duration 0–3600 seconds")
+    counts = (
+        sorted({int(c) for c in args.clients_list.split(",") if c.strip()}) if args.matrix else [args.clients]
+    )
+    if not all(1 <= c <= 256 for c in counts) or not 0 < args.duration <= 3600:
+        parser.error("clients must be 1–256 and --duration 0–3600 seconds")
     queries = read_queries(args.queries)
+    endpoints = ("search", "ask") if args.matrix else (args.endpoint,)
+
+    def top_k(endpoint: str) -> int:
+        return args.top_k if args.top_k is not None else (5 if endpoint == "ask" else 10)
 
     def measure(url: str) -> dict[str, Any]:
         stats = httpx.get(f"{url}/stats", timeout=10).json()
+        if "ask" in endpoints:  # the first answer loads the answer models: not part of any cell
+            httpx.post(f"{url}/ask", json={"question": queries[0]}, timeout=600)
         load_before = os.getloadavg()
-        common = {"clients": args.clients, "endpoint": args.endpoint, "mode": args.mode, "top_k": args.top_k}
-        if args.warmup > 0:
-            asyncio.run(run_load(url, queries, duration=args.warmup, **common))
-        result = asyncio.run(
-            run_load(url, queries, duration=args.duration, max_requests=args.max_requests, **common)
-        )
+        cells = []
+        for endpoint in endpoints:
+            for clients in counts:
+                common = {
+                    "clients": clients,
+                    "endpoint": endpoint,
+                    "mode": args.mode,
+                    "top_k": top_k(endpoint),
+                    "honour_retry_after": args.honour_retry_after,
+                }
+                if args.warmup > 0:
+                    asyncio.run(run_load(url, queries, duration=args.warmup, **common))
+                result = asyncio.run(
+                    run_load(url, queries, duration=args.duration, max_requests=args.max_requests, **common)
+                )
+                cells.append({"endpoint": endpoint, "clients": clients, "result": result.summary()})
+                print(_row(f"/{endpoint}", clients, result.summary()), file=sys.stderr, flush=True)
+        saturation = None
+        if args.matrix:
+            most = counts[-1]
+            sat = asyncio.run(
+                run_saturation(
+                    url,
+                    queries,
+                    clients=most,
+                    duration=args.duration,
+                    honour_retry_after=args.honour_retry_after,
+                )
+            )
+            saturation = {
+                "clients": most,
+                "duration_s": args.duration,
+                **{k: v.summary() for k, v in sat.items()},
+            }
         return {
-            "server_stats": stats,
-            "result": result.summary(),
+            "server_stats": httpx.get(f"{url}/stats", timeout=30).json() if stats else stats,
+            "cells": cells,
+            "saturation": saturation,
             "load_average": {"before": load_before, "after": os.getloadavg()},
         }
 
@@ -277,19 +441,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"server log: {log}", file=sys.stderr)
         with running_server(args.index, api_key=secrets.token_hex(16), log_path=log) as url:
             measured = measure(url)
+    from policyqa.eval.report import module_command
+    from policyqa.eval.runner import git_state, machine_facts
+
     report = {
-        "command": "python -m policyqa.eval.load_test " + shlex.join(list(argv or sys.argv[1:])),
-        "endpoint": args.endpoint,
+        "title": "/search and /ask matrix" if args.matrix else f"POST /{args.endpoint}",
+        "command": module_command("policyqa.eval.load_test", argv),
+        "code": git_state(),
+        "label": args.label,
+        "honour_retry_after": args.honour_retry_after,
         "mode": args.mode,
-        "top_k": args.top_k,
-        "clients": args.clients,
         "duration_s": args.duration,
         "queries": len(queries),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        "machine": {**machine_facts(), "platform": platform.platform()},
         **measured,
     }
     text = _markdown(report)
@@ -298,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.with_suffix(".json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
         args.out.with_suffix(".md").write_text(text)
-    return 0 if report["result"]["errors"] == 0 else 1
+    return 0 if all(c["result"]["errors"] == 0 for c in measured["cells"]) else 1
 
 
 if __name__ == "__main__":  # pragma: no cover
