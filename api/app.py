@@ -23,7 +23,7 @@ from pydantic.json_schema import models_json_schema
 
 from policyqa import __version__
 from policyqa.api.errors import CatchAllMiddleware, install_error_handlers
-from policyqa.api.limits import BodySizeLimitMiddleware
+from policyqa.api.limits import AdmissionMiddleware, BodySizeLimitMiddleware
 from policyqa.api.routes import ask, documents, health, search
 from policyqa.api.schemas import DocumentsIn
 from policyqa.service import QAService
@@ -131,6 +131,7 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(AdmissionMiddleware, queue=svc.answers)
     app.add_middleware(CatchAllMiddleware)  # added last: the outermost layer
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     if mount_ui:

@@ -1,9 +1,13 @@
-"""Request body size limit, as a pure ASGI middleware.
+"""Limits as pure ASGI middleware: the request body size, and the admission of answers.
 
 A declared ``Content-Length`` over the limit is refused before the body is read; a body sent
 without one (chunked) is counted while it is read and cut off at the limit. Either way the
 client gets a JSON 413 naming the limit, and the application never holds more than the limit
 in memory.
+
+``POST /ask`` while the answer queue is full is refused (503 ``busy`` with ``Retry-After``)
+before its body is read or validated, so that a crowd retrying at once costs the server next to
+nothing; a request let through is admitted again by the queue itself.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from policyqa.api.errors import error_response
+from policyqa.workqueue import WorkQueue
 
-__all__ = ["BodySizeLimitMiddleware"]
+__all__ = ["AdmissionMiddleware", "BodySizeLimitMiddleware"]
 
 
 class _TooLarge(BaseException):
@@ -80,3 +85,24 @@ class BodySizeLimitMiddleware:
             if started:
                 raise
             await self._refuse(scope, receive, send)
+
+
+class AdmissionMiddleware:
+    """Refuse a request to one of ``paths`` at once (before its body is read) when ``queue``
+    would refuse it (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, queue: WorkQueue, paths: tuple[str, ...] = ("/ask",)) -> None:
+        self.app = app
+        self.queue = queue
+        self.paths = frozenset(paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") == "POST" and scope.get("path") in self.paths:
+            refused = self.queue.refusal()
+            if refused is not None:
+                response = error_response(
+                    503, str(refused), headers={"Retry-After": str(refused.retry_after)}, code="busy"
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

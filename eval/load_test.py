@@ -65,8 +65,10 @@ def running_server(
     log_path: Path | None = None,
     ready_timeout: float = 600.0,
     extra_env: dict[str, str] | None = None,
+    ui: bool = False,
 ) -> Iterator[str]:
-    """``policyqa serve`` (API only) over ``index_dir`` on a free loopback port; yields its URL."""
+    """``policyqa serve`` over ``index_dir`` on a free loopback port (API only, or with the chat
+    page with ``ui``); yields its URL."""
     port = _free_port()
     env = {
         **os.environ,
@@ -77,7 +79,7 @@ def running_server(
     if api_key:
         env["POLICYQA_API_KEY"] = api_key
     cmd = [sys.executable, "-m", "policyqa.api.cli", "--index", str(index_dir), "--host", "127.0.0.1"]
-    cmd += ["--port", str(port), "--no-ui"]
+    cmd += ["--port", str(port)] + ([] if ui else ["--no-ui"])
     log = open(log_path or os.devnull, "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -369,6 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--matrix", action="store_true", help="/search and /ask at --clients-list, then saturation"
     )
     parser.add_argument("--clients-list", default="1,4,16", help="client counts of --matrix")
+    parser.add_argument("--endpoints", default="search,ask", help="endpoints of --matrix (search, ask)")
     parser.add_argument("--label", default=None, help="what the server is (recorded with the results)")
     parser.add_argument(
         "--honour-retry-after",
@@ -383,7 +386,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not all(1 <= c <= 256 for c in counts) or not 0 < args.duration <= 3600:
         parser.error("clients must be 1–256 and --duration 0–3600 seconds")
     queries = read_queries(args.queries)
-    endpoints = ("search", "ask") if args.matrix else (args.endpoint,)
+    endpoints = (
+        tuple(e.strip() for e in args.endpoints.split(",") if e.strip()) if args.matrix else (args.endpoint,)
+    )
+    if not set(endpoints) <= {"search", "ask"}:
+        parser.error("--endpoints takes search and/or ask")
 
     def top_k(endpoint: str) -> int:
         return args.top_k if args.top_k is not None else (5 if endpoint == "ask" else 10)

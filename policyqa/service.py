@@ -406,6 +406,7 @@ class QAService:
             max_waiting=settings.ask_queue_size,
             max_wait_s=settings.ask_queue_timeout_s,
             name="answer",
+            nice=settings.ask_worker_nice,
         )
 
     # -- life -----------------------------------------------------------------------------------

@@ -167,6 +167,13 @@ class Settings(BaseSettings):
         description="Longest expected wait in the answer queue; a question that would wait longer is "
         "refused at once with 503 and Retry-After.",
     )
+    ask_worker_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="Nice value of the answer workers' threads: above 0 they yield the CPU to searches, "
+        "health checks and refusals while answers are saturated (measured on 2 cores below).",
+    )
     ask_deadline_s: float = Field(
         20.0,
         gt=0,

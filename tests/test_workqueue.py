@@ -84,18 +84,30 @@ def test_the_run_time_estimate_is_the_median_of_recent_jobs() -> None:
     q.close()
 
 
-def test_a_job_that_waited_past_the_limit_is_dropped_not_run_late() -> None:
-    q = WorkQueue(workers=1, max_waiting=5, max_wait_s=0.2, name="t", expected_s=0.001)
+def test_a_job_whose_deadline_passed_before_it_started_never_runs() -> None:
+    q = WorkQueue(workers=1, max_waiting=5, max_wait_s=5, name="t", expected_s=0.001)
     gate = Gate()
     first = q.submit(gate.job, 1)
     assert gate.started.acquire(timeout=5)
-    late = q.submit(gate.job, 2)  # admitted (expected wait 1 ms), then stuck behind the first
-    time.sleep(0.4)
+    ran: list[int] = []
+    with pytest.raises(DeadlineExceededError):
+        q.run(ran.append, 2, deadline_s=0.1)  # stuck behind the first, then given up
     gate.release.set()
     assert first.result(5) == 2
-    with pytest.raises(ServiceBusyError, match="waited"):
-        late.result(5)
-    assert q.stats()["expired"] == 1 and q.stats()["served"] == 1
+    time.sleep(0.1)
+    assert ran == [] and q.stats()["expired"] == 1 and q.stats()["served"] == 1
+    assert q.stats()["running"] == q.stats()["waiting"] == 0
+    q.close()
+
+
+def test_the_pace_under_load_replaces_the_run_time_estimate() -> None:
+    """Two workers, jobs of 50 ms, six queued: ends come every ~25 ms while others wait."""
+    q = WorkQueue(workers=2, max_waiting=50, max_wait_s=50, name="t", expected_s=5.0)
+    assert q.stats()["pace_s"] == 2.5  # 5 s shared by 2 workers, before anything ran
+    for f in [q.submit(time.sleep, 0.05) for _ in range(8)]:
+        f.result(5)
+    pace = q.stats()["pace_s"]
+    assert 0.015 < pace < 0.05, pace
     q.close()
 
 

@@ -15,11 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from policyqa.corpus.models import DocMeta, Document
+from policyqa.eval.abuse import write_docx_bomb
 from policyqa.pipeline import add_documents, build_index
 from policyqa.service import AskResult, QAService
 from policyqa.settings import Settings
 from tests.api.conftest import API_KEY, AUTH, assert_error
-from tests.corpus.test_archive import write_docx_bomb
 from tests.helpers import HashingEncoder
 
 Factory = Callable[..., TestClient]

@@ -16,6 +16,7 @@ import pytest
 from policyqa.corpus.archive import zip_bomb_reason
 from policyqa.corpus.encoding import UnreadableFileError
 from policyqa.corpus.loaders import load_docx, load_paths
+from policyqa.eval.abuse import write_docx_bomb
 
 _PARA = "<w:p><w:r><w:t>稳岗返还政策继续实施，补贴标准为百分之五十。</w:t></w:r></w:p>"
 _DOC_HEAD = (
@@ -23,28 +24,6 @@ _DOC_HEAD = (
     '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>'
 )
 _DOC_TAIL = "</w:body></w:document>"
-
-
-def write_docx_bomb(path: Path, inflated_mb: int) -> Path:
-    """A real .docx (python-docx reads small ones) whose document.xml inflates to about
-    ``inflated_mb`` MB of repeated paragraphs; written as a stream (never in memory whole)."""
-    from docx import Document
-
-    seed = io.BytesIO()
-    Document().save(seed)
-    seed.seek(0)
-    with zipfile.ZipFile(seed) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
-        for item in src.infolist():
-            if item.filename == "word/document.xml":
-                continue
-            out.writestr(item, src.read(item.filename))
-        with out.open("word/document.xml", "w", force_zip64=True) as stream:
-            stream.write(_DOC_HEAD.encode())
-            block = (_PARA * 2000).encode()
-            for _ in range(inflated_mb * 1024 * 1024 // len(block) + 1):
-                stream.write(block)
-            stream.write(_DOC_TAIL.encode())
-    return path
 
 
 def _zip(members: dict[str, bytes]) -> bytes:
