@@ -41,6 +41,7 @@ from policyqa.service import (
 __all__ = [
     "ApiError",
     "CatchAllMiddleware",
+    "TrackedSend",
     "error_response",
     "install_error_handlers",
     "internal_error",
@@ -258,6 +259,20 @@ def internal_error(method: str, path: str, exc: BaseException) -> JSONResponse:
     return error_response(500, f"internal server error (reference {ref}); the server log has the details")
 
 
+class TrackedSend:
+    """An ASGI ``send`` that records whether the response has started (after which an error can
+    no longer be answered with an error response)."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+
 #: What the catch-all lets through: the process is stopping, or the request was cancelled.
 _PASS_THROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError)
 
@@ -275,20 +290,13 @@ class CatchAllMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, tracked)
         except _PASS_THROUGH:
             raise
         except BaseException as exc:
-            if started:  # answered already (Starlette re-raises what its 500 handler logged)
+            if tracked.started:  # answered already (Starlette re-raises what its 500 handler logged)
                 if not isinstance(exc, Exception):
                     logger.error("error after the response started on %s", scope.get("path"), exc_info=exc)
                 return

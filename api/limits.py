@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from policyqa.api.errors import error_response
+from policyqa.api.errors import TrackedSend, error_response
 from policyqa.workqueue import WorkQueue
 
 __all__ = ["AdmissionMiddleware", "BodySizeLimitMiddleware"]
@@ -62,7 +62,6 @@ class BodySizeLimitMiddleware:
                     await self._refuse(scope, receive, send)
                     return
         received = 0
-        started = False
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -73,16 +72,11 @@ class BodySizeLimitMiddleware:
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, tracked)
         except _TooLarge:
-            if started:
+            if tracked.started:
                 raise
             await self._refuse(scope, receive, send)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import secrets
@@ -33,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from policyqa.eval.load_test import running_server
+from policyqa.eval.load_test import process_rss_mb, running_server, server_process
 
 __all__ = ["Case", "main", "run_cases", "write_docx_bomb"]
 
@@ -55,28 +54,6 @@ class Case:
 def _cut(text: str, n: int = 240) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[:n] + "…"
-
-
-def _server_pid(port: int) -> int | None:
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"policyqa.api.cli" in cmd and str(port).encode() in cmd:
-            return int(proc.name)
-    return None
-
-
-def _rss_mb(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return None
 
 
 def write_docx_bomb(path: Path, inflated_mb: int) -> Path:
@@ -146,12 +123,12 @@ def run_cases(url: str, key: str, port: int, work: Path, question: str) -> list[
 
     # 3. a .docx decompression bomb (authenticated)
     bomb = write_docx_bomb(work / "bomb.docx", 190)
-    pid = _server_pid(port)
-    rss0 = _rss_mb(pid)
+    pid = server_process(port)
+    rss0 = process_rss_mb(pid)
     t0 = time.perf_counter()
     r = http.post("/documents", files={"files": ("bomb.docx", bomb.read_bytes())}, headers=auth)
     took = time.perf_counter() - t0
-    rss1 = _rss_mb(pid)
+    rss1 = process_rss_mb(pid)
     grew = (rss1 - rss0) if rss0 is not None and rss1 is not None else None
     add(
         "3 decompression bomb",
@@ -293,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ) as url:
             port = int(url.rsplit(":", 1)[1])
             cases = run_cases(url, key, port, work, args.question)
-    from policyqa.eval.report import module_command
+    from policyqa.eval.report import module_command, write_result_pair
     from policyqa.eval.runner import git_state, machine_facts
 
     report = {
@@ -305,10 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     text = _markdown(report)
     print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
-        args.out.with_suffix(".md").write_text(text)
+    write_result_pair(args.out, report, text)
     return 0 if all(c.holds for c in cases) else 1
 
 

@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from policyqa.eval.load_test import running_server
+from policyqa.eval.report import write_result_pair
 
 __all__ = ["count_har", "main"]
 
@@ -163,10 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     text = _markdown(report)
     print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
-        args.out.with_suffix(".md").write_text(text)
+    write_result_pair(args.out, report, text)
     return 0 if counts["server_errors"] == 0 else 1
 
 

@@ -46,7 +46,16 @@ from urllib.parse import urlparse
 
 import httpx
 
-__all__ = ["LoadResult", "main", "percentile", "run_load", "running_server"]
+__all__ = [
+    "LoadResult",
+    "main",
+    "percentile",
+    "process_cpu_s",
+    "process_rss_mb",
+    "run_load",
+    "running_server",
+    "server_process",
+]
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -103,6 +112,44 @@ def running_server(
             proc.kill()
             proc.wait(10)
         log.close()
+
+
+def server_process(port: int) -> int | None:
+    """The pid of the ``policyqa serve`` (``policyqa.api.cli``) process listening on ``port``."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"policyqa.api.cli" in cmd and str(port).encode() in cmd:
+            return int(proc.name)
+    return None
+
+
+def process_cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (None when unknown)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_rss_mb(pid: int | None) -> float | None:
+    """Resident memory of process ``pid`` in MiB (None when unknown)."""
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -285,21 +332,30 @@ def read_queries(path: Path) -> list[str]:
     return out
 
 
+def _median_run(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median answered requests/s (the lower middle one of an even count)."""
+    ordered = sorted(runs, key=lambda r: float(r["answered_per_s"]))
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def _fmt(value: Any) -> str:
     return "–" if value is None else str(value)
 
 
-def _row(label: str, clients: int | str, s: dict[str, Any]) -> str:
+def _row(label: str, clients: int | str, s: dict[str, Any], runs: Sequence[float] = ()) -> str:
     lat, ref = s["latency_ms"], s["refused_latency_ms"]
+    rate = f"{s['answered_per_s']}" + (f" ({' / '.join(str(r) for r in runs)})" if len(runs) > 1 else "")
     return (
-        f"| {label} | {clients} | {s['requests']} | {s['answered_per_s']} | {_fmt(lat['p50'])} | "
-        f"{_fmt(lat['p95'])} | {_fmt(lat['p99'])} | {s['refused_503']} | {_fmt(ref['p99'])} | {s['errors']} |"
+        f"| {label} | {clients} | {s['requests']} | {rate} | {_fmt(lat['p50'])} | "
+        f"{_fmt(lat['p95'])} | {_fmt(lat['p99'])} | {s['refused_503']} | {_fmt(ref['p99'])} | {s['errors']} | "
+        f"{_fmt(s.get('client_cpu_s'))} | {_fmt(s.get('server_cpu_s'))} |"
     )
 
 
 _HEADER = [
-    "| endpoint | clients | requests | answered/s | p50 ms | p95 ms | p99 ms | refused (503) | refused p99 ms | errors |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| endpoint | clients | requests | answered/s | p50 ms | p95 ms | p99 ms | refused (503) | refused p99 ms "
+    "| errors | client CPU s | server CPU s |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
 
 
@@ -324,12 +380,26 @@ def _markdown(report: dict[str, Any]) -> str:
         + (f"; answer queue {srv['answer_queue']}" if srv.get("answer_queue") else "")
         + ".",
         "",
-        "Latencies are of the answered requests; refused ones (503 with Retry-After) are counted apart.",
+        "Latencies are of the answered requests; refused ones (503 with Retry-After) are counted apart. "
+        + (
+            "Refused clients wait the Retry-After seconds before asking again."
+            if report.get("honour_retry_after")
+            else "Refused clients ask again at once."
+        )
+        + (
+            f" Each cell was measured {report['repeat']} times in rounds: the row is the run of median "
+            "answered/s (every run's answered/s in brackets)."
+            if report.get("repeat", 1) > 1
+            else ""
+        )
+        + " CPU seconds are the load client's (this process) and the server's during the cell.",
         "",
         *_HEADER,
     ]
     for cell in report["cells"]:
-        lines.append(_row(f"/{cell['endpoint']}", cell["clients"], cell["result"]))
+        lines.append(
+            _row(f"/{cell['endpoint']}", cell["clients"], cell["result"], cell.get("runs_answered_per_s", ()))
+        )
     sat = report.get("saturation")
     if sat:
         lines += [
@@ -338,7 +408,15 @@ def _markdown(report: dict[str, Any]) -> str:
             "searches and one probes /health.",
             "",
             *_HEADER,
-            _row("/ask", sat["clients"], sat["ask"]),
+            _row(
+                "/ask",
+                sat["clients"],
+                {
+                    **sat["ask"],
+                    "client_cpu_s": sat.get("client_cpu_s"),
+                    "server_cpu_s": sat.get("server_cpu_s"),
+                },
+            ),
             _row("/search (during)", 1, sat["search"]),
             _row("/health (during)", 1, sat["health"]),
         ]
@@ -372,6 +450,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--clients-list", default="1,4,16", help="client counts of --matrix")
     parser.add_argument("--endpoints", default="search,ask", help="endpoints of --matrix (search, ask)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure every cell this many times, in rounds; report the median",
+    )
     parser.add_argument("--label", default=None, help="what the server is (recorded with the results)")
     parser.add_argument(
         "--honour-retry-after",
@@ -397,30 +481,53 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def measure(url: str) -> dict[str, Any]:
         stats = httpx.get(f"{url}/stats", timeout=10).json()
+        pid = server_process(int(urlparse(url).port or 80))
         if "ask" in endpoints:  # the first answer loads the answer models: not part of any cell
             httpx.post(f"{url}/ask", json={"question": queries[0]}, timeout=600)
         load_before = os.getloadavg()
-        cells = []
-        for endpoint in endpoints:
-            for clients in counts:
-                common = {
-                    "clients": clients,
-                    "endpoint": endpoint,
-                    "mode": args.mode,
-                    "top_k": top_k(endpoint),
-                    "honour_retry_after": args.honour_retry_after,
-                }
-                if args.warmup > 0:
-                    asyncio.run(run_load(url, queries, duration=args.warmup, **common))
-                result = asyncio.run(
-                    run_load(url, queries, duration=args.duration, max_requests=args.max_requests, **common)
-                )
-                cells.append({"endpoint": endpoint, "clients": clients, "result": result.summary()})
-                print(_row(f"/{endpoint}", clients, result.summary()), file=sys.stderr, flush=True)
+
+        def timed(run: Any) -> tuple[Any, dict[str, float | None]]:
+            """Run a load and the CPU seconds the client and the server spent meanwhile."""
+            c0, s0 = time.process_time(), process_cpu_s(pid)
+            out = asyncio.run(run)
+            c1, s1 = time.process_time(), process_cpu_s(pid)
+            server = round(s1 - s0, 2) if s0 is not None and s1 is not None else None
+            return out, {"client_cpu_s": round(c1 - c0, 2), "server_cpu_s": server}
+
+        runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for _ in range(args.repeat):
+            for endpoint in endpoints:
+                for clients in counts:
+                    common = {
+                        "clients": clients,
+                        "endpoint": endpoint,
+                        "mode": args.mode,
+                        "top_k": top_k(endpoint),
+                        "honour_retry_after": args.honour_retry_after,
+                    }
+                    if args.warmup > 0:
+                        asyncio.run(run_load(url, queries, duration=args.warmup, **common))
+                    result, cpu = timed(
+                        run_load(
+                            url, queries, duration=args.duration, max_requests=args.max_requests, **common
+                        )
+                    )
+                    summary = {**result.summary(), **cpu}
+                    runs.setdefault((endpoint, clients), []).append(summary)
+                    print(_row(f"/{endpoint}", clients, summary), file=sys.stderr, flush=True)
+        cells = [
+            {
+                "endpoint": endpoint,
+                "clients": clients,
+                "result": _median_run(done),
+                "runs_answered_per_s": [r["answered_per_s"] for r in done],
+            }
+            for (endpoint, clients), done in runs.items()
+        ]
         saturation = None
         if args.matrix:
             most = counts[-1]
-            sat = asyncio.run(
+            sat, cpu = timed(
                 run_saturation(
                     url,
                     queries,
@@ -433,6 +540,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "clients": most,
                 "duration_s": args.duration,
                 **{k: v.summary() for k, v in sat.items()},
+                **cpu,
             }
         return {
             "server_stats": httpx.get(f"{url}/stats", timeout=30).json() if stats else stats,
@@ -448,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"server log: {log}", file=sys.stderr)
         with running_server(args.index, api_key=secrets.token_hex(16), log_path=log) as url:
             measured = measure(url)
-    from policyqa.eval.report import module_command
+    from policyqa.eval.report import module_command, write_result_pair
     from policyqa.eval.runner import git_state, machine_facts
 
     report = {
@@ -457,6 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "code": git_state(),
         "label": args.label,
         "honour_retry_after": args.honour_retry_after,
+        "repeat": args.repeat,
         "mode": args.mode,
         "duration_s": args.duration,
         "queries": len(queries),
@@ -465,10 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     text = _markdown(report)
     print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
-        args.out.with_suffix(".md").write_text(text)
+    write_result_pair(args.out, report, text)
     return 0 if all(c["result"]["errors"] == 0 for c in measured["cells"]) else 1
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "write_plot",
     "write_probe_result",
     "write_report",
+    "write_result_pair",
 ]
 
 _HEADERS = {
@@ -318,6 +319,18 @@ def module_command(module: str, argv: Sequence[str] | None) -> str:
     """The shell command that ran ``python -m module`` with ``argv`` (``sys.argv[1:]`` when
     ``None``), as recorded in a result's ``command`` field."""
     return shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
+
+
+def write_result_pair(out: Path | None, report: Mapping[str, Any], text: str) -> None:
+    """Write a tool's ``report`` to ``OUT.json`` and its Markdown ``text`` to ``OUT.md``
+    (nothing when ``out`` is None), creating the folder."""
+    if out is None:
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(
+        json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+    out.with_suffix(".md").write_text(text, encoding="utf-8")
 
 
 def write_probe_result(
