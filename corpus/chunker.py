@@ -41,29 +41,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .models import Chunk, Document, stable_id
+from .text import CHUNK_CLAUSE_END, CHUNK_SENTENCE_END, is_space, pieces_between, strip_span
 
 if TYPE_CHECKING:
     from policyqa.settings import Settings
 
-__all__ = ["Chunker", "heading_of", "is_space"]
+__all__ = ["Chunker", "heading_of"]
 
 logger = logging.getLogger(__name__)
-
-_ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
-
-
-def is_space(ch: str) -> bool:
-    """Whitespace for chunking: Unicode whitespace plus zero-width spaces and the BOM."""
-    return ch.isspace() or ch in _ZERO_WIDTH
-
-
-def _trim(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and is_space(text[start]):
-        start += 1
-    while end > start and is_space(text[end - 1]):
-        end -= 1
-    return start, end
-
 
 # --------------------------------------------------------------------------------------------
 # heading recognition
@@ -194,8 +179,6 @@ def _push(stack: list[tuple[str, str]], kind: str, label: str) -> None:
 # sentences
 # --------------------------------------------------------------------------------------------
 
-_SENT_END = re.compile(r"(?:[。！？；!?;]+|\.(?=\s))[”’」』）)】〉》\"']*")
-_CLAUSE_END = re.compile(r"[，,、：:]+[”’」』）)】〉》\"']*")
 _INLINE_SPACE = re.compile(r"[\s\u200b\u200c\u200d\u2060\ufeff]+")
 _INLINE_ITEM = re.compile(
     rf"(?<=[。；！？!?;])[”’」』）)】》]*(?=第[{_N}\d]+[编章节条]|[一二三四五六七八九十]{{1,3}}[、．]|"
@@ -203,21 +186,6 @@ _INLINE_ITEM = re.compile(
 )
 _ASCII_WORD = re.compile(r"[A-Za-z0-9]")
 _NEWLINE = re.compile("\n")
-
-
-def _pieces(text: str, start: int, end: int, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
-    """``text[start:end]`` cut after each match of ``pattern``, trimmed, empty pieces dropped."""
-    out: list[tuple[int, int]] = []
-    pos = start
-    for m in pattern.finditer(text, start, end):
-        s, e = _trim(text, pos, m.end())
-        if s < e:
-            out.append((s, e))
-        pos = m.end()
-    s, e = _trim(text, pos, end)
-    if s < e:
-        out.append((s, e))
-    return out
 
 
 def _hard_cuts(text: str, start: int, end: int, limit: int) -> list[tuple[int, int]]:
@@ -237,11 +205,11 @@ def _hard_cuts(text: str, start: int, end: int, limit: int) -> list[tuple[int, i
                 i -= 1
             if i > floor:
                 cut = i
-        a, b = _trim(text, s, cut)
+        a, b = strip_span(text, s, cut, is_space)
         if a < b:
             out.append((a, b))
-        s, _ = _trim(text, cut, end)
-    a, b = _trim(text, s, end)
+        s, _ = strip_span(text, cut, end, is_space)
+    a, b = strip_span(text, s, end, is_space)
     if a < b:
         out.append((a, b))
     return out
@@ -250,11 +218,11 @@ def _hard_cuts(text: str, start: int, end: int, limit: int) -> list[tuple[int, i
 def _split_long(text: str, start: int, end: int, limit: int) -> list[tuple[int, int]]:
     """Sentence (then clause, then hard) pieces of ``text[start:end]``, each ``<= limit``."""
     out: list[tuple[int, int]] = []
-    for s, e in _pieces(text, start, end, _SENT_END):
+    for s, e in pieces_between(text, CHUNK_SENTENCE_END, start, end, is_space):
         if e - s <= limit:
             out.append((s, e))
             continue
-        for cs, ce in _pieces(text, s, e, _CLAUSE_END):
+        for cs, ce in pieces_between(text, CHUNK_CLAUSE_END, s, e, is_space):
             if ce - cs <= limit:
                 out.append((cs, ce))
             else:
@@ -391,7 +359,7 @@ class Chunker:
             nl = text.find("\n", pos)
             if nl < 0:
                 nl = n
-            s, e = _trim(text, pos, nl)
+            s, e = strip_span(text, pos, nl, is_space)
             if s < e:
                 if e - s > self.max_chars:
                     blocks.extend(self._segments(text, s, e))
@@ -420,11 +388,11 @@ class Chunker:
         for a, b in cuts:
             if a < pos:
                 continue
-            s, e = _trim(text, pos, a)
+            s, e = strip_span(text, pos, a, is_space)
             if s < e:
                 blocks.append(_Block(s, e, False))
             pos = b
-        s, e = _trim(text, pos, end)
+        s, e = strip_span(text, pos, end, is_space)
         if s < e:
             blocks.append(_Block(s, e, False))
         # "第一章" "总则" cut apart by the space between them: join them again
@@ -620,7 +588,7 @@ class Chunker:
             for s, e, c in todo:
                 limit = max(1, min(e - s - 1, int((e - s) * max_tokens / c * 0.9)))
                 units: list[tuple[int, int, int]] = []
-                for para, (ls, le) in enumerate(_pieces(text, s, e, _NEWLINE)):
+                for para, (ls, le) in enumerate(pieces_between(text, _NEWLINE, s, e, is_space)):
                     if le - ls <= limit:
                         units.append((ls, le, para))
                     else:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from policyqa._argtypes import positive_int as _positive_int
+from policyqa.argtypes import positive_int as _positive_int
 from policyqa.eval.datasets import BenchmarkFormatError, load_benchmark
 from policyqa.eval.report import format_table, write_plot, write_report
 from policyqa.eval.runner import EvalError, Level, run_benchmark

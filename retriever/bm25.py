@@ -12,8 +12,8 @@ from policyqa.index.bm25 import BM25Index, top_rows
 from policyqa.index.store import ChunkStore
 from policyqa.index.tokenizer import ChineseTokenizer
 
-from ._common import MaskCache, check_query, check_top_k, hits_from_rows
 from .base import Filters, Hit
+from .common import MaskCache, check_query, check_top_k, hits_from_rows
 
 __all__ = ["BM25Retriever"]
 

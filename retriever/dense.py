@@ -10,8 +10,8 @@ import numpy.typing as npt
 from policyqa.index.dense import DenseIndex, PassageEncoder
 from policyqa.index.store import ChunkStore
 
-from ._common import MaskCache, check_query, check_top_k, hits_from_rows
 from .base import Filters, Hit
+from .common import MaskCache, check_query, check_top_k, hits_from_rows
 
 __all__ = ["DenseRetriever"]
 

@@ -36,9 +36,9 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-from ._common import check_query, check_top_k, hits_from_rows
 from .base import Filters, Hit
 from .bm25 import BM25Retriever
+from .common import check_query, check_top_k, hits_from_rows
 from .dense import DenseRetriever
 
 __all__ = ["RRF_K", "FusionMode", "HybridRetriever", "check_fusion_options"]

@@ -28,8 +28,8 @@ import numpy.typing as npt
 
 from policyqa.index.milvus import bigram_text, bm25_text, date_int, quote, string_list
 
-from ._common import check_query, check_top_k
 from .base import Filters, Hit
+from .common import check_query, check_top_k
 from .hybrid import RRF_K, FusionMode, _minmax, _zscore, check_fusion_options
 
 if TYPE_CHECKING:

@@ -34,12 +34,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from policyqa.corpus.text import split_sentences, strip_span
 from policyqa.settings import EncoderBackend
 
 from .answer import Answer, citations_from_hits, no_answer
 from .base import Hit
 from .reader_adapter import BUILTIN_READER, ensure_builtin_reader
-from .rerank import split_sentences, strip_span
 
 __all__ = ["MAX_QUESTION_TOKENS", "CharLogits", "TransformersReader"]
 

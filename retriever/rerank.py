@@ -47,6 +47,14 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from policyqa.corpus.text import (
+    QUESTION_CHARS,
+    char_bigrams,
+    embedding_sentence_spans,
+    query_bigrams,
+    split_sentences,
+)
+
 from .base import Hit
 
 __all__ = [
@@ -65,12 +73,7 @@ __all__ = [
     "apply_rerank_scores",
     "candidate_features",
     "document_best",
-    "embedding_sentence_spans",
-    "embedding_sentences",
     "export_cross_encoder_onnx",
-    "pieces_between",
-    "split_sentences",
-    "strip_span",
 ]
 
 logger = logging.getLogger(__name__)
@@ -154,75 +157,7 @@ class NoReranker:
         return [h.with_rank(i) for i, h in enumerate(kept, start=1)]
 
 
-# --------------------------------------------------------------------------------------------
-# text helpers shared with the answer module
-
-_SENT_END = re.compile(r"[。！？；!?;]+[”’」』）)]*|\n+|\s{2,}|[　]+")
 _NUM = re.compile(r"\d+(?:[.,]\d+)*")
-_CJK_OR_WORD = re.compile(r"[\u4e00-\u9fff]|[A-Za-z]+|\d+")
-
-#: Question words and fillers that carry no evidence (dropped from query bigrams).
-QUESTION_CHARS = frozenset("什么哪些哪个哪里多少怎么如何何时为何是否有无吗呢的了和与及对在是有")
-
-
-def pieces_between(
-    text: str, ends: re.Pattern[str], lo: int = 0, hi: int | None = None
-) -> list[tuple[int, int]]:
-    """Spans of ``text[lo:hi]`` (offsets into ``text``) cut after every match of ``ends`` (the
-    match stays with the piece before it), whitespace trimmed, empty pieces dropped."""
-    hi = len(text) if hi is None else hi
-    raw: list[tuple[int, int]] = []
-    pos = lo
-    for m in ends.finditer(text, lo, hi):
-        raw.append((pos, m.end()))
-        pos = m.end()
-    if pos < hi:
-        raw.append((pos, hi))
-    return [(s, e) for s, e in (strip_span(text, a, b) for a, b in raw) if e > s]
-
-
-def strip_span(text: str, start: int, end: int) -> tuple[int, int]:
-    """``[start, end)`` of ``text`` without leading and trailing whitespace."""
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
-
-
-def split_sentences(text: str, max_chars: int = 160) -> list[tuple[int, int]]:
-    """Sentence spans ``(start, end)`` of ``text``, whitespace trimmed, end punctuation kept.
-
-    Splits after 。！？；!?; and at line breaks or runs of spaces; a sentence longer than
-    ``max_chars`` is further cut after ，、：, so that no span is much longer than that.
-    """
-    out: list[tuple[int, int]] = []
-    for s, e in pieces_between(text, _SENT_END):
-        if e - s <= max_chars:
-            out.append((s, e))
-            continue
-        # long sentence: cut after a comma-like mark near max_chars
-        start = s
-        while e - start > max_chars:
-            window = text[start : start + max_chars]
-            cut = max(window.rfind("，"), window.rfind("、"), window.rfind("："), window.rfind(","))
-            cut = start + (cut + 1 if cut >= max_chars // 3 else max_chars)
-            out.append((start, cut))
-            start = cut
-        if start < e:
-            out.append((start, e))
-    return out
-
-
-def char_bigrams(text: str) -> set[str]:
-    """Bigrams of CJK characters, words and numbers of ``text`` (punctuation breaks runs)."""
-    units = _CJK_OR_WORD.findall(text.lower())
-    return {a + b for a, b in zip(units, units[1:], strict=False)}
-
-
-def query_bigrams(query: str) -> set[str]:
-    """The query's bigrams without those made only of question words and fillers."""
-    return {b for b in char_bigrams(query) if not all(ch in QUESTION_CHARS for ch in b)}
 
 
 class TermStats:
@@ -313,37 +248,12 @@ class QueryTerms:
 # --------------------------------------------------------------------------------------------
 # the sentence reranker (the default)
 
-#: Sentences are cut at about this many characters before they are embedded.
-SENTENCE_MAX_CHARS = 120
-#: Shorter pieces (list markers, stray headings) are not embedded on their own.
-MIN_SENTENCE_CHARS = 4
 #: Weights of the best sentence's similarity and of the feature model's score against the
 #: retriever's score (all z-scored over the candidates). Chosen together on the ncpqa-dev train
 #: half from a grid of 0…1 (``python -m policyqa.eval.probe_sentence_rerank``, table in
 #: ``eval/results/probe-sentence-rerank-ncpqa.md``) and scored on the test half.
 DEFAULT_SENTENCE_WEIGHT = 0.5
 DEFAULT_FEATURE_WEIGHT = 0.5
-
-
-def embedding_sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Offsets of the sentences of a chunk that :class:`SentenceReranker` embeds.
-
-    :func:`split_sentences` pieces (cut at :data:`SENTENCE_MAX_CHARS`), whitespace trimmed, of
-    at least :data:`MIN_SENTENCE_CHARS` characters; the whole (trimmed) text when there is
-    none; no sentence for an empty text.
-    """
-    pieces = [strip_span(text, a, b) for a, b in split_sentences(text, max_chars=SENTENCE_MAX_CHARS)]
-    kept = [(a, b) for a, b in pieces if b - a >= MIN_SENTENCE_CHARS]
-    if kept:
-        return kept
-    a, b = strip_span(text, 0, len(text))
-    return [(a, b)] if b > a else []
-
-
-def embedding_sentences(text: str) -> list[str]:
-    """The sentences of a chunk that :class:`SentenceReranker` embeds (the texts of
-    :func:`embedding_sentence_spans`). The index embeds exactly these at build time."""
-    return [text[a:b] for a, b in embedding_sentence_spans(text)]
 
 
 def _zscores(values: Sequence[float]) -> npt.NDArray[np.float64]:

@@ -30,8 +30,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from policyqa.corpus.text import CLAUSE_MARKS, SENTENCE_STOPS, char_bigrams, clause_spans
+
 from .base import Hit
-from .rerank import QueryTerms, char_bigrams, pieces_between
+from .rerank import QueryTerms
 
 __all__ = [
     "DENSE_SPAN_FEATURES",
@@ -41,7 +43,6 @@ __all__ = [
     "READER_SPAN_FEATURES",
     "SPAN_FEATURES",
     "SpanCandidate",
-    "clause_spans",
     "dense_span_features",
     "expected_f1_choice",
     "overlap_f1",
@@ -60,9 +61,6 @@ MAX_SPAN_CHARS = 400
 #: promise). On the ncpqa-dev test split, 300 gave F1 0.409 / contains 0.670, 0 gave 0.428 / 0.664.
 EXTEND_CHARS = 0
 
-_CLAUSE_END = re.compile(r"[，；：。！？,;:!?\n]+[”’」』）)]*|\s{2,}|[　]+")
-_CLAUSE_MARKS = frozenset("，；：。！？,;:!?”’」』）)")
-_SENT_END_CHARS = frozenset("。！？!?；;\n")
 _LIST_Q = re.compile(r"哪些|措施|如何|怎样|怎么|什么样|内容|要求|做法|举措|途径|方式|办法")
 #: Connectives between the words a clause shares with the question and the answer.
 _JOINERS = "要是为了将对在向从由把被以于和及与并的地得：:，,、"
@@ -126,12 +124,6 @@ class SpanCandidate:
     kind: str  # "clauses" | "trimmed" | "typed" | "reader" (narrowed by a QA reader)
 
 
-def clause_spans(text: str, lo: int = 0, hi: int | None = None) -> list[tuple[int, int]]:
-    """Clause spans of ``text[lo:hi]`` (offsets into ``text``), whitespace trimmed, the
-    closing punctuation kept."""
-    return pieces_between(text, _CLAUSE_END, lo, hi)
-
-
 def question_kind(question: str) -> str:
     from .answer import expected_type
 
@@ -157,7 +149,7 @@ def _ends_sentence(text: str, end: int) -> bool:
     if end >= len(text):
         return True
     if (
-        text[end - 1] in _SENT_END_CHARS
+        text[end - 1] in SENTENCE_STOPS
         or text[end - 1] in "”’」』）)"
         and end >= 2
         and text[end - 2] in "。！？"
@@ -301,7 +293,7 @@ def span_candidates(
             heading = 0.0
             if i > 0 and s == cl[i][0]:
                 ps, pe = cl[i - 1]
-                if pe - ps <= 25 and text[pe - 1] not in _CLAUSE_MARKS:
+                if pe - ps <= 25 and text[pe - 1] not in CLAUSE_MARKS:
                     heading = 1.0
             first_clause_end = cl[i][1]
             cands.append(SpanCandidate(hi, h.doc_id, s + base, e + base, ckind))
@@ -339,7 +331,7 @@ def span_candidates(
                     math.log1p(abs(dist)),
                     1.0 if dist in (0, 1) else 0.0,
                     math.log1p(s + base),
-                    1.0 if text[first_clause_end - 1] not in _CLAUSE_MARKS else 0.0,
+                    1.0 if text[first_clause_end - 1] not in CLAUSE_MARKS else 0.0,
                     cov(window) if window else 0.0,
                     big(window) if window else 0.0,
                     nt.coverage(ntctx),

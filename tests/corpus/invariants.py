@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from policyqa.corpus.chunker import is_space
 from policyqa.corpus.models import Chunk, Document, stable_id
+from policyqa.corpus.text import is_space
 
 
 def check_invariants(doc: Document, chunks: list[Chunk], max_chars: int) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from policyqa.corpus.text import embedding_sentences, split_sentences
 from policyqa.pipeline import Index
 from policyqa.retriever.base import Hit
 from policyqa.retriever.rerank import (
@@ -20,9 +21,7 @@ from policyqa.retriever.rerank import (
     Reranker,
     SentenceReranker,
     apply_rerank_scores,
-    embedding_sentences,
     export_cross_encoder_onnx,
-    split_sentences,
 )
 from policyqa.settings import Settings
 from tests.helpers import HashingEncoder, save_tiny_bert
@@ -341,7 +340,8 @@ def test_hash_split_and_heldout_benchmark() -> None:
 
 
 def test_sentence_similarities_keep_offsets_and_agree_with_the_best() -> None:
-    from policyqa.retriever.rerank import SentenceReranker, embedding_sentence_spans, embedding_sentences
+    from policyqa.corpus.text import embedding_sentence_spans, embedding_sentences
+    from policyqa.retriever.rerank import SentenceReranker
     from tests.helpers import HashingEncoder
 
     text = "  第一句讲招商引资。 \n第二句讲重点项目28个；短。" + "很长的句子，" * 30

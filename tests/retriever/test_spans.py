@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from policyqa.retriever.answer import enclosing_sentence, find_typed_spans
+from policyqa.corpus.text import enclosing_sentence
+from policyqa.retriever.answer import find_typed_spans
 from policyqa.retriever.base import Hit
 from policyqa.retriever.rerank import QueryTerms, TermStats
 from policyqa.retriever.spans import (

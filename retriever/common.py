@@ -9,26 +9,27 @@ import numpy as np
 import numpy.typing as npt
 
 from policyqa.index.store import ChunkStore
+from policyqa.settings import QUERY_CHARS_LIMIT
 
 from .base import Filters, Hit
 
 __all__ = ["MaskCache", "check_query", "check_top_k", "hits_from_rows"]
 
-MAX_QUERY_CHARS = 2000
-
 
 def check_query(query: str) -> str:
+    """The query stripped; ``ValueError`` when it is empty or over :data:`QUERY_CHARS_LIMIT`."""
     if not isinstance(query, str):
         raise TypeError(f"query must be a string, got {type(query).__name__}")
     q = query.strip()
     if not q:
         raise ValueError("query is empty: give a question or keywords")
-    if len(q) > MAX_QUERY_CHARS:
-        raise ValueError(f"query is {len(q)} characters long; the limit is {MAX_QUERY_CHARS}")
+    if len(q) > QUERY_CHARS_LIMIT:
+        raise ValueError(f"query is {len(q)} characters long; the limit is {QUERY_CHARS_LIMIT}")
     return q
 
 
 def check_top_k(top_k: int) -> int:
+    """``top_k`` when it is a positive integer, else ``ValueError`` (the one check of every stage)."""
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
     return top_k
