@@ -27,8 +27,8 @@ from pydantic import (
 )
 
 from policyqa.corpus.models import DOC_ID_MAX_CHARS, DOC_ID_PATTERN
+from policyqa.corpus.uploads import FileStatus
 from policyqa.retriever.base import Filters
-from policyqa.service import FileStatus
 
 __all__ = [
     "AskRequest",

@@ -22,26 +22,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
-import re
-import tempfile
 import threading
 import time
-import unicodedata
-import zipfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from policyqa import __version__, pipeline
-from policyqa.corpus.loaders import KNOWN_EXTENSIONS, MEDIA_TYPES
-from policyqa.corpus.models import Chunk, DocMeta, Document, doc_id_problem, stable_id
+from policyqa.conversation import contextualize
+from policyqa.corpus.models import Chunk, Document
+from policyqa.corpus.uploads import FileStatus, NewDocument, UploadedFile, read_uploads
 from policyqa.index.dense import PassageEncoder
 from policyqa.retriever.base import Filters, Hit
-from policyqa.settings import QUERY_CHARS_LIMIT, Settings
+from policyqa.settings import Settings
 from policyqa.workqueue import ServiceBusyError, WorkQueue
 
 if TYPE_CHECKING:
@@ -51,35 +47,21 @@ if TYPE_CHECKING:
 __all__ = [
     "RELOAD_CHECK_SECONDS",
     "AskResult",
-    "UNSUPPORTED_TYPE",
-    "UPLOAD_EXTENSIONS",
     "DocumentNotFoundError",
     "DocumentView",
-    "FileStatus",
-    "NewDocument",
     "NothingIndexedError",
     "QAService",
     "SearchResult",
     "ServiceBusyError",
     "ServiceNotReadyError",
     "ServiceState",
-    "UploadedFile",
     "WriteResult",
-    "contextualize",
-    "is_follow_up",
-    "safe_filename",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: How often (at most) a read checks whether another process switched the index generation.
 RELOAD_CHECK_SECONDS = 2.0
-#: File types an upload may have: those the corpus loaders read.
-UPLOAD_EXTENSIONS: tuple[str, ...] = KNOWN_EXTENSIONS
-#: The reason given for a file of a type no loader reads (the API answers 415 when all are).
-UNSUPPORTED_TYPE = "unsupported file type"
-_MAX_FILENAME_CHARS = 120
-_MAX_FILENAME_BYTES = 200  # file systems allow 255 bytes; CJK takes 3 a character
 
 
 class ServiceState(StrEnum):
@@ -147,81 +129,6 @@ class DocumentView:
 
 
 @dataclass(slots=True, frozen=True)
-class UploadedFile:
-    """A file as a client sent it: its (untrusted) name, its bytes and the media type it was
-    labelled with (which names the format when the name's extension does not)."""
-
-    name: str
-    data: bytes
-    media_type: str | None = None
-
-    def typed_name(self) -> str:
-        """The name with the extension of its media type added when it has no known one."""
-        suffix = Path(self.name.replace("\\", "/")).suffix.lower()
-        media = (self.media_type or "").split(";")[0].strip().lower()
-        if suffix not in UPLOAD_EXTENSIONS and media in MEDIA_TYPES:
-            return (self.name or "upload") + MEDIA_TYPES[media]
-        return self.name
-
-
-@dataclass(slots=True)
-class NewDocument:
-    """A document given as data (the JSON form of ``POST /documents``).
-
-    A missing ``id`` is derived from the title and text; metadata the caller leaves out is
-    extracted from the text where it says so (发文机关, 发文字号, date, type).
-    """
-
-    text: str
-    title: str = ""
-    id: str | None = None
-    issuer: str | None = None
-    doc_number: str | None = None
-    date: str | None = None
-    doc_type: str | None = None
-    region: str | None = None
-    source: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_document(self) -> Document:
-        from policyqa.corpus.metadata import extract_title, fill_missing
-
-        text = self.text.replace("\r\n", "\n").replace("\r", "\n")
-        title = self.title.strip() or extract_title(text, max_chars=60) or text.strip()[:30]
-        doc_id = self.id or stable_id("api", title, text)
-        problem = doc_id_problem(doc_id)
-        if problem:
-            raise ValueError(problem)
-        meta = DocMeta(
-            issuer=self.issuer,
-            doc_number=self.doc_number,
-            date=self.date,
-            doc_type=self.doc_type,
-            region=self.region,
-            source=self.source or "api",
-            extra=dict(self.extra),
-        )
-        fill_missing(meta, text, title)
-        return Document(id=doc_id, title=title, text=text, meta=meta)
-
-
-@dataclass(slots=True)
-class FileStatus:
-    """What happened to one uploaded file (or one JSON document).
-
-    ``status`` is ``indexed`` (``documents`` lists what it gave) or ``rejected`` (``reason`` says
-    why; nothing of it was indexed). ``warnings`` holds problems that did not stop it, such as
-    skipped jsonl lines.
-    """
-
-    name: str
-    status: str
-    reason: str | None = None
-    documents: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass(slots=True, frozen=True)
 class WriteResult:
     """The outcome of an add or delete: per-file status and the index after it."""
 
@@ -233,114 +140,6 @@ class WriteResult:
     chunks: int
     index_version: str
     took_ms: float
-
-
-# -- follow-up questions ----------------------------------------------------------------------
-_FOLLOW_UP_START = re.compile(
-    r"^(?:那么?|那个|那些|还有|另外|此外|以及|并且|而且|同时|其|它|该|此|这|上述|前者|后者|和|与|及|或者?)"
-)
-_FOLLOW_UP_REF = re.compile(
-    r"它们?|其[中他它余]|该[项类条款政策文件措施办法规定]|上述|前述|这[些个项条种]|那[些个项条种]|此[项类条]|前者|后者"
-)
-_FOLLOW_UP_END = re.compile(r"(?:呢|吗呢|又如何|怎么样|如何)[？?。!！\s]*$")
-_PUNCT = re.compile(r"[\s，,。.？?！!：:；;、（）()“”\"'《》]+")
-#: A question this short (in characters, punctuation not counted) is taken as a follow-up.
-FOLLOW_UP_MAX_CHARS = 6
-
-
-def is_follow_up(question: str) -> bool:
-    """Whether a question leans on an earlier one: it starts with 那/还有/其/该 …, refers back
-    (它, 上述, 这些 …), ends in 呢 / 怎么样, or is very short."""
-    q = question.strip()
-    core = _PUNCT.sub("", q)
-    if not core:
-        return False
-    return bool(
-        len(core) <= FOLLOW_UP_MAX_CHARS
-        or _FOLLOW_UP_START.match(core)
-        or _FOLLOW_UP_REF.search(core)
-        or _FOLLOW_UP_END.search(q)
-    )
-
-
-def contextualize(question: str, history: Sequence[str] = (), max_chars: int = QUERY_CHARS_LIMIT) -> str:
-    """The text to search for ``question`` in a conversation.
-
-    A follow-up (:func:`is_follow_up`) is searched together with the topic question: the latest
-    earlier question that was not itself a follow-up (so a chain of follow-ups keeps the
-    topic). Any other question stands alone. ``history`` holds the earlier questions, oldest
-    first; the topic is cut from the front so the result stays within ``max_chars``.
-    """
-    q = question.strip()
-    if not is_follow_up(q):
-        return q
-    topic = ""
-    for earlier in history:
-        earlier = earlier.strip()
-        if earlier and not is_follow_up(earlier):
-            topic = earlier
-    room = max_chars - len(q) - 1
-    if not topic or room <= 0:
-        return q
-    return f"{topic[-room:]} {q}"
-
-
-# -- uploads ----------------------------------------------------------------------------------
-_UNSAFE = re.compile(r"[^\w.\-()\[\]（）【】《》〔〕 ]+")
-
-
-def safe_filename(name: str) -> str:
-    """A file name that is safe to create in a directory of our own.
-
-    Only the last path component of what the client sent is kept (``/`` and ``\\`` both count as
-    separators); control characters and anything outside letters, digits, CJK and a few
-    punctuation marks become ``_``; leading dots are dropped (no hidden files, no ``..``); the
-    stem is shortened so the name stays within :data:`_MAX_FILENAME_CHARS` characters and
-    :data:`_MAX_FILENAME_BYTES` UTF-8 bytes, the extension kept. Never empty.
-    """
-    name = unicodedata.normalize("NFC", name or "")
-    name = name.replace("\\", "/").split("/")[-1]
-    stem, dot, ext = name.rpartition(".")
-    if not dot:
-        stem, ext = name, ""
-
-    def clean(part: str) -> str:
-        part = "".join(ch if unicodedata.category(ch)[0] != "C" else "_" for ch in part)
-        return _UNSAFE.sub("_", part).strip(" ._")
-
-    ext = clean(ext)[:10]
-    stem = clean(stem)
-    room = _MAX_FILENAME_CHARS - len(ext) - 1
-    while stem and (len(stem) > room or len(stem.encode("utf-8")) + len(ext) + 1 > _MAX_FILENAME_BYTES):
-        stem = stem[:-1]
-    stem = stem.rstrip(" ._") or "upload"
-    return f"{stem}.{ext}" if ext else stem
-
-
-def _check_upload(name: str, data: bytes) -> str | None:
-    """Why an uploaded file cannot be indexed (type and content checks), or None."""
-    suffix = Path(name).suffix.lower()
-    if suffix not in UPLOAD_EXTENSIONS:
-        shown = suffix or "(none)"
-        return f"{UNSUPPORTED_TYPE} {shown}; accepted: {', '.join(UPLOAD_EXTENSIONS)}"
-    if not data.strip():
-        return "the file is empty"
-    if suffix == ".pdf":
-        if data.lstrip()[:5] != b"%PDF-":
-            return "not a PDF file (no %PDF- header)"
-    elif suffix == ".docx":
-        if data[:4] != b"PK\x03\x04":
-            return "not a .docx file (not a zip archive)"
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as zf:
-                if "word/document.xml" not in zf.namelist():
-                    return "not a .docx file (no word/document.xml in the archive)"
-        except zipfile.BadZipFile as exc:
-            return f"not a .docx file ({exc})"
-        # the loader inflates it as a stream with hard limits before parsing (corpus.archive)
-    elif b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return f"not a text file (binary content in a {suffix} file)"
-    return None
 
 
 # -- the service ------------------------------------------------------------------------------
@@ -763,37 +562,10 @@ class QAService:
     def add_files(self, files: Sequence[UploadedFile]) -> WriteResult:
         """Index uploaded files; each gets a status, and a bad file does not stop the others.
 
-        The client's file names never reach the file system: each file is written under a
-        sanitised name (:func:`safe_filename`) into a fresh temporary directory of its own.
+        The client's file names never reach the file system (see
+        :func:`policyqa.corpus.uploads.read_uploads`).
         """
-        statuses: list[FileStatus] = []
-        per_file: list[list[Document]] = []
-        with tempfile.TemporaryDirectory(prefix="policyqa-upload-") as tmp:
-            for n, upload in enumerate(files):
-                name = safe_filename(upload.typed_name())
-                status = FileStatus(name=name, status="indexed")
-                statuses.append(status)
-                docs: list[Document] = []
-                per_file.append(docs)
-                problem = _check_upload(name, upload.data)
-                if problem:
-                    status.status, status.reason = "rejected", problem
-                    continue
-                folder = Path(tmp) / str(n)
-                folder.mkdir()
-                path = folder / name
-                try:
-                    path.write_bytes(upload.data)
-                except OSError as exc:
-                    status.status, status.reason = "rejected", f"cannot store the file: {exc.strerror}"
-                    continue
-                loaded, errors = _load_upload(path)
-                if not loaded:
-                    status.status = "rejected"
-                    status.reason = "; ".join(errors) or "no text found in the file"
-                    continue
-                status.warnings.extend(errors)
-                docs.extend(_own_upload(d, path, name, ordinal) for ordinal, d in enumerate(loaded))
+        statuses, per_file = read_uploads(files)
         return self._write([d for docs in per_file for d in docs], per_file, statuses)
 
     def _write(
@@ -891,38 +663,3 @@ class _ModeView:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._index, name)
-
-
-def _load_upload(path: Path) -> tuple[list[Document], list[str]]:
-    """The documents of one uploaded file and the problems met (skipped jsonl lines …)."""
-    from policyqa.corpus.loaders import load_path
-
-    errors: list[str] = []
-
-    def named(reason: str) -> str:  # the client sees its file's name, never the server path
-        return reason.replace(str(path.parent), "").replace(str(path), path.name)
-
-    try:
-        docs = list(load_path(path, on_error=lambda _path, reason: errors.append(named(reason))))
-    except Exception as exc:  # a loader failing on odd input rejects this file only
-        logger.warning("upload %s could not be read: %s", path.name, exc)
-        return [], [named(f"cannot read the file: {exc}")]
-    return docs, errors
-
-
-def _own_upload(doc: Document, path: Path, name: str, ordinal: int) -> Document:
-    """Give a document loaded from a temporary upload path an id and source of the upload's
-    name, so that uploading the same file again replaces it and no server path leaks out.
-    Ids a jsonl record carries itself are kept."""
-    key = path.resolve().as_posix()
-    path_ids = {stable_id(key, "0"), stable_id(key, str(ordinal))}
-    line = doc.meta.extra.get("line")
-    if isinstance(line, int):
-        path_ids.add(stable_id(key, str(line - 1)))
-    if doc.id in path_ids:
-        doc.id = stable_id("upload", name, str(line - 1 if isinstance(line, int) else ordinal))
-    if doc.meta.source in (str(path), key):
-        doc.meta.source = name
-    if doc.title == path.stem:
-        doc.title = Path(name).stem
-    return doc

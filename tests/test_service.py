@@ -13,17 +13,11 @@ import pytest
 
 from policyqa import pipeline
 from policyqa import service as service_module
+from policyqa.conversation import contextualize, is_follow_up
 from policyqa.corpus.models import Document
+from policyqa.corpus.uploads import NewDocument, safe_filename
 from policyqa.pipeline import build_index
-from policyqa.service import (
-    NewDocument,
-    QAService,
-    ServiceNotReadyError,
-    ServiceState,
-    contextualize,
-    is_follow_up,
-    safe_filename,
-)
+from policyqa.service import QAService, ServiceNotReadyError, ServiceState
 from policyqa.settings import Settings
 from tests.helpers import HashingEncoder, fixture_documents
 

@@ -4,7 +4,7 @@ Each answer shows the extracted span, a confidence indication and numbered citat
 citation opens (a click on it) to the source passage with the answer highlighted and the
 document's title, 发文字号, issuing body and date. The sidebar holds the filters (issuing body,
 date range, document type) and the search mode. Follow-up questions are asked in the context of
-the earlier ones (:func:`policyqa.service.contextualize`). An empty chat offers example
+the earlier ones (:func:`policyqa.conversation.contextualize`). An empty chat offers example
 questions about the demo corpus.
 
 The page calls the same :class:`~policyqa.service.QAService` as the HTTP API. It is mounted into

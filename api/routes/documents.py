@@ -29,7 +29,8 @@ from policyqa.api.schemas import (
     WriteResponse,
 )
 from policyqa.corpus.loaders import MEDIA_TYPES
-from policyqa.service import UNSUPPORTED_TYPE, NewDocument, NothingIndexedError, UploadedFile, WriteResult
+from policyqa.corpus.uploads import UNSUPPORTED_TYPE, NewDocument, UploadedFile
+from policyqa.service import NothingIndexedError, WriteResult
 
 __all__ = ["router", "write_response"]
 
