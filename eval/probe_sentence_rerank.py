@@ -29,6 +29,7 @@ import numpy.typing as npt
 from policyqa.eval.metrics import doc_ranking
 from policyqa.eval.report import module_command, write_probe_result
 from policyqa.retriever.base import Hit
+from policyqa.retriever.factory import retriever_for
 from policyqa.retriever.rerank import apply_rerank_scores, document_best
 
 __all__ = ["main"]
@@ -76,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[tuple[str, list[Hit], list[npt.NDArray[np.float64]]]] = []
     started = time.perf_counter()
     try:
-        retriever = index.retriever("hybrid")
+        retriever = retriever_for(index, "hybrid")
         reranker = SentenceReranker.for_index(index)
         reranker.warm_up()
         assert reranker.features is not None  # the default feature weight is > 0

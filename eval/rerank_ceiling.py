@@ -40,6 +40,7 @@ import numpy as np
 
 from policyqa.eval.metrics import doc_ranking
 from policyqa.eval.report import module_command, write_probe_result
+from policyqa.retriever.factory import retriever_for
 
 __all__ = ["content_ceiling_rr", "is_copy", "main", "reciprocal_rank"]
 
@@ -112,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from policyqa.eval.datasets import BenchmarkFormatError, load_benchmark
     from policyqa.eval.runner import prepare_index
-    from policyqa.qa import reranked_searcher
+    from policyqa.qa import QAPipeline
     from policyqa.retriever.train_rerank import in_split
     from policyqa.settings import get_settings
 
@@ -127,8 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     window = settings.rerank_candidates
     rows: list[dict[str, Any]] = []
     try:
-        retriever = index.retriever("hybrid")
-        rerank = reranked_searcher(index, settings)
+        retriever = retriever_for(index, "hybrid")
+        qa = QAPipeline(index, settings)
+        qa.reranker.warm_up()
+        rerank = qa.reranked
         texts: dict[str, str] = {}
 
         def text_of(doc_id: str) -> str:

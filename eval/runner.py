@@ -36,6 +36,7 @@ from pydantic import SecretStr
 from tqdm import tqdm
 
 import policyqa
+from policyqa.eval.backends import build_for_eval, open_for_eval
 from policyqa.eval.datasets import Benchmark
 from policyqa.eval.metrics import (
     ANSWER_METRICS,
@@ -50,6 +51,8 @@ from policyqa.eval.metrics import (
     retrieval_metrics,
 )
 from policyqa.eval.systems import SystemContext, SystemKind, resolve_systems
+from policyqa.index.milvus import MilvusBackendError
+from policyqa.pipeline import build_index, open_index
 from policyqa.retriever.base import Hit
 from policyqa.settings import Settings
 
@@ -265,29 +268,24 @@ def _milvus_pipeline() -> tuple[Builder, Opener]:
         raise EvalError(
             "--backend milvus needs pymilvus (and milvus-lite for a local file): pip install pymilvus milvus-lite"
         )
-    from policyqa.index import milvus
 
     def build(*args: Any, **kwargs: Any) -> dict[str, Any]:
         try:
-            return milvus.build_for_eval(*args, **kwargs)
-        except milvus.MilvusBackendError as exc:
+            return build_for_eval(*args, **kwargs)
+        except MilvusBackendError as exc:
             raise EvalError(str(exc)) from exc
 
     def open_(target: Path, settings: Settings) -> Any:
         try:
-            return milvus.open_for_eval(target, settings)
-        except milvus.MilvusBackendError as exc:
+            return open_for_eval(target, settings)
+        except MilvusBackendError as exc:
             raise EvalError(str(exc)) from exc
 
     return build, open_
 
 
 def _default_pipeline() -> tuple[Builder, Opener]:
-    try:
-        from policyqa import pipeline
-    except ImportError as exc:  # the pipeline is a separate piece of work
-        raise EvalError(f"the indexing pipeline is not available: {exc}") from exc
-    return pipeline.build_index, pipeline.open_index
+    return build_index, open_index
 
 
 def _safe_name(name: str) -> str:

@@ -50,6 +50,11 @@ import numpy as np
 import numpy.typing as npt
 
 from policyqa.corpus.models import DocMeta, Document
+from policyqa.index.embedded import open_embedded_index
+from policyqa.index.encoder import encoder_for
+from policyqa.index.ingest import chunker_for, index_title, passage_text
+from policyqa.pipeline import add_documents, build_index
+from policyqa.retriever.factory import retriever_for
 from policyqa.settings import Settings
 
 __all__ = [
@@ -349,20 +354,16 @@ def _settings_from(spec: dict[str, Any]) -> Settings:
 
 
 def _encoder_for(spec: dict[str, Any], settings: Settings, base: Sequence[Document]) -> SampledEncoder:
-    from policyqa.pipeline import make_chunker, make_encoder
-
-    real = make_encoder(settings)
-    real.warm_up()  # type: ignore[attr-defined]
+    real = encoder_for(settings)
+    real.warm_up()
     work = Path(spec["workdir"])
     bank_path = work / f"bank-{spec['sample']}-{spec['seed']}.npy"
     if bank_path.is_file():
         bank = np.load(bank_path).astype(np.float32)
     else:
-        chunker = make_chunker(settings, None)
+        chunker = chunker_for(settings, None)
         rng = np.random.default_rng(spec["seed"] + 7)
         texts: list[str] = []
-        from policyqa.pipeline import index_title, passage_text
-
         for idx in rng.permutation(len(base)):
             doc = base[int(idx)]
             chunks = chunker.split(doc)
@@ -378,15 +379,13 @@ def _encoder_for(spec: dict[str, Any], settings: Settings, base: Sequence[Docume
 
 
 def _worker_build(spec: dict[str, Any]) -> dict[str, Any]:
-    from policyqa.pipeline import add_documents, build_index, make_chunker
-
     settings = _settings_from(spec)
     t0 = time.perf_counter()
     base = load_base_documents(Path(spec["corpus"]))
     encoder = _encoder_for(spec, settings, base)
     bank_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    chunker = make_chunker(settings, encoder)
+    chunker = chunker_for(settings, encoder)
     corpus = build_scale_corpus(base, int(spec["size"]), chunker, seed=int(spec["seed"]))
     corpus_s = time.perf_counter() - t0
     index_dir = Path(spec["index_dir"])
@@ -438,8 +437,6 @@ def _worker_build(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _worker_serve(spec: dict[str, Any]) -> dict[str, Any]:
-    from policyqa.pipeline import open_embedded_index
-
     settings = _settings_from(spec)
     base = load_base_documents(Path(spec["corpus"]))
     queries = derive_queries(base, int(spec["queries"]), seed=int(spec["seed"]) + 1)
@@ -455,7 +452,7 @@ def _worker_serve(spec: dict[str, Any]) -> dict[str, Any]:
     rss_open = _proc_status_mb()
     latency: dict[str, dict[str, float]] = {}
     for mode in ("bm25", "dense", "hybrid"):
-        retriever = index.retriever(mode)
+        retriever = retriever_for(index, mode)
         for q in queries[:5]:
             retriever.search(q, top_k=10)
         times = []
@@ -473,7 +470,7 @@ def _worker_serve(spec: dict[str, Any]) -> dict[str, Any]:
     # where the time goes: the same searches with the query vectors computed beforehand
     qvecs_all = encoder.encode_queries(queries).astype(np.float32)
     dense_only, fuse_only = [], []
-    hybrid = index.retriever("hybrid")
+    hybrid = retriever_for(index, "hybrid")
     fuse = getattr(hybrid, "_fuse", None)
     for q, v in zip(queries, qvecs_all, strict=True):
         s = time.perf_counter()

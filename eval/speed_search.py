@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from policyqa.pipeline import open_embedded_index
+from policyqa.index.embedded import open_embedded_index
+from policyqa.retriever.factory import retriever_for
 from policyqa.settings import Settings
 
 __all__ = ["main", "measure"]
@@ -60,9 +61,9 @@ def measure(
 
     index = open_embedded_index(index_dir, settings)
     try:
-        bm25 = index.retriever("bm25")
-        dense = index.retriever("dense")
-        hybrid = index.retriever("hybrid")
+        bm25 = retriever_for(index, "bm25")
+        dense = retriever_for(index, "dense")
+        hybrid = retriever_for(index, "hybrid")
         for r in (bm25, dense, hybrid):  # warm up
             r.search(queries[0], top_k=10)
         # each timed query is embedded anew (the encoder keeps recent query vectors)

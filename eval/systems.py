@@ -7,11 +7,22 @@ settings and the search depth) the factory returns a callable that takes a query
 * for an **answer** system: an object with ``.text``, ``.doc_id``, ``.start``, ``.end`` and
   ``.no_answer`` (see :class:`policyqa.eval.metrics.AnswerLike`).
 
-``bm25``, ``dense`` and ``hybrid`` are registered here. ``rerank`` and ``answer`` are known names
-without an implementation yet: asking for them raises :class:`SystemNotAvailableError`. The
-module that implements one registers it with :func:`register_system` (``replace=True``)::
+The registry holds:
 
-    register_system("rerank", "retrieval", lambda ctx: make_reranked(ctx.index, ctx.depth))
+``bm25``, ``dense``, ``hybrid``
+    The retriever of that mode (:func:`policyqa.retriever.factory.retriever_for`).
+``rerank``
+    The hybrid retriever's top ``settings.rerank_candidates`` re-ordered by the reranker named by
+    ``settings.reranker`` (default: the sentence reranker); the rest of the hybrid list follows
+    unchanged, so recall@100 is the hybrid's and only the head of the ranking moves.
+``answer``
+    :meth:`policyqa.qa.QAPipeline.ask`: reranked passages → the answer (sentence, or the date /
+    amount / body / place inside it), with its citation offsets checked against the document.
+``answer-sentence``
+    The same with narrowing switched off: the answer is always the whole sentence(s).
+
+Every system runs through the one :class:`~policyqa.qa.QAPipeline` the CLI and the service use.
+:func:`register_system` adds one (``replace=True`` re-registers a name).
 """
 
 from __future__ import annotations
@@ -21,7 +32,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from policyqa.eval.metrics import AnswerLike
+from policyqa.index.base import OpenIndex
+from policyqa.qa import QAPipeline
 from policyqa.retriever.base import Hit
+from policyqa.retriever.factory import retriever_for
 from policyqa.settings import Settings
 
 __all__ = [
@@ -55,7 +69,7 @@ class SystemNotAvailableError(ValueError):
 class SystemContext:
     """What a system factory may use: the opened index, the settings, and how many hits to ask for."""
 
-    index: Any
+    index: OpenIndex
     settings: Settings
     depth: int
 
@@ -151,7 +165,7 @@ def resolve_systems(names: Sequence[str]) -> list[SystemSpec]:
 
 def _index_retriever(kind: str) -> Callable[[SystemContext], RetrieveFn]:
     def factory(context: SystemContext) -> RetrieveFn:
-        retriever = context.index.retriever(kind)
+        retriever = retriever_for(context.index, kind)
         depth = context.depth
 
         def search(query: str) -> list[Hit]:
@@ -163,11 +177,43 @@ def _index_retriever(kind: str) -> Callable[[SystemContext], RetrieveFn]:
     return factory
 
 
+def _reranked(context: SystemContext) -> RetrieveFn:
+    qa = QAPipeline(context.index, context.settings)
+    qa.reranker.warm_up()
+    depth = context.depth
+
+    def search(query: str) -> list[Hit]:
+        return qa.reranked(query, top_k=depth)
+
+    return search
+
+
+def _answers(narrow: bool | None) -> Callable[[SystemContext], AnswerFn]:
+    def factory(context: SystemContext) -> AnswerFn:
+        settings = context.settings
+        if narrow is not None:
+            settings = settings.model_copy(update={"answer_narrow": narrow})
+        qa = QAPipeline(context.index, settings)
+        qa.warm_up()
+
+        def answer(question: str) -> AnswerLike:
+            return qa.ask(question)
+
+        return answer
+
+    return factory
+
+
 register_system("bm25", "retrieval", _index_retriever("bm25"), "BM25 over jieba tokens")
 register_system("dense", "retrieval", _index_retriever("dense"), "dense embeddings, exact inner product")
 register_system("hybrid", "retrieval", _index_retriever("hybrid"), "BM25 + dense, fused (settings.fusion)")
-register_system("rerank", "retrieval", None, "hybrid candidates re-ranked by a cross-encoder")
-register_system("answer", "answer", None, "extractive answer over the retrieved passages")
-
-# The rerank and answer implementations live beside the QA code; importing registers them.
-from policyqa.eval import qa_systems as _qa_systems  # noqa: E402, F401
+register_system(
+    "rerank",
+    "retrieval",
+    _reranked,
+    "hybrid top candidates re-ranked (settings.reranker: sentence | features | cross-encoder | none)",
+)
+register_system(
+    "answer", "answer", _answers(None), "extractive answer (sentence or typed span) with citations"
+)
+register_system("answer-sentence", "answer", _answers(False), "extractive answer, always the whole sentence")

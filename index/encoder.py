@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from policyqa.settings import DEFAULT_MODEL, EncoderBackend, default_cache_dir
+from policyqa.settings import DEFAULT_MODEL, EncoderBackend, Settings, default_cache_dir
 
 __all__ = [
     "BGE_ZH_QUERY_PROMPT",
@@ -46,6 +46,7 @@ __all__ = [
     "RECENT_QUERIES",
     "Encoder",
     "ModelInfo",
+    "encoder_for",
     "onnx_session",
     "resolve_model_info",
 ]
@@ -617,3 +618,19 @@ class Encoder:
             return np.asarray(masked.max(axis=1), dtype=np.float32)
         summed = np.einsum("bsh,bs->bh", hidden, m)
         return np.asarray(summed / np.maximum(m.sum(axis=1, keepdims=True), 1e-9), dtype=np.float32)
+
+
+def encoder_for(settings: Settings, model: str | None = None) -> Encoder:
+    """The dense encoder named by the settings (or ``model``, e.g. the one an index was built
+    with), not yet warmed up."""
+    return Encoder(
+        model=model or settings.model,
+        backend=str(settings.encoder_backend),
+        cache_dir=settings.cache_dir,
+        max_seq_length=settings.max_seq_length,
+        batch_size=settings.embed_batch_size,
+        device=settings.device,
+        query_prompt=settings.query_prompt,
+        passage_prompt=settings.passage_prompt,
+        show_progress=False,
+    )

@@ -1,9 +1,10 @@
 """Milvus backend: documents, chunks and metadata in Milvus collections.
 
-The same documents give the same chunks, passage texts and vectors as the embedded index: the
-pipeline's chunker (:func:`policyqa.pipeline.make_chunker`), :func:`policyqa.pipeline.passage_text`
-and encoder, through the same embedding cache (vectors are rounded to float16 first, as the
-embedded dense index stores them).
+The same documents give the same chunks, passage texts and vectors as the embedded index: both
+writers follow the one :class:`~policyqa.index.ingest.IndexingPlan` (chunker, passage text,
+encoder and embedding cache; vectors are rounded to float16 first, as the embedded dense index
+stores them). A :class:`MilvusIndex` is an :class:`~policyqa.index.base.OpenIndex`; its
+retrievers come from :func:`policyqa.retriever.factory.retriever_for`.
 
 Collections (``settings.milvus_collection``, default ``policyqa``):
 
@@ -63,16 +64,16 @@ from typing import Any
 import numpy as np
 
 from policyqa.corpus.models import Chunk, Document
-from policyqa.index.dense import EmbeddingCache, PassageEncoder, embed_with_cache
-from policyqa.index.tokenizer import ChineseTokenizer, normalize_text
 from policyqa.settings import Settings
+
+from .dense import PassageEncoder
+from .encoder import encoder_for
+from .ingest import IndexingPlan, dedupe_documents
+from .tokenizer import ChineseTokenizer, normalize_text
 
 __all__ = [
     "DOC_PART_CHARS",
     "DOC_PART_CHARS_BIGRAMS",
-    "build_for_eval",
-    "eval_settings",
-    "open_for_eval",
     "MilvusBackendError",
     "MilvusDocuments",
     "MilvusIndex",
@@ -243,7 +244,7 @@ def connect(settings: Settings, uri: str) -> Any:
 
 
 class MilvusIndex:
-    """A Milvus-backed index: build, add and delete documents; retrievers for bm25/dense/hybrid.
+    """A Milvus-backed index: build, add and delete documents; an :class:`~policyqa.index.base.OpenIndex`.
 
     Make one with :func:`open_milvus_index` (existing collections) or :func:`build_milvus_index`.
     """
@@ -256,8 +257,6 @@ class MilvusIndex:
         encoder: PassageEncoder | None = None,
         client: Any = None,
     ) -> None:
-        from policyqa.pipeline import make_encoder
-
         self.settings = settings
         self.root = Path(index_dir or settings.index_dir).expanduser()
         self.uri = milvus_uri(settings, index_dir)
@@ -267,7 +266,7 @@ class MilvusIndex:
         self.client = client if client is not None else self._connect()
         self.tokenizer = ChineseTokenizer.from_settings(settings)
         self.tokenizer.warm_up()
-        self.encoder = encoder if encoder is not None else make_encoder(settings)
+        self.encoder = encoder if encoder is not None else encoder_for(settings)
         warm = getattr(self.encoder, "warm_up", None)
         if callable(warm):
             warm()
@@ -528,15 +527,14 @@ class MilvusIndex:
     def _rows(
         self, documents: Sequence[Document], seq0: int, show_progress: bool
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, dict[str, float]]:
-        from policyqa.pipeline import index_title, make_chunker, passage_text
-
         stage: dict[str, float] = {}
         t = time.perf_counter()
-        chunker = make_chunker(self.settings, self.encoder)
+        plan = IndexingPlan(self.settings, self.encoder)
+        prepared = [plan.prepare(doc) for doc in documents]
         chunk_rows: list[dict[str, Any]] = []
         doc_rows: list[dict[str, Any]] = []
         texts: list[str] = []
-        for i, doc in enumerate(documents):
+        for i, (doc, chunks, passages) in enumerate((p.document, p.chunks, p.texts) for p in prepared):
             meta = doc.meta
             common = {
                 "doc_id": _clip(doc.id, "doc_id"),
@@ -550,9 +548,7 @@ class MilvusIndex:
                 "source": _clip(meta.source, "source"),
                 "date_int": date_int(meta.date),
             }
-            chunks = chunker.split(doc)
-            for c in chunks:
-                text = passage_text(c, index_title(doc), self.settings.title_in_chunk)
+            for c, text in zip(chunks, passages, strict=True):
                 texts.append(text)
                 chunk_rows.append(
                     {
@@ -590,21 +586,15 @@ class MilvusIndex:
                     )
         stage["chunk_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        cache = EmbeddingCache(self.settings.embedding_cache_dir, self.encoder.model_id)
+        cache = plan.open_cache()
         try:
-            emb, n_embedded = embed_with_cache(
-                self.encoder, texts, cache, batch_size=max(64, self.settings.embed_batch_size)
-            )
+            emb, n_embedded = plan.embed(texts, cache)
             stage["embed_s"] = time.perf_counter() - t
-            if self.settings.embeds_sentence_vectors:
-                # the default reranker reads each chunk's sentence vectors from the cache
-                from policyqa.corpus.text import embedding_sentences
-
+            if (
+                plan.embeds_sentences
+            ):  # the default reranker reads each chunk's sentence vectors from the cache
                 t = time.perf_counter()
-                sentences = [s for row in chunk_rows for s in embedding_sentences(str(row["text"]))]
-                embed_with_cache(
-                    self.encoder, sentences, cache, batch_size=max(64, self.settings.embed_batch_size)
-                )
+                plan.embed_sentences(prepared, cache)
                 stage["sentence_embed_s"] = time.perf_counter() - t
         finally:
             cache.close()
@@ -629,7 +619,7 @@ class MilvusIndex:
     def build(self, documents: Iterable[Document], *, show_progress: bool = False) -> dict[str, Any]:
         """Replace the collections' contents with ``documents``; returns a manifest-like summary."""
         t0 = time.perf_counter()
-        docs = _dedupe(documents)
+        docs = dedupe_documents(documents)
         self.create()
         chunk_rows, doc_rows, n_embedded, stage = self._rows(docs, _seq_base(), show_progress)
         stage["insert_s"] = self._insert(chunk_rows, doc_rows)
@@ -640,7 +630,7 @@ class MilvusIndex:
         """Add documents (a document whose id exists replaces it); only the new ones are embedded."""
         t0 = time.perf_counter()
         self.check()
-        docs = _dedupe(documents)
+        docs = dedupe_documents(documents)
         if not docs:
             return self._summary(0, 0, 0, 0, {}, t0)
         chunk_rows, doc_rows, n_embedded, stage = self._rows(docs, _seq_base(), show_progress)
@@ -748,41 +738,6 @@ class MilvusIndex:
             extra=dict(first.get("extra") or {}),
         )
         return Document(id=doc_id, title=first["title"], text="".join(r["text"] for r in rows), meta=meta)
-
-    def retriever(
-        self,
-        mode: str = "hybrid",
-        *,
-        fusion: str | None = None,
-        bm25_weight: float | None = None,
-        doc_weight: float | None = None,
-        rrf_k: int | None = None,
-        candidate_depth: int | None = None,
-    ) -> Any:
-        """The retriever for ``mode`` (bm25, dense or hybrid), as :meth:`policyqa.pipeline.Index.retriever`."""
-        from policyqa.retriever.hybrid import FusionMode
-        from policyqa.retriever.milvus import (
-            MilvusBM25Retriever,
-            MilvusDenseRetriever,
-            MilvusHybridRetriever,
-        )
-
-        self.load()
-        if mode == "bm25":
-            return MilvusBM25Retriever(self)
-        if mode == "dense":
-            return MilvusDenseRetriever(self)
-        if mode == "hybrid":
-            s = self.settings
-            return MilvusHybridRetriever(
-                self,
-                mode=FusionMode.from_str(fusion or s.fusion),
-                bm25_weight=s.bm25_weight if bm25_weight is None else bm25_weight,
-                doc_weight=s.doc_context_weight if doc_weight is None else doc_weight,
-                rrf_k=rrf_k or s.rrf_k,
-                candidate_depth=candidate_depth or s.candidate_depth,
-            )
-        raise ValueError(f"unknown search mode {mode!r}; choose one of: bm25, dense, hybrid")
 
 
 class MilvusDocuments:
@@ -896,15 +851,6 @@ def string_list(values: Sequence[str]) -> str:
     return "[" + ", ".join(quote(v) for v in values) + "]"
 
 
-def _dedupe(documents: Iterable[Document]) -> list[Document]:
-    seen: dict[str, Document] = {}
-    for doc in documents:
-        if doc.id in seen:
-            logger.warning("document id %s appears twice; the later one is kept", doc.id)
-        seen[doc.id] = doc
-    return list(seen.values())
-
-
 def _seq_base() -> int:
     """Document sequence numbers grow with time, so later additions sort after earlier ones."""
     return time.time_ns() // 1000 * 1000
@@ -1007,45 +953,3 @@ def describe_milvus(settings: Settings, *, index_dir: Path | None = None) -> dic
         return out
     finally:
         client.close()
-
-
-# -- the benchmark suite (`policyqa eval --backend milvus`) ---------------------------------------
-
-
-def eval_settings(target: Path, settings: Settings) -> Settings:
-    """Settings for a benchmark index at ``target``.
-
-    With Milvus Lite (no URI) the collections live in ``<target>-milvus.db``. With a configured
-    Milvus they get their own name, ``<milvus_collection>_eval_<hash of target>``, so a
-    benchmark never overwrites the collections a service reads.
-    """
-    if not settings.milvus_uri:
-        return settings
-    digest = hashlib.sha1(str(Path(target).expanduser().resolve()).encode()).hexdigest()[:12]
-    return settings.model_copy(update={"milvus_collection": f"{settings.milvus_collection}_eval_{digest}"})
-
-
-def build_for_eval(
-    documents: Iterable[Document],
-    target: Path,
-    settings: Settings,
-    *,
-    show_progress: bool = True,
-    encoder: PassageEncoder | None = None,
-) -> dict[str, Any]:
-    """``build_index``-shaped builder of :func:`policyqa.eval.runner.prepare_index`."""
-    return build_milvus_index(
-        documents,
-        eval_settings(target, settings),
-        index_dir=target,
-        encoder=encoder,
-        show_progress=show_progress,
-    )
-
-
-def open_for_eval(target: Path, settings: Settings) -> MilvusIndex:
-    """``open_index``-shaped opener of :func:`policyqa.eval.runner.prepare_index`.
-
-    Collections built with other settings or fields raise, so the benchmark cache rebuilds them.
-    """
-    return open_milvus_index(eval_settings(target, settings), index_dir=target, strict=True)

@@ -124,7 +124,7 @@ def run_ask_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run ``policyqa ask`` for parsed ``args``; returns the exit code."""
     from policyqa.index.layout import IndexNotFoundError, IndexVersionError
     from policyqa.pipeline import open_index
-    from policyqa.qa import ask, make_answerer, make_reranker
+    from policyqa.qa import QAPipeline
     from policyqa.retriever.answer import CitationError
     from policyqa.retriever.base import Filters
 
@@ -148,20 +148,14 @@ def run_ask_command(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(f"{exc} (build one with `policyqa index`)", EXIT_FAIL)
     try:
         # models load first, so that the time shown is the question's own
-        reranker = make_reranker(settings, index)
-        answerer = make_answerer(settings, index)
-        reranker.warm_up()
-        answerer.warm_up()
+        qa = QAPipeline(index, settings)
+        qa.warm_up()
         t0 = time.perf_counter()
-        answer = ask(
-            index,
+        answer = qa.ask(
             question,
-            settings,
             top_k=args.top_k,
             filters=None if filters.is_empty() else filters,
             explain=bool(args.explain),
-            reranker=reranker,
-            answerer=answerer,
         )
         elapsed = (time.perf_counter() - t0) * 1000.0
     except CitationError as exc:

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from policyqa import __version__
+from policyqa.retriever.factory import retriever_for
 from policyqa.settings import Settings
 
 __all__ = ["main"]
@@ -188,7 +189,7 @@ def _cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(f"--top-k must be at least 1, got {top_k}", EXIT_USAGE)
     index = open_index(settings.index_dir, settings)
     try:
-        retriever = index.retriever(args.mode)
+        retriever = retriever_for(index, args.mode)
         t0 = time.perf_counter()
         hits = retriever.search(query, top_k=top_k, filters=_filters(args))
         elapsed = time.perf_counter() - t0

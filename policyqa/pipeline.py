@@ -1,457 +1,54 @@
-"""The pipeline that wires the stages: documents → chunks → BM25 + dense index → retrievers.
+"""Indexing and opening, whichever backend the settings name: the one place that chooses.
 
 ``build_index`` writes a new index from documents, ``add_documents`` and ``delete_documents``
 change an existing one without re-tokenizing or re-embedding what is already there, and
-``open_index`` loads an index for searching.
-
-These four (and :func:`index_exists`, :func:`describe_index`) are the one place where
-``settings.backend`` chooses the implementation: ``embedded`` (the files under ``index_dir``,
-:class:`Index`) or ``milvus`` (Milvus collections, :class:`policyqa.index.milvus.MilvusIndex`,
-which offers what callers use of an :class:`Index`: ``retriever(mode)``, ``store``,
-``manifest``, ``version``, ``encoder``, ``tokenizer``, ``close``).
+``open_index`` loads an index for searching. ``settings.backend`` picks the implementation:
+``embedded`` (files under ``index_dir``, :mod:`policyqa.index.embedded`) or ``milvus`` (Milvus
+collections, :mod:`policyqa.index.milvus`). Both open as an
+:class:`~policyqa.index.base.OpenIndex`; retrieve from it with
+:func:`policyqa.retriever.factory.retriever_for`, or ask through
+:class:`policyqa.qa.QAPipeline`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import shutil
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-from tqdm.auto import tqdm
-
-from policyqa import __version__
-from policyqa.corpus.metadata import extract_title
-from policyqa.corpus.models import Chunk, Document
-from policyqa.corpus.text import embedding_sentences
-from policyqa.index.bm25 import BM25Index
-from policyqa.index.dense import DenseIndex, EmbeddingCache, PassageEncoder, embed_with_cache, text_hash
-from policyqa.index.layout import INDEX_FORMAT, IndexLayout, IndexNotFoundError, IndexVersionError
-from policyqa.index.store import ChunkStore
-from policyqa.index.tokenizer import ChineseTokenizer, tokenize_parallel
-from policyqa.retriever.base import Retriever
-from policyqa.retriever.bm25 import BM25Retriever
-from policyqa.retriever.common import MaskCache
-from policyqa.retriever.dense import DenseRetriever
-from policyqa.retriever.hybrid import FusionMode, HybridRetriever
+from policyqa.corpus.models import Document
+from policyqa.index.base import OpenIndex
+from policyqa.index.dense import PassageEncoder
+from policyqa.index.embedded import (
+    EmbeddedIndex,
+    add_embedded_documents,
+    build_embedded_index,
+    delete_embedded_documents,
+    open_embedded_index,
+)
+from policyqa.index.layout import IndexLayout, IndexNotFoundError, IndexVersionError
+from policyqa.index.milvus import (
+    MilvusIndex,
+    build_milvus_index,
+    describe_milvus,
+    milvus_exists,
+    open_milvus_index,
+)
 from policyqa.settings import Settings
 
-if TYPE_CHECKING:
-    from policyqa.index.milvus import MilvusIndex
-
 __all__ = [
-    "AnyIndex",
-    "Index",
+    "EmbeddedIndex",
     "IndexNotFoundError",
     "IndexVersionError",
+    "MilvusIndex",
+    "OpenIndex",
     "add_documents",
     "build_index",
     "delete_documents",
     "describe_index",
     "index_exists",
-    "index_title",
-    "make_chunker",
-    "make_encoder",
-    "open_embedded_index",
     "open_index",
-    "passage_text",
 ]
-
-logger = logging.getLogger(__name__)
-
-#: Version of the text that is tokenized and embedded for a chunk (see :func:`passage_text`).
-#: 2: a document without a title carries the title line read from its text (:func:`index_title`).
-PASSAGE_TEMPLATE_VERSION = 2
-MODES = ("bm25", "dense", "hybrid")
-#: New documents are indexed in batches of about this many characters (bounded memory).
-INDEX_BATCH_CHARS = 5_000_000
-
-
-def index_title(doc: Document) -> str:
-    """The title carried into a document's chunks: its own, else the title line of its text.
-
-    Documents that arrive without a title (a BEIR ``corpus.jsonl`` with empty titles, an API
-    upload) usually open with one; :func:`~policyqa.corpus.metadata.extract_title` finds it the
-    same way the file loaders do. Only the indexed text uses it; the stored title stays as given.
-    """
-    return doc.title.strip() or extract_title(doc.text, max_chars=60) or ""
-
-
-def passage_text(chunk: Chunk, title: str, title_in_chunk: bool = True) -> str:
-    """What gets indexed for a chunk: the document title and heading path, then the chunk text.
-
-    A chunk of a long document rarely repeats the title, yet questions often name it; carrying it
-    into every chunk lets both BM25 and the encoder see it. The displayed and cited text stays
-    the chunk's own. Pass :func:`index_title` of the document as ``title``.
-    """
-    parts: list[str] = []
-    if title_in_chunk and title and not chunk.text.startswith(title):
-        parts.append(title)
-    if chunk.heading:
-        heading = chunk.heading.split(" > ")[-1] if title_in_chunk else chunk.heading
-        if heading and not chunk.text.startswith(heading):
-            parts.append(chunk.heading)
-    parts.append(chunk.text)
-    return "\n".join(parts)
-
-
-# -- components -------------------------------------------------------------------------------
-def make_encoder(settings: Settings, model: str | None = None) -> PassageEncoder:
-    """The dense encoder named by the settings (or ``model``), not yet warmed up."""
-    from policyqa.index.encoder import Encoder
-
-    return Encoder(
-        model=model or settings.model,
-        backend=str(settings.encoder_backend),
-        cache_dir=settings.cache_dir,
-        max_seq_length=settings.max_seq_length,
-        batch_size=settings.embed_batch_size,
-        device=settings.device,
-        query_prompt=settings.query_prompt,
-        passage_prompt=settings.passage_prompt,
-        show_progress=False,
-    )
-
-
-def make_chunker(settings: Settings, encoder: PassageEncoder | None = None) -> Any:
-    """The structure-aware chunker, capped by the encoder's token limit when one is given."""
-    from policyqa.corpus.chunker import Chunker
-
-    counter = getattr(encoder, "count_tokens", None)
-    max_tokens = getattr(encoder, "max_seq_length", None)
-    return Chunker(
-        max_chars=settings.chunk_max_chars,
-        overlap_chars=settings.chunk_overlap_chars,
-        min_chars=settings.chunk_min_chars,
-        token_counter=counter,
-        max_tokens=(max_tokens - 16) if counter and max_tokens else None,
-    )
-
-
-def _warm(obj: object) -> None:
-    warm = getattr(obj, "warm_up", None)
-    if callable(warm):
-        warm()
-
-
-def _fingerprint(config: dict[str, Any]) -> str:
-    return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def index_config(settings: Settings, encoder: PassageEncoder, tokenizer: ChineseTokenizer) -> dict[str, Any]:
-    """Everything that determines the index contents (its fingerprint is stored in the manifest)."""
-    return {
-        "model": {
-            "name": getattr(encoder, "model_name", None) or settings.model,
-            "model_id": encoder.model_id,
-            "dim": encoder.dim,
-        },
-        "tokenizer": tokenizer.config(),
-        "chunking": {
-            "max_chars": settings.chunk_max_chars,
-            "overlap_chars": settings.chunk_overlap_chars,
-            "min_chars": settings.chunk_min_chars,
-            "title_in_chunk": settings.title_in_chunk,
-            "passage_template": PASSAGE_TEMPLATE_VERSION,
-        },
-        "bm25": {"k1": settings.bm25_k1, "b": settings.bm25_b, "method": settings.bm25_method},
-    }
-
-
-# -- writing ----------------------------------------------------------------------------------
-def _dedupe(documents: Iterable[Document]) -> list[Document]:
-    seen: dict[str, Document] = {}
-    for doc in documents:
-        if doc.id in seen:
-            logger.warning("document id %s appears twice; the later one is kept", doc.id)
-        seen[doc.id] = doc
-    return list(seen.values())
-
-
-def _write_generation(
-    layout: IndexLayout,
-    settings: Settings,
-    new_docs: Sequence[Document],
-    drop_ids: set[str],
-    base: Path | None,
-    encoder: PassageEncoder | None,
-    show_progress: bool,
-) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    stage: dict[str, float] = {}
-    tokenizer = ChineseTokenizer.from_settings(settings)
-    tokenizer.warm_up()
-    if encoder is None:
-        encoder = make_encoder(settings)
-    _warm(encoder)
-    config = index_config(settings, encoder, tokenizer)
-    fingerprint = _fingerprint(config)
-    if base is not None:
-        old_manifest = layout.read_manifest(base)
-        if old_manifest.get("fingerprint") != fingerprint:
-            raise IndexVersionError(
-                f"the index at {layout.root} was built with other settings (model, tokenizer or chunking) "
-                "than the current ones; rebuild it from all documents with `policyqa index --rebuild …` "
-                "or restore the settings it was built with"
-            )
-    chunker = make_chunker(settings, encoder)
-    workdir = layout.new_workdir()
-    try:
-        store_path = workdir / "store.sqlite"
-        kept_rows: list[int] = []
-        kept_docs: list[int] = []
-        old_ids: list[str] = []
-        old_chunk_count = 0
-        appended_only = False
-        if base is not None:
-            old_store = ChunkStore(base / "store.sqlite", readonly=True)
-            try:
-                old_ids = old_store.doc_ids()
-                old_chunk_count = old_store.count_chunks()
-                appended_only = not (drop_ids & set(old_ids))
-                kept_docs = [i for i, d in enumerate(old_ids) if d not in drop_ids]
-                if appended_only:
-                    # nothing removed: the rows keep their numbers, so the file is copied as it is
-                    kept_rows = list(range(old_chunk_count))
-                else:
-                    kept_rows = old_store.rows_of([d for d in old_ids if d not in drop_ids])
-            finally:
-                old_store.close()
-            if appended_only:
-                shutil.copyfile(base / "store.sqlite", store_path)
-                store = ChunkStore(store_path)
-            else:
-                old_store = ChunkStore(base / "store.sqlite", readonly=True)
-                try:
-                    store = old_store.copy_to(store_path, drop_doc_ids=drop_ids)
-                finally:
-                    old_store.close()
-        else:
-            store = ChunkStore(store_path)
-
-        # BM25: the base generation's segments minus removed rows; the new rows are appended as
-        # they are tokenized (scores stay equal to a full rebuild's, see policyqa.index.bm25)
-        t = time.perf_counter()
-        bm25 = _base_bm25(base, "bm25", settings.bm25_method, settings, store, kept_rows, old_chunk_count)
-        # whole documents: Lucene idf, which stays positive in collections of a handful of documents
-        doc_bm25 = _base_bm25(base, "bm25_docs", "lucene", settings, store, kept_docs, len(old_ids))
-        stage["bm25_s"] = time.perf_counter() - t
-
-        # dense: old rows' vectors are reused, new ones come from the cache or the encoder
-        old_dense: DenseIndex | None = None
-        if base is not None and kept_rows:
-            old_dense = DenseIndex.load(base / "dense", mmap=not appended_only)
-            old_emb = np.asarray(
-                old_dense.embeddings[np.asarray(kept_rows, dtype=np.int64)], dtype=np.float16
-            )
-        else:
-            old_emb = np.zeros((0, encoder.dim), dtype=np.float16)
-
-        # the new documents, a batch at a time: chunk, tokenize chunks and whole documents (in
-        # parallel), store, add to BM25, embed. Nothing holds every new chunk's tokens at once.
-        for key in ("chunk_s", "tokenize_s", "embed_s"):
-            stage[key] = 0.0
-        # the default reranker's sentence vectors go to the embedding cache (not the index): they
-        # are keyed by text, so add/delete/merge need nothing, and a reranker finds them by text
-        embed_sentences = settings.embeds_sentence_vectors
-        if embed_sentences:
-            stage["sentence_embed_s"] = 0.0
-        new_parts: list[npt.NDArray[np.float16]] = []
-        n_new_chunks = n_embedded = n_sentences = n_sentences_embedded = 0
-        cache = EmbeddingCache(settings.embedding_cache_dir, encoder.model_id)
-        try:
-            with (
-                tqdm(total=len(new_docs), desc="index", unit="doc", disable=not show_progress) as bar,
-                bm25.appender() as chunk_terms,
-                doc_bm25.appender() as doc_terms,
-            ):
-                for batch in _batches(new_docs, INDEX_BATCH_CHARS):
-                    t = time.perf_counter()
-                    prepared = []
-                    for doc in batch:
-                        chunks = chunker.split(doc)
-                        texts = [passage_text(c, index_title(doc), settings.title_in_chunk) for c in chunks]
-                        prepared.append((doc, chunks, texts))
-                    stage["chunk_s"] += time.perf_counter() - t
-                    t = time.perf_counter()
-                    new_texts = [text for _, _, texts in prepared for text in texts]
-                    to_tokenize = new_texts + [f"{doc.title}\n{doc.text}" for doc, _, _ in prepared]
-                    joined = tokenize_parallel(tokenizer, to_tokenize, settings.index_workers)
-                    pos = 0
-                    for i, (doc, chunks, texts) in enumerate(prepared):
-                        tokens = joined[pos : pos + len(chunks)]
-                        pos += len(chunks)
-                        doc_tokens = joined[len(new_texts) + i]
-                        store.add(doc, chunks, tokens, [text_hash(x) for x in texts], doc_tokens)
-                        for x in tokens:
-                            chunk_terms.add(x.split(" ") if x else [])
-                        doc_terms.add(doc_tokens.split(" ") if doc_tokens else [])
-                    stage["tokenize_s"] += time.perf_counter() - t
-                    t = time.perf_counter()
-                    vecs, embedded = embed_with_cache(
-                        encoder, new_texts, cache, batch_size=max(64, settings.embed_batch_size)
-                    )
-                    new_parts.append(vecs)
-                    n_new_chunks += len(new_texts)
-                    n_embedded += embedded
-                    stage["embed_s"] += time.perf_counter() - t
-                    if embed_sentences:
-                        t = time.perf_counter()
-                        sentences = [
-                            s
-                            for _, chunks, _ in prepared
-                            for c in chunks
-                            for s in embedding_sentences(c.text)
-                        ]
-                        _, embedded = embed_with_cache(
-                            encoder, sentences, cache, batch_size=max(64, settings.embed_batch_size)
-                        )
-                        n_sentences += len(sentences)
-                        n_sentences_embedded += embedded
-                        stage["sentence_embed_s"] += time.perf_counter() - t
-                    bar.update(len(batch))
-        finally:
-            cache.close()
-        store.commit()
-        t = time.perf_counter()
-        bm25.merge_small_segments()
-        doc_bm25.merge_small_segments()
-        bm25.save(workdir / "bm25")
-        doc_bm25.save(workdir / "bm25_docs")
-        stage["bm25_s"] += time.perf_counter() - t
-
-        t = time.perf_counter()
-        new_emb = np.concatenate(new_parts) if new_parts else np.zeros((0, encoder.dim), dtype=np.float16)
-        del new_parts
-        if appended_only and old_dense is not None:
-            dense = old_dense  # grows in place: an IVF index is not retrained for an append
-            dense.extend(new_emb)
-        else:
-            emb: npt.NDArray[np.float16] = np.concatenate([old_emb, new_emb]) if len(old_emb) else new_emb
-            dense = DenseIndex(encoder.dim, nprobe=settings.ann_nprobe)
-            dense.build(emb)
-        dense.save(workdir / "dense")
-        stage["dense_s"] = time.perf_counter() - t
-
-        n_docs, n_chunks = store.count_documents(), store.count_chunks()
-        store.close()
-        if n_chunks != dense.size or n_chunks != bm25.size:
-            raise RuntimeError(
-                f"index parts disagree: {n_chunks} chunks, {bm25.size} BM25 rows, {dense.size} vectors"
-            )
-        manifest: dict[str, Any] = {
-            "format": INDEX_FORMAT,
-            "policyqa_version": __version__,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            **config,
-            "fingerprint": fingerprint,
-            "counts": {"documents": n_docs, "chunks": n_chunks},
-            "last_change": {
-                "added_documents": len(new_docs),
-                "removed_documents": len(drop_ids),
-                "new_chunks": n_new_chunks,
-                "embedded": n_embedded,
-                "embedding_cache_hits": n_new_chunks - n_embedded,
-                **(
-                    {"sentences": n_sentences, "sentences_embedded": n_sentences_embedded}
-                    if embed_sentences
-                    else {}
-                ),
-            },
-            "build_seconds": round(time.perf_counter() - t0, 3),
-            "stage_seconds": {k: round(v, 3) for k, v in stage.items()},
-        }
-        (workdir / "manifest.json").write_text(
-            json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8"
-        )
-        layout.commit(workdir)
-    except BaseException:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
-    logger.info(
-        "indexed %d documents, %d chunks (%d embedded, %d from cache) in %.1fs",
-        manifest["counts"]["documents"],
-        n_chunks,
-        n_embedded,
-        n_new_chunks - n_embedded,
-        manifest["build_seconds"],
-    )
-    return manifest
-
-
-def _batches(documents: Sequence[Document], max_chars: int) -> Iterator[Sequence[Document]]:
-    """Consecutive runs of documents of about ``max_chars`` characters each (at least one)."""
-    start, size = 0, 0
-    for i, doc in enumerate(documents):
-        size += len(doc.text)
-        if size >= max_chars:
-            yield documents[start : i + 1]
-            start, size = i + 1, 0
-    if start < len(documents):
-        yield documents[start:]
-
-
-def _base_bm25(
-    base: Path | None,
-    name: str,
-    method: str,
-    settings: Settings,
-    store: ChunkStore,
-    kept: Sequence[int],
-    old_count: int,
-) -> BM25Index:
-    """The BM25 index ``name`` that the new generation starts from: the base's minus dropped
-    rows (segments reused), or an empty one.
-
-    An index written by an older policyqa (another BM25 format) is rebuilt from the tokens the
-    store keeps (``store`` holds exactly the kept rows at this point), so updating it works.
-    """
-    if base is not None:
-        try:
-            index = BM25Index.load(base / name, mmap=True)
-        except (ValueError, FileNotFoundError, KeyError) as exc:
-            logger.info("rebuilding %s from the stored tokens (%s)", name, exc)
-        else:
-            if len(kept) != old_count:
-                keep = np.zeros(old_count, dtype=bool)
-                keep[np.asarray(kept, dtype=np.int64)] = True
-                index.drop_rows(keep)
-            return index
-    if base is not None:
-        return _bm25_from_store(store, name, method, settings)
-    return BM25Index(k1=settings.bm25_k1, b=settings.bm25_b, method=method)
-
-
-def _bm25_from_store(store: ChunkStore, name: str, method: str, settings: Settings) -> BM25Index:
-    """BM25 index ``name`` (chunks ``bm25`` or documents ``bm25_docs``) built from the tokens the
-    store keeps: how an index written in an older BM25 format is brought up to date."""
-    index = BM25Index(k1=settings.bm25_k1, b=settings.bm25_b, method=method)
-    index.build(store.iter_tokens() if name == "bm25" else store.iter_doc_tokens())
-    return index
-
-
-def _load_bm25(
-    gen: Path, name: str, method: str, settings: Settings, store: ChunkStore, mmap: bool
-) -> BM25Index:
-    """Load a generation's BM25 index; one in an older format is rebuilt in memory from the store."""
-    try:
-        return BM25Index.load(gen / name, mmap=mmap)
-    except ValueError as exc:
-        logger.warning(
-            "%s/%s was written by an older policyqa: rebuilt in memory from the stored tokens "
-            "(the next `policyqa index` on it stores the new format)",
-            gen,
-            name,
-        )
-        logger.debug("BM25 load error: %s", exc)
-    return _bm25_from_store(store, name, method, settings)
 
 
 def build_index(
@@ -462,20 +59,13 @@ def build_index(
     show_progress: bool = True,
     encoder: PassageEncoder | None = None,
 ) -> dict[str, Any]:
-    """Build a new index from ``documents`` (replacing any index there); returns the manifest.
-
-    With ``settings.backend == "milvus"`` the Milvus collections are (re)built instead.
-    """
+    """Build a new index from ``documents`` (replacing any index there); returns the manifest
+    (for Milvus: a summary of the rebuilt collections)."""
     if settings.backend == "milvus":
-        from policyqa.index.milvus import build_milvus_index
-
         return build_milvus_index(
             documents, settings, index_dir=index_dir, encoder=encoder, show_progress=show_progress
         )
-    docs = _dedupe(documents)
-    layout = IndexLayout(index_dir)
-    with layout.writer_lock():
-        return _write_generation(layout, settings, docs, set(), None, encoder, show_progress)
+    return build_embedded_index(documents, index_dir, settings, show_progress=show_progress, encoder=encoder)
 
 
 def add_documents(
@@ -488,15 +78,11 @@ def add_documents(
 ) -> dict[str, Any]:
     """Add documents to an existing index (a document whose id exists replaces it)."""
     if settings.backend == "milvus":
-        from policyqa.index.milvus import open_milvus_index
-
         with open_milvus_index(settings, index_dir=index_dir, encoder=encoder) as milvus:
             return milvus.add_documents(documents, show_progress=show_progress)
-    docs = _dedupe(documents)
-    layout = IndexLayout(index_dir)
-    with layout.writer_lock():
-        base = layout.current()
-        return _write_generation(layout, settings, docs, {d.id for d in docs}, base, encoder, show_progress)
+    return add_embedded_documents(
+        documents, index_dir, settings, show_progress=show_progress, encoder=encoder
+    )
 
 
 def delete_documents(
@@ -508,100 +94,9 @@ def delete_documents(
 ) -> dict[str, Any]:
     """Remove documents by id; unknown ids raise ``KeyError`` and change nothing."""
     if settings.backend == "milvus":
-        from policyqa.index.milvus import open_milvus_index
-
         with open_milvus_index(settings, index_dir=index_dir, encoder=encoder) as milvus:
             return milvus.delete_documents(doc_ids)
-    ids = list(dict.fromkeys(doc_ids))
-    layout = IndexLayout(index_dir)
-    with layout.writer_lock():
-        base = layout.current()
-        store = ChunkStore(base / "store.sqlite", readonly=True)
-        try:
-            missing = [i for i in ids if not store.has_document(i)]
-        finally:
-            store.close()
-        if missing:
-            raise KeyError(f"no document with id {', '.join(missing)} in the index")
-        return _write_generation(layout, settings, [], set(ids), base, encoder, show_progress=False)
-
-
-# -- reading ----------------------------------------------------------------------------------
-class Index:
-    """A loaded index generation with its retrievers (build with :func:`open_index`)."""
-
-    def __init__(
-        self,
-        root: Path,
-        generation: Path,
-        manifest: dict[str, Any],
-        settings: Settings,
-        store: ChunkStore,
-        bm25: BM25Index,
-        dense: DenseIndex,
-        tokenizer: ChineseTokenizer,
-        encoder: PassageEncoder,
-        doc_bm25: BM25Index | None = None,
-    ) -> None:
-        self.root = root
-        self.generation = generation
-        self.manifest = manifest
-        self.settings = settings
-        self.store = store
-        self.bm25 = bm25
-        self.dense = dense
-        self.tokenizer = tokenizer
-        self.encoder = encoder
-        self.doc_bm25 = doc_bm25
-        masks = MaskCache(store)
-        self._bm25 = BM25Retriever(store, bm25, tokenizer, masks, doc_index=doc_bm25)
-        self._dense = DenseRetriever(store, dense, encoder, masks)
-
-    def retriever(
-        self,
-        mode: str = "hybrid",
-        *,
-        fusion: str | None = None,
-        bm25_weight: float | None = None,
-        doc_weight: float | None = None,
-        rrf_k: int | None = None,
-        candidate_depth: int | None = None,
-    ) -> Retriever:
-        """The retriever for ``mode`` (bm25, dense or hybrid); hybrid options default to settings."""
-        if mode == "bm25":
-            return self._bm25
-        if mode == "dense":
-            return self._dense
-        if mode == "hybrid":
-            s = self.settings
-            return HybridRetriever(
-                self._bm25,
-                self._dense,
-                mode=FusionMode.from_str(fusion or s.fusion),
-                bm25_weight=s.bm25_weight if bm25_weight is None else bm25_weight,
-                doc_weight=s.doc_context_weight if doc_weight is None else doc_weight,
-                rrf_k=rrf_k or s.rrf_k,
-                candidate_depth=candidate_depth or s.candidate_depth,
-            )
-        raise ValueError(f"unknown search mode {mode!r}; choose one of: {', '.join(MODES)}")
-
-    @property
-    def version(self) -> str:
-        """The generation's name (what the service reports as the index version)."""
-        return self.generation.name
-
-    def close(self) -> None:
-        self.store.close()
-
-    def __enter__(self) -> Index:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-#: An open index of either backend.
-AnyIndex: TypeAlias = "Index | MilvusIndex"
+    return delete_embedded_documents(doc_ids, index_dir, settings, encoder=encoder)
 
 
 def open_index(
@@ -610,12 +105,10 @@ def open_index(
     *,
     encoder: PassageEncoder | None = None,
     mmap: bool = True,
-) -> AnyIndex:
-    """Open the index of ``settings.backend``: :func:`open_embedded_index`, or the Milvus
-    collections (checked against the encoder: another dimension asks for a rebuild)."""
+) -> EmbeddedIndex | MilvusIndex:
+    """Open the index of ``settings.backend``: the embedded index's current generation, or the
+    Milvus collections (checked against the encoder: another dimension asks for a rebuild)."""
     if settings.backend == "milvus":
-        from policyqa.index.milvus import open_milvus_index
-
         return open_milvus_index(settings, index_dir=index_dir, encoder=encoder)
     return open_embedded_index(index_dir, settings, encoder=encoder, mmap=mmap)
 
@@ -623,8 +116,6 @@ def open_index(
 def index_exists(index_dir: Path, settings: Settings) -> bool:
     """Whether there is an index to open (for milvus: whether its collections exist)."""
     if settings.backend == "milvus":
-        from policyqa.index.milvus import milvus_exists
-
         return milvus_exists(settings, index_dir=index_dir)
     return IndexLayout(index_dir).exists()
 
@@ -632,49 +123,5 @@ def index_exists(index_dir: Path, settings: Settings) -> bool:
 def describe_index(index_dir: Path, settings: Settings) -> dict[str, Any]:
     """The manifest of the current generation, or the Milvus collections' description."""
     if settings.backend == "milvus":
-        from policyqa.index.milvus import describe_milvus
-
         return describe_milvus(settings, index_dir=index_dir)
     return IndexLayout(index_dir).read_manifest()
-
-
-def open_embedded_index(
-    index_dir: Path,
-    settings: Settings,
-    *,
-    encoder: PassageEncoder | None = None,
-    mmap: bool = True,
-) -> Index:
-    """Load the current generation of an embedded index, with the encoder it was built with.
-
-    With ``mmap`` (the default) the BM25 postings and the float16 embeddings stay in their files
-    and are paged in as queries touch them: several processes serving one index share the pages,
-    and an IVF index (whose faiss structure holds its own copy of the vectors) does not keep a
-    second copy in memory.
-    """
-    layout = IndexLayout(index_dir)
-    gen = layout.current()
-    manifest = layout.read_manifest(gen)
-    tokenizer = ChineseTokenizer.from_settings(settings)
-    tokenizer.warm_up()
-    if tokenizer.config() != manifest.get("tokenizer"):
-        logger.warning(
-            "the tokenizer settings differ from those the index at %s was built with; "
-            "rebuild it for consistent BM25 results",
-            index_dir,
-        )
-    if encoder is None:
-        encoder = make_encoder(settings, model=manifest["model"]["name"])
-    _warm(encoder)
-    if encoder.dim != manifest["model"]["dim"]:
-        raise IndexVersionError(
-            f"the index was built with a {manifest['model']['dim']}-dimensional model "
-            f"({manifest['model']['name']}), the encoder gives {encoder.dim}; rebuild the index"
-        )
-    store = ChunkStore(gen / "store.sqlite", readonly=True)
-    bm25 = _load_bm25(
-        gen, "bm25", str(manifest.get("bm25", {}).get("method", "okapi")), settings, store, mmap
-    )
-    dense = DenseIndex.load(gen / "dense", mmap=mmap, nprobe=settings.ann_nprobe)
-    doc_bm25 = _load_bm25(gen, "bm25_docs", "lucene", settings, store, mmap)
-    return Index(Path(index_dir), gen, manifest, settings, store, bm25, dense, tokenizer, encoder, doc_bm25)

@@ -1,21 +1,28 @@
-"""Question answering over an open index: retrieve → rerank → extract the answer → check citations.
+"""The query pipeline: retrieve → rerank → extract the answer → check its citation.
 
-:func:`ask` is what ``policyqa ask`` (and the eval ``answer`` system) call; :func:`make_reranker`
-builds the rerank stage named by the settings, :func:`make_answerer` the span selector or the
-optional transformers reader.
+:class:`QAPipeline` is built and warmed once over an open index and used by everything that asks
+or searches: ``policyqa ask``, the service (``/search``, ``/ask`` and the chat page) and the
+benchmark suite. The search mode (bm25, dense, hybrid) is a parameter of each call.
+:func:`make_reranker` and :func:`make_answerer` build the stages the settings name.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
+from policyqa.index.base import OpenIndex
+from policyqa.index.encoder import encoder_for
 from policyqa.retriever.answer import Answer, CitationError, SpanSelector, no_answer, verify_answer
-from policyqa.retriever.base import Filters, Hit
+from policyqa.retriever.base import Filters, Hit, Retriever
+from policyqa.retriever.common import check_top_k
+from policyqa.retriever.factory import SEARCH_MODES, retriever_for
+from policyqa.retriever.reader import TransformersReader
+from policyqa.retriever.reader_adapter import BUILTIN_MAX_ANSWER_TOKENS, BUILTIN_READER
 from policyqa.retriever.rerank import (
     CrossEncoderReranker,
     FeatureReranker,
@@ -27,11 +34,11 @@ from policyqa.settings import Settings
 
 __all__ = [
     "Answerer",
-    "ask",
+    "QAPipeline",
     "make_answerer",
+    "make_reader",
     "make_reranker",
     "reranked_search",
-    "reranked_searcher",
     "span_evidence",
 ]
 
@@ -46,7 +53,7 @@ class Answerer(Protocol):
     def select(self, question: str, hits: Sequence[Hit]) -> Answer: ...
 
 
-def make_reranker(settings: Settings, index: Any = None) -> Reranker:
+def make_reranker(settings: Settings, index: OpenIndex | None = None) -> Reranker:
     """The rerank stage named by ``settings.reranker`` (not yet warmed up).
 
     ``sentence`` uses the open ``index``'s encoder (without one, the encoder the settings name);
@@ -57,19 +64,17 @@ def make_reranker(settings: Settings, index: Any = None) -> Reranker:
         return NoReranker()
     if kind == "sentence":
         feature_model = Path(settings.rerank_model) if settings.rerank_model else None
-        if index is not None and getattr(index, "encoder", None) is not None:
+        if index is not None:
             return SentenceReranker.for_index(
                 index, settings.rerank_sentence_weight, settings.rerank_feature_weight, feature_model
             )
-        from policyqa.pipeline import make_encoder
-
         features = (
             FeatureReranker(model_path=feature_model, depth=settings.candidate_depth)
             if settings.rerank_feature_weight > 0
             else None
         )
         return SentenceReranker(
-            make_encoder(settings),
+            encoder_for(settings),
             settings.embedding_cache_dir,
             settings.rerank_sentence_weight,
             True,
@@ -94,10 +99,8 @@ def make_reranker(settings: Settings, index: Any = None) -> Reranker:
     return FeatureReranker.for_index(index, model_path)
 
 
-def _reader(settings: Settings, model: str) -> Any:
-    from policyqa.retriever.reader import TransformersReader
-    from policyqa.retriever.reader_adapter import BUILTIN_MAX_ANSWER_TOKENS, BUILTIN_READER
-
+def make_reader(settings: Settings, model: str) -> TransformersReader:
+    """A transformers QA reader (``builtin`` or a local model path) as the settings run it."""
     return TransformersReader(
         model,
         passages=settings.answer_passages,
@@ -110,45 +113,39 @@ def _reader(settings: Settings, model: str) -> Any:
 
 
 def span_evidence(
-    settings: Settings, index: Any, *, sentences: bool = True, reader: bool = True
-) -> tuple[Any, Any]:
+    settings: Settings, index: OpenIndex | None, *, sentences: bool = True, reader: bool = True
+) -> tuple[SentenceReranker | None, TransformersReader | None]:
     """What a boosted span model reads besides the spans: the sentence scorer over ``index``'s
-    encoder (None without one) and the builtin reader (not yet loaded); each only if asked for."""
-    from policyqa.retriever.reader_adapter import BUILTIN_READER
-
-    encoder = getattr(index, "encoder", None)
+    encoder (None without an index) and the builtin reader (not yet loaded); each only if asked."""
     scorer = (
-        SentenceReranker(encoder, settings.embedding_cache_dir, feature_weight=0.0)
-        if sentences and encoder is not None
+        SentenceReranker(index.encoder, settings.embedding_cache_dir, feature_weight=0.0)
+        if sentences and index is not None
         else None
     )
-    return scorer, _reader(settings, BUILTIN_READER) if reader else None
+    return scorer, make_reader(settings, BUILTIN_READER) if reader else None
 
 
-def make_answerer(settings: Settings, index: Any = None) -> Answerer:
+def make_answerer(settings: Settings, index: OpenIndex | None = None) -> Answerer:
     """The span selector (narrowed by ``settings.answer_narrow_reader`` when set), or the
     transformers reader when ``settings.answer_reader`` is set."""
     if settings.answer_reader:
-        reader: Answerer = _reader(settings, settings.answer_reader)
-        return reader
-    from policyqa.retriever.reader_adapter import BUILTIN_READER
-
+        return make_reader(settings, settings.answer_reader)
     choice = settings.answer_span_model
     sentences, span_reader = None, None
-    if choice != "linear" and getattr(index, "encoder", None) is not None:
+    if choice != "linear" and index is not None:
         sentences, span_reader = span_evidence(settings, index)
     narrow_reader = None
     if settings.answer_narrow_reader:
         # one builtin reader serves both (the same model, loaded once)
         same = settings.answer_narrow_reader == BUILTIN_READER and span_reader is not None
-        narrow_reader = span_reader if same else _reader(settings, settings.answer_narrow_reader)
+        narrow_reader = span_reader if same else make_reader(settings, settings.answer_narrow_reader)
     return SpanSelector(
-        getattr(index, "tokenizer", None),
-        getattr(index, "bm25", None),
+        index.tokenizer if index is not None else None,
+        index.bm25 if index is not None else None,
         passages=settings.answer_passages,
         min_confidence=settings.answer_min_confidence,
         narrow=settings.answer_narrow,
-        documents=getattr(index, "store", None),
+        documents=index.store if index is not None else None,
         narrow_reader=narrow_reader,
         model_path=Path(choice) if choice and choice != "linear" else None,
         sentences=sentences,
@@ -158,53 +155,23 @@ def make_answerer(settings: Settings, index: Any = None) -> Answerer:
 
 
 def reranked_search(
-    index: Any,
+    retriever: Retriever,
     query: str,
     reranker: Reranker,
     *,
     candidates: int,
     top_k: int,
     filters: Filters | None = None,
-    retriever: Any = None,
 ) -> list[Hit]:
-    """Hybrid top-``candidates`` re-ordered by ``reranker``; the top ``top_k`` come back.
+    """``retriever``'s top-``candidates`` re-ordered by ``reranker``; the top ``top_k`` come back.
 
-    When ``top_k`` exceeds ``candidates`` the hybrid hits beyond the rerank window follow the
-    reranked ones in their hybrid order (ranks continue).
+    When ``top_k`` exceeds ``candidates`` the hits beyond the rerank window follow the reranked
+    ones in the retriever's order (ranks continue).
     """
-    retriever = retriever or index.retriever("hybrid")
     hits: list[Hit] = retriever.search(query, top_k=max(candidates, top_k), filters=filters)
     head = reranker.rerank(query, hits[:candidates])
     tail = [h.with_rank(len(head) + i) for i, h in enumerate(hits[candidates:], start=1)]
     return (head + tail)[:top_k]
-
-
-def reranked_searcher(index: Any, settings: Settings, top_k: int | None = None) -> Callable[[str], list[Hit]]:
-    """A query → reranked hits callable (the hybrid retriever and the warmed reranker built once):
-    :func:`reranked_search` with ``settings.rerank_candidates`` candidates and ``top_k`` hits
-    (default: the candidates)."""
-    reranker = make_reranker(settings, index)
-    reranker.warm_up()
-    retriever = index.retriever("hybrid")
-    depth = settings.rerank_candidates if top_k is None else top_k
-
-    def search(query: str) -> list[Hit]:
-        return reranked_search(
-            index, query, reranker, candidates=settings.rerank_candidates, top_k=depth, retriever=retriever
-        )
-
-    return search
-
-
-def _check(index: Any, answer: Answer) -> Answer:
-    """Mechanical citation check: the answer must be its document's text at its offsets."""
-    if answer.no_answer or answer.doc_id is None:
-        return answer
-    doc = index.store.get_document(answer.doc_id)
-    if doc is None:
-        raise CitationError(f"answer cites document {answer.doc_id}, which is not in the index")
-    verify_answer(answer, doc.text)
-    return answer
 
 
 class _Timer:
@@ -218,64 +185,124 @@ class _Timer:
         self._t = now
 
 
-def ask(
-    index: Any,
-    question: str,
-    settings: Settings,
-    *,
-    top_k: int = 5,
-    filters: Filters | None = None,
-    reranker: Reranker | None = None,
-    answerer: Answerer | None = None,
-    explain: bool = False,
-) -> Answer:
-    """Answer ``question`` from the open ``index``.
+class QAPipeline:
+    """The query pipeline over one open index, built once and warmed once.
 
-    :param top_k: passages returned as citations (the answer is searched in the top
-        ``settings.answer_passages``).
-    :param reranker: the rerank stage (default: :func:`make_reranker`); pass one to reuse it.
+    :param index: the open index (either backend).
+    :param settings: the settings of the stages (default: the index's); they may differ from
+        the index's in what does not change the index (the reranker, the answer stage …).
+    :param reranker: the rerank stage (default: :func:`make_reranker`).
     :param answerer: the span selector or reader (default: :func:`make_answerer`).
-    :param explain: keep every passage's score breakdown in ``Answer.passages`` (it is kept
-        anyway; the flag only documents intent for callers that print it).
-    :raises ValueError: an empty question or a bad ``top_k``.
-    :raises CitationError: an answer whose offsets do not reproduce it (a bug, never hidden).
     """
-    q = question.strip() if isinstance(question, str) else ""
-    if not q:
-        raise ValueError("the question is empty: ask something, e.g. 稳岗返还的比例是多少？")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
-    timer = _Timer()
-    reranker = reranker or make_reranker(settings, index)
-    answerer = answerer or make_answerer(settings, index)
-    depth = max(top_k, settings.answer_passages)
-    hits = reranked_search(
-        index, q, reranker, candidates=max(settings.rerank_candidates, depth), top_k=depth, filters=filters
-    )
-    timer.lap("retrieve_rerank")
-    answer = no_answer(q, []) if not hits else answerer.select(q, hits)
-    timer.lap("answer")
-    answer = _check(index, answer)
-    cut = answer.citations[:top_k]
-    if answer.citation is not None and answer.citation > top_k:
-        cut = (*cut, answer.citations[answer.citation - 1])
-    logger.debug("ask %r: %s (%.2f)", q, answer.text[:40], answer.confidence)
-    return replace(
-        answer,
-        citations=cut,
-        passages=answer.passages[:top_k] if not explain else answer.passages,
-        timings_ms=dict(timer.marks),
-    )
 
+    def __init__(
+        self,
+        index: OpenIndex,
+        settings: Settings | None = None,
+        *,
+        reranker: Reranker | None = None,
+        answerer: Answerer | None = None,
+    ) -> None:
+        self.index = index
+        self.settings = settings or index.settings
+        self.reranker = reranker or make_reranker(self.settings, index)
+        self.answerer = answerer or make_answerer(self.settings, index)
+        self._retrievers: dict[str, Retriever] = {}
 
-def answer_fn(index: Any, settings: Settings) -> Callable[[str], Answer]:
-    """A question → answer callable with the reranker and answerer built (and warmed) once."""
-    reranker = make_reranker(settings, index)
-    answerer = make_answerer(settings, index)
-    reranker.warm_up()
-    answerer.warm_up()
+    def warm_up(self) -> None:
+        """Load the reranker's and the answer stage's models (the index's are loaded already)."""
+        self.reranker.warm_up()
+        self.answerer.warm_up()
 
-    def run(question: str) -> Answer:
-        return ask(index, question, settings, reranker=reranker, answerer=answerer)
+    def retriever(self, mode: str = "hybrid") -> Retriever:
+        """The retriever of ``mode`` (bm25, dense or hybrid; ``ValueError`` for another)."""
+        found = self._retrievers.get(mode)
+        if found is None:
+            found = retriever_for(self.index, mode)
+            self._retrievers[mode] = found
+        return found
 
-    return run
+    def search(
+        self, query: str, *, mode: str = "hybrid", top_k: int = 10, filters: Filters | None = None
+    ) -> list[Hit]:
+        """Passages for ``query``, best first, as ``mode`` ranks them (no reranking)."""
+        return self.retriever(mode).search(query, top_k=top_k, filters=filters)
+
+    def reranked(
+        self,
+        query: str,
+        *,
+        mode: str = "hybrid",
+        top_k: int | None = None,
+        filters: Filters | None = None,
+    ) -> list[Hit]:
+        """``mode``'s top ``settings.rerank_candidates`` passages reranked, then the rest of its
+        list: ``top_k`` in all (default: the rerank window)."""
+        window = self.settings.rerank_candidates
+        return reranked_search(
+            self.retriever(mode),
+            query,
+            self.reranker,
+            candidates=window,
+            top_k=window if top_k is None else top_k,
+            filters=filters,
+        )
+
+    def ask(
+        self,
+        question: str,
+        *,
+        mode: str = "hybrid",
+        top_k: int = 5,
+        filters: Filters | None = None,
+        explain: bool = False,
+    ) -> Answer:
+        """The answer to ``question``, verbatim from a document, with numbered citations.
+
+        :param mode: the retrieval that finds the candidate passages (then reranked).
+        :param top_k: passages returned as citations (the answer is searched in the top
+            ``settings.answer_passages``).
+        :param explain: keep every passage's score breakdown in ``Answer.passages``.
+        :raises ValueError: an empty question, a bad ``top_k`` or an unknown mode.
+        :raises CitationError: an answer whose offsets do not reproduce it (a bug, never hidden).
+        """
+        q = question.strip() if isinstance(question, str) else ""
+        if not q:
+            raise ValueError("the question is empty: ask something, e.g. 稳岗返还的比例是多少？")
+        check_top_k(top_k)
+        if mode not in SEARCH_MODES:
+            raise ValueError(f"unknown search mode {mode!r}; choose one of: {', '.join(SEARCH_MODES)}")
+        timer = _Timer()
+        depth = max(top_k, self.settings.answer_passages)
+        hits = reranked_search(
+            self.retriever(mode),
+            q,
+            self.reranker,
+            candidates=max(self.settings.rerank_candidates, depth),
+            top_k=depth,
+            filters=filters,
+        )
+        timer.lap("retrieve_rerank")
+        answer = no_answer(q, []) if not hits else self.answerer.select(q, hits)
+        timer.lap("answer")
+        answer = self._check(answer)
+        cut = answer.citations[:top_k]
+        if answer.citation is not None and answer.citation > top_k:
+            cut = (*cut, answer.citations[answer.citation - 1])
+        logger.debug("ask %r: %s (%.2f)", q, answer.text[:40], answer.confidence)
+        return replace(
+            answer,
+            citations=cut,
+            passages=answer.passages[:top_k] if not explain else answer.passages,
+            timings_ms=dict(timer.marks),
+        )
+
+    def _check(self, answer: Answer) -> Answer:
+        """Mechanical citation check: the answer must be its document's text at its offsets."""
+        if answer.no_answer or answer.doc_id is None:
+            return answer
+        doc = self.index.store.get_document(answer.doc_id)
+        if doc is None:
+            raise CitationError(f"answer cites document {answer.doc_id}, which is not in the index")
+        verify_answer(answer, doc.text)
+        return answer

@@ -1,8 +1,9 @@
 """The service layer shared by the HTTP API and the chat page.
 
-:class:`QAService` owns the open :class:`~policyqa.pipeline.Index` of one index directory and
-everything both front ends do with it: search, ask, list/show/add/delete documents, health and
-statistics. It is safe to call from many threads at once:
+:class:`QAService` owns the open index (an :class:`~policyqa.index.base.OpenIndex`) of one index
+directory, with its :class:`~policyqa.qa.QAPipeline`, and everything both front ends do with it:
+search, ask (through a bounded answer queue, :mod:`policyqa.workqueue`), list/show/add/delete
+documents, health and statistics. It is safe to call from many threads at once:
 
 - Readers *lease* the current index for the length of one call (:meth:`QAService.index`).
 - Writers (adds, deletes) are serialised by a lock (and, across processes, by the index
@@ -35,13 +36,16 @@ from policyqa import __version__, pipeline
 from policyqa.conversation import contextualize
 from policyqa.corpus.models import Chunk, Document
 from policyqa.corpus.uploads import FileStatus, NewDocument, UploadedFile, read_uploads
+from policyqa.index.base import OpenIndex
 from policyqa.index.dense import PassageEncoder
+from policyqa.index.encoder import encoder_for
+from policyqa.index.milvus import MilvusBackendError
+from policyqa.qa import QAPipeline
 from policyqa.retriever.base import Filters, Hit
 from policyqa.settings import Settings
 from policyqa.workqueue import ServiceBusyError, WorkQueue
 
 if TYPE_CHECKING:
-    from policyqa.pipeline import AnyIndex
     from policyqa.retriever.answer import Answer
 
 __all__ = [
@@ -144,29 +148,25 @@ class WriteResult:
 
 # -- the service ------------------------------------------------------------------------------
 class _Lease:
-    """An open index, the number of calls using it, and its answer stages (built on first use)."""
+    """An open index, the number of calls using it, and its query pipeline (warmed on first use)."""
 
-    __slots__ = ("_qa_lock", "index", "qa", "refs", "retired")
+    __slots__ = ("_lock", "_warm", "index", "pipeline", "refs", "retired")
 
-    def __init__(self, index: AnyIndex) -> None:
+    def __init__(self, index: OpenIndex, settings: Settings) -> None:
         self.index = index
         self.refs = 0
         self.retired = False
-        self.qa: tuple[Any, Any] | None = None
-        self._qa_lock = threading.Lock()
+        self.pipeline = QAPipeline(index, settings)
+        self._warm = False
+        self._lock = threading.Lock()
 
-    def answer_stages(self, settings: Settings) -> tuple[Any, Any]:
-        """The reranker and answerer for this index, built and warmed once."""
-        with self._qa_lock:
-            if self.qa is None:
-                from policyqa.qa import make_answerer, make_reranker
-
-                reranker = make_reranker(settings, self.index)
-                answerer = make_answerer(settings, self.index)
-                reranker.warm_up()
-                answerer.warm_up()
-                self.qa = (reranker, answerer)
-            return self.qa
+    def warmed(self) -> QAPipeline:
+        """The query pipeline with its answer models loaded (once)."""
+        with self._lock:
+            if not self._warm:
+                self.pipeline.warm_up()
+                self._warm = True
+            return self.pipeline
 
 
 class QAService:
@@ -251,7 +251,7 @@ class QAService:
         # question; searches are served meanwhile, and a failure here is retried by /ask
         try:
             if lease is not None:
-                lease.answer_stages(self.settings)
+                lease.warmed()
         except Exception as exc:
             logger.warning("answer models not loaded at start-up (%s): /ask loads them", exc)
 
@@ -269,7 +269,7 @@ class QAService:
         with contextlib.suppress(Exception):  # recorded in the state and logged by warm_up
             self.warm_up()
 
-    def _open_or_build(self) -> AnyIndex:
+    def _open_or_build(self) -> OpenIndex:
         if self._build_demo and not pipeline.index_exists(self.index_dir, self.settings):
             self._state = ServiceState.BUILDING
             self._build_demo_index()
@@ -289,7 +289,7 @@ class QAService:
             len(documents),
         )
         if self._encoder is None:
-            self._encoder = pipeline.make_encoder(self.settings)
+            self._encoder = encoder_for(self.settings)
         manifest = pipeline.build_index(
             documents,
             self.index_dir,
@@ -315,9 +315,9 @@ class QAService:
                 self._retire(lease)
 
     # -- leases -----------------------------------------------------------------------------
-    def _swap(self, index: AnyIndex) -> None:
+    def _swap(self, index: OpenIndex) -> None:
         with self._lock:
-            old, self._current = self._current, _Lease(index)
+            old, self._current = self._current, _Lease(index, self.settings)
             if old is not None:
                 self._retire(old)
 
@@ -349,7 +349,7 @@ class QAService:
                     lease.index.close()
 
     @contextlib.contextmanager
-    def index(self) -> Iterator[AnyIndex]:
+    def index(self) -> Iterator[OpenIndex]:
         """Lease the current index for the length of the ``with`` block."""
         with self._leased() as lease:
             yield lease.index
@@ -397,12 +397,12 @@ class QAService:
     ) -> SearchResult:
         """Rank passages for ``query``; raises ``ValueError`` for an empty query or a bad mode."""
         k = self.settings.top_k if top_k is None else top_k
-        with self.index() as index:
-            retriever = index.retriever(mode)
+        with self._leased() as lease:
+            retriever = lease.pipeline.retriever(mode)
             t0 = time.perf_counter()
             hits = retriever.search(query, top_k=k, filters=filters)
             took = (time.perf_counter() - t0) * 1000
-            return SearchResult(query.strip(), mode, k, hits, took, index.version)
+            return SearchResult(query.strip(), mode, k, hits, took, lease.index.version)
 
     def ask(
         self,
@@ -466,23 +466,11 @@ class QAService:
         explain: bool,
     ) -> AskResult:
         """Answer now, on the calling thread (an answer-queue worker)."""
-        from policyqa.qa import ask
-
         searched = contextualize(question, history, self.settings.max_query_chars)
         with self._leased() as lease:
-            reranker, answerer = lease.answer_stages(self.settings)
+            qa = lease.warmed()
             t0 = time.perf_counter()
-            index: Any = lease.index if mode == "hybrid" else _ModeView(lease.index, mode)
-            answer = ask(
-                index,
-                searched,
-                self.settings,
-                top_k=top_k,
-                filters=filters,
-                reranker=reranker,
-                answerer=answerer,
-                explain=explain,
-            )
+            answer = qa.ask(searched, mode=mode, top_k=top_k, filters=filters, explain=explain)
             took = (time.perf_counter() - t0) * 1000
             return AskResult(question.strip(), searched, answer, took, lease.index.version)
 
@@ -636,30 +624,8 @@ class QAService:
 
 
 def _is_milvus_error(exc: BaseException) -> bool:
-    if type(exc).__module__.startswith("pymilvus"):
-        return True
-    if type(exc).__name__ != "MilvusBackendError":  # the backend is not loaded unless used
-        return False
-    from policyqa.index.milvus import MilvusBackendError
-
-    return isinstance(exc, MilvusBackendError)
+    return isinstance(exc, MilvusBackendError) or type(exc).__module__.startswith("pymilvus")
 
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
-
-
-class _ModeView:
-    """The index, with ``retriever()`` answering the chosen mode: ``policyqa.qa.ask`` always
-    retrieves with ``index.retriever("hybrid")``."""
-
-    def __init__(self, index: AnyIndex, mode: str) -> None:
-        index.retriever(mode)  # an unknown mode raises ValueError here
-        self._index = index
-        self._mode = mode
-
-    def retriever(self, mode: str = "hybrid", **options: Any) -> Any:
-        return self._index.retriever(self._mode)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._index, name)

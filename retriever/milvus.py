@@ -30,7 +30,7 @@ from policyqa.index.milvus import bigram_text, bm25_text, date_int, quote, strin
 
 from .base import Filters, Hit
 from .common import check_query, check_top_k
-from .hybrid import RRF_K, FusionMode, _minmax, _zscore, check_fusion_options
+from .fusion import RRF_K, FusionMode, check_fusion_options, fuse, top_order
 
 if TYPE_CHECKING:
     from policyqa.index.milvus import MilvusIndex
@@ -500,28 +500,25 @@ class MilvusHybridRetriever(_MilvusBase):
         de_map.update(self.dense_of(qvec, missing_d))
         bm = np.array([bm_map.get(c, 0.0) for c in union], dtype=np.float32)
         de = np.array([de_map.get(c, 0.0) for c in union], dtype=np.float32)
-        w = self.bm25_weight
         doc_scores: npt.NDArray[np.float32] | None = None
-        if self.mode is FusionMode.RRF:
-            fused = np.array(
-                [
-                    (w / (self.rrf_k + b_rank[c]) if c in b_rank else 0.0)
-                    + ((1 - w) / (self.rrf_k + d_rank[c]) if c in d_rank else 0.0)
-                    for c in union
-                ],
-                dtype=np.float64,
+        if self.mode is not FusionMode.RRF and self.doc_weight > 0:
+            docs = self.doc_bm25_of(query, sorted({str(entities[c]["doc_id"]) for c in union}))
+            doc_scores = np.array(
+                [docs.get(str(entities[c]["doc_id"]), 0.0) for c in union], dtype=np.float32
             )
-        else:
-            norm = _zscore if self.mode is FusionMode.ZSCORE else _minmax
-            fused = (w * norm(bm) + (1 - w) * norm(de)).astype(np.float64)
-            if self.doc_weight > 0:
-                docs = self.doc_bm25_of(query, sorted({str(entities[c]["doc_id"]) for c in union}))
-                doc_scores = np.array(
-                    [docs.get(str(entities[c]["doc_id"]), 0.0) for c in union], dtype=np.float32
-                )
-                fused = (1 - self.doc_weight) * fused + self.doc_weight * norm(doc_scores).astype(np.float64)
+        fused = fuse(
+            bm,
+            de,
+            np.array([b_rank.get(c, 0) for c in union], dtype=np.int64),
+            np.array([d_rank.get(c, 0) for c in union], dtype=np.int64),
+            doc_scores,
+            mode=self.mode,
+            bm25_weight=self.bm25_weight,
+            doc_weight=self.doc_weight,
+            rrf_k=self.rrf_k,
+        )
         keys = np.array([order_key[c] for c in union], dtype=np.int64)
-        order = np.lexsort((keys, -fused))[:top_k]
+        order = top_order(fused, keys, top_k)
         hits: list[Hit] = []
         for rank, i in enumerate(order.tolist(), start=1):
             c = union[i]

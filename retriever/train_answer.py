@@ -119,12 +119,14 @@ def collect_spans(
     from tqdm.auto import tqdm
 
     from policyqa.eval.metrics import char_f1, contains_answer
-    from policyqa.qa import reranked_searcher, span_evidence
+    from policyqa.qa import QAPipeline, span_evidence
 
     uses_reader = READER_SPAN_FEATURES[0] in feature_set
     if fold_readers and not uses_reader:
         raise ValueError("fold readers need a feature set with the reader's logits (--kind boosted)")
-    search = reranked_searcher(index, settings)
+    qa = QAPipeline(index, settings)
+    qa.reranker.warm_up()
+    search = qa.reranked
     sentences, span_reader = span_evidence(
         settings,
         index,

@@ -73,15 +73,16 @@ def collect_beir_examples(
     """Positives and negatives from the passages ``ask`` reads for each question."""
     from tqdm.auto import tqdm
 
-    from policyqa.qa import reranked_searcher
+    from policyqa.qa import QAPipeline
 
-    search = reranked_searcher(index, settings)
+    qa = QAPipeline(index, settings)
+    qa.reranker.warm_up()
     out: list[ReaderExample] = []
     for qid, text in tqdm(queries.items(), desc="passages", disable=not show_progress):
         gold = spans.get(qid, [])
         if not gold:
             continue
-        hits = search(text)[: settings.answer_passages]
+        hits = qa.reranked(text)[: settings.answer_passages]
         passages = [(h.chunk_id, h.doc_id, h.text, h.start, h.end) for h in hits]
         seen = {p[0] for p in passages}
         for doc_id, a, _b in gold:
@@ -208,9 +209,10 @@ def calibrate_threshold(
     import numpy as np
     from tqdm.auto import tqdm
 
-    from policyqa.qa import reranked_searcher
+    from policyqa.qa import QAPipeline
 
-    search = reranked_searcher(index, settings)
+    qa = QAPipeline(index, settings)
+    qa.reranker.warm_up()
     conf_ans: list[float] = []
     right: list[bool] = []
     conf_un: list[float] = []
@@ -218,7 +220,7 @@ def calibrate_threshold(
         gold = spans.get(qid, [])
         if not gold:
             continue
-        hits = search(text)
+        hits = qa.reranked(text)
         ans = reader.select(text, hits)
         conf_ans.append(float(ans.confidence))
         right.append(

@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from policyqa.retriever.base import Hit
+from policyqa.retriever.factory import retriever_for
 from policyqa.retriever.rerank import (
     FEATURE_NAMES,
     FeatureModel,
@@ -101,7 +102,7 @@ def collect_candidates(
     """Hybrid top-``window`` candidates of each question with features and labels."""
     from tqdm.auto import tqdm
 
-    retriever = index.retriever("hybrid")
+    retriever = retriever_for(index, "hybrid")
     reranker = FeatureReranker.for_index(index)
     out: list[QueryCandidates] = []
     for qid, text in tqdm(queries.items(), desc="candidates", disable=not show_progress):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from policyqa.pipeline import Index, build_index, open_index
+from policyqa.index.embedded import EmbeddedIndex as Index
+from policyqa.pipeline import build_index, open_index
 from policyqa.settings import Settings
 from tests.helpers import HashingEncoder, fixture_documents
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -164,3 +164,19 @@ def learnable_span_groups(n: int = 60, seed: int = 0, *, positions: bool = True)
         where = tuple((f"d{q}", 10 * i, 10 * i + 5) for i in range(6)) if positions else ()
         out.append(SpanGroup(f"q{q}", x, f1, co, co.copy(), wrong, where))
     return out
+
+
+#: Every module that makes the settings' encoder (``policyqa.index.encoder.encoder_for``).
+ENCODER_MAKERS = (
+    "policyqa.index.embedded.encoder_for",
+    "policyqa.index.milvus.encoder_for",
+    "policyqa.qa.encoder_for",
+    "policyqa.service.encoder_for",
+)
+
+
+def use_hashing_encoder(monkeypatch: Any, dim: int = 256) -> None:
+    """Make every stage that builds the settings' encoder build a :class:`HashingEncoder`
+    instead (no model to load), as a CLI run or a service would."""
+    for target in ENCODER_MAKERS:
+        monkeypatch.setattr(target, lambda settings, model=None: HashingEncoder(dim))

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import policyqa.pipeline as pipeline
 from policyqa.ask_cli import add_ask_parser, run_ask_command
 from policyqa.pipeline import build_index
 from policyqa.settings import Settings
-from tests.helpers import HashingEncoder, fixture_documents
+from tests.helpers import HashingEncoder, fixture_documents, use_hashing_encoder
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +24,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(autouse=True)
 def _hashing_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pipeline, "make_encoder", lambda settings, model=None: HashingEncoder())
+    use_hashing_encoder(monkeypatch)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

@@ -17,7 +17,7 @@ import pytest
 from policyqa import pipeline
 from policyqa.cli import main
 from policyqa.settings import Settings
-from tests.helpers import HashingEncoder, milvus_settings
+from tests.helpers import HashingEncoder, milvus_settings, use_hashing_encoder
 
 if importlib.util.find_spec("pymilvus") is None or importlib.util.find_spec("milvus_lite") is None:
     pytest.skip(
@@ -53,7 +53,7 @@ def _env(mp: pytest.MonkeyPatch, root: Path, backend: str, dim: int = 256, **ext
     }
     for name, value in values.items():
         mp.setenv(name, value)
-    mp.setattr(pipeline, "make_encoder", lambda settings, model=None: HashingEncoder(dim))
+    use_hashing_encoder(mp, dim)
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

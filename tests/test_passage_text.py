@@ -8,7 +8,8 @@ import numpy as np
 import numpy.typing as npt
 
 from policyqa.corpus.models import Chunk, Document
-from policyqa.pipeline import build_index, index_title, passage_text
+from policyqa.index.ingest import index_title, passage_text
+from policyqa.pipeline import build_index
 from policyqa.settings import Settings
 from tests.helpers import HashingEncoder
 

@@ -12,6 +12,7 @@ import pytest
 from policyqa.corpus.models import DocMeta, Document
 from policyqa.index.layout import IndexLayout, IndexNotFoundError, IndexVersionError
 from policyqa.pipeline import add_documents, build_index, delete_documents, open_index
+from policyqa.retriever.factory import retriever_for
 from policyqa.settings import Settings
 from tests.helpers import HashingEncoder, fixture_documents
 
@@ -25,7 +26,7 @@ NEW_DOC = Document(
 
 def _ids(index_dir, settings, enc, query="惠企政策免申即享", mode="hybrid"):  # type: ignore[no-untyped-def]
     with open_index(index_dir, settings, encoder=enc) as idx:
-        return [h.doc_id for h in idx.retriever(mode).search(query, top_k=5)]
+        return [h.doc_id for h in retriever_for(idx, mode).search(query, top_k=5)]
 
 
 def test_build_writes_a_manifest(settings: Settings) -> None:
@@ -62,7 +63,7 @@ def test_add_documents_is_incremental(settings: Settings) -> None:
     assert _ids(settings.index_dir, settings, enc)[0] == "n01"
     # old documents are still found, with the same offsets
     with open_index(settings.index_dir, settings, encoder=enc) as idx:
-        hit = idx.retriever("bm25").search("稳岗返还", top_k=1)[0]
+        hit = retriever_for(idx, "bm25").search("稳岗返还", top_k=1)[0]
         doc = idx.store.get_document(hit.doc_id)
         assert doc is not None and doc.text[hit.start : hit.end] == hit.text
 
@@ -213,11 +214,11 @@ def test_an_interrupted_build_resumes_from_what_was_embedded(settings: Settings)
 def test_batched_indexing_equals_one_batch(
     settings: Settings, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    import policyqa.pipeline as pipeline
+    import policyqa.index.ingest as ingest
 
     enc = HashingEncoder()
     build_index(fixture_documents(), settings.index_dir, settings, show_progress=False, encoder=enc)
-    monkeypatch.setattr(pipeline, "INDEX_BATCH_CHARS", 50)  # about a document per batch
+    monkeypatch.setattr(ingest, "INDEX_BATCH_CHARS", 50)  # about a document per batch
     small = settings.model_copy(update={"index_dir": tmp_path / "batched"})
     build_index(fixture_documents(), small.index_dir, small, show_progress=False, encoder=enc)
     with (
@@ -229,6 +230,6 @@ def test_batched_indexing_equals_one_batch(
         for q in ["稳岗返还", "惠企政策", "市南区 总部型企业"]:
             toks = one.tokenizer.terms(q)
             np.testing.assert_array_equal(one.bm25.scores(toks), many.bm25.scores(toks))
-            assert [h.chunk_id for h in one.retriever("hybrid").search(q)] == [
-                h.chunk_id for h in many.retriever("hybrid").search(q)
+            assert [h.chunk_id for h in retriever_for(one, "hybrid").search(q)] == [
+                h.chunk_id for h in retriever_for(many, "hybrid").search(q)
             ]

@@ -17,6 +17,7 @@ from policyqa.conversation import contextualize, is_follow_up
 from policyqa.corpus.models import Document
 from policyqa.corpus.uploads import NewDocument, safe_filename
 from policyqa.pipeline import build_index
+from policyqa.retriever.factory import retriever_for
 from policyqa.service import QAService, ServiceNotReadyError, ServiceState
 from policyqa.settings import Settings
 from tests.helpers import HashingEncoder, fixture_documents
@@ -70,7 +71,7 @@ def test_readers_never_see_a_half_written_index(svc: QAService) -> None:
             while not stop.is_set():
                 with svc.index() as index:
                     seen[index.generation.name] = index
-                    hits = index.retriever("hybrid").search("稳岗返还 海洋牧场", top_k=8)
+                    hits = retriever_for(index, "hybrid").search("稳岗返还 海洋牧场", top_k=8)
                     for h in hits:
                         doc = index.store.get_document(h.doc_id)
                         assert doc is not None and doc.text[h.start : h.end] == h.text

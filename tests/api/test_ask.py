@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from policyqa.qa import ask
+from policyqa.qa import QAPipeline
 from policyqa.service import QAService
 from tests.api.conftest import assert_error
 
@@ -37,7 +37,7 @@ def test_same_answer_as_the_answer_module(client: TestClient, service: QAService
     question = "小规模纳税人增值税怎么减免？"
     body = client.post("/ask", json={"question": question, "top_k": 4}).json()
     with service.index() as index:
-        expected = ask(index, question, service.settings, top_k=4)
+        expected = QAPipeline(index, service.settings).ask(question, top_k=4)
     assert body["answer"] == expected.text and body["no_answer"] == expected.no_answer
     assert body["confidence"] == pytest.approx(expected.confidence)
     assert [c["chunk_id"] for c in body["citations"]] == [c.chunk_id for c in expected.citations]

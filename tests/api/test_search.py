@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from policyqa.retriever.base import Filters
+from policyqa.retriever.factory import retriever_for
 from policyqa.service import QAService
 from tests.api.conftest import assert_error
 
@@ -19,7 +20,7 @@ def test_search_equals_the_retriever(client: TestClient, service: QAService, mod
     body = r.json()
     assert body["mode"] == mode and body["top_k"] == 4 and body["index_version"].startswith("gen-")
     with service.index() as index:
-        expected = index.retriever(mode).search("稳岗返还的比例", top_k=4)
+        expected = retriever_for(index, mode).search("稳岗返还的比例", top_k=4)
     assert [h["chunk_id"] for h in body["hits"]] == [h.chunk_id for h in expected]
     assert [h["score"] for h in body["hits"]] == pytest.approx([h.score for h in expected])
     assert [h["rank"] for h in body["hits"]] == list(range(1, len(expected) + 1))
@@ -62,7 +63,9 @@ def test_filters_match_the_retriever_filters(client: TestClient, service: QAServ
         "/search", json={"query": "税费优惠", "top_k": 5, "filters": {"issuer": ["财政部"]}}
     ).json()
     with service.index() as index:
-        expected = index.retriever("hybrid").search("税费优惠", top_k=5, filters=Filters(issuer=("财政部",)))
+        expected = retriever_for(index, "hybrid").search(
+            "税费优惠", top_k=5, filters=Filters(issuer=("财政部",))
+        )
     assert [h["chunk_id"] for h in body["hits"]] == [h.chunk_id for h in expected]
 
 

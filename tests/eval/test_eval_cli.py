@@ -183,7 +183,7 @@ def test_real_pipeline(beir_tiny: Path, tmp_path: Path, monkeypatch: pytest.Monk
     from tests.helpers import HashingEncoder
 
     encoder = HashingEncoder()
-    monkeypatch.setattr("policyqa.pipeline.make_encoder", lambda *args, **kwargs: encoder)
+    monkeypatch.setattr("policyqa.index.embedded.encoder_for", lambda *args, **kwargs: encoder)
     out = tmp_path / "r.json"
     assert main(["eval", str(beir_tiny), "--systems", "bm25,dense,hybrid", "--json", str(out)]) == 0
     data = json.loads(out.read_text(encoding="utf-8"))
@@ -209,7 +209,7 @@ def test_sentence_rerank_probe_on_the_real_pipeline(
     from tests.helpers import HashingEncoder
 
     encoder = HashingEncoder()
-    monkeypatch.setattr("policyqa.pipeline.make_encoder", lambda *args, **kwargs: encoder)
+    monkeypatch.setattr("policyqa.index.embedded.encoder_for", lambda *args, **kwargs: encoder)
     out = tmp_path / "probe.json"
     report = tmp_path / "probe.md"
     assert probe([str(beir_tiny), "--json", str(out), "--report", str(report)]) == 0

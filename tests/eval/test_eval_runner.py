@@ -34,7 +34,9 @@ from policyqa.eval.systems import (
     resolve_systems,
 )
 from policyqa.retriever.base import Hit
+from policyqa.retriever.factory import retriever_for
 from policyqa.settings import Settings
+from tests.eval.conftest import open_tiny_index
 
 
 def mkhit(rank: int, doc_id: str, start: int = 0, end: int = 1000, chunk: str | None = None) -> Hit:
@@ -178,10 +180,12 @@ def test_answer_system_metrics(beir_tiny: Path, settings: Settings) -> None:
     assert result.to_json()["answers"]["exact_match"] == 0.5
 
 
-def test_to_json_shape(beir_tiny: Path, settings: Settings, fake_index: Any) -> None:
+def test_to_json_shape(beir_tiny: Path, settings: Settings, tmp_path: Path) -> None:
     bench = load_beir(beir_tiny)
-    index = fake_index(bench.documents)
-    systems = [BuiltSystem(n, "retrieval", index.retriever(n).search) for n in ("bm25", "dense", "hybrid")]
+    index = open_tiny_index(bench.documents, tmp_path)
+    systems = [
+        BuiltSystem(n, "retrieval", retriever_for(index, n).search) for n in ("bm25", "dense", "hybrid")
+    ]
     result = evaluate_systems(bench, systems, level="doc", settings=settings)
     data = result.to_json()
     assert data["benchmark"] == "beir-tiny"
@@ -250,7 +254,7 @@ def test_prepare_index_rebuilds_when_cached_index_is_broken(
 ) -> None:
     bench = load_beir(beir_tiny)
     path = Path(prepare_index(bench, settings, show_progress=False).info.path)
-    (path / "docs.json").unlink()
+    (path / "CURRENT").write_text("gen-999999", encoding="utf-8")  # points at no generation
     rebuilt = prepare_index(bench, settings, show_progress=False)
     assert fake_pipeline.builds == 2 and not rebuilt.info.reused
 

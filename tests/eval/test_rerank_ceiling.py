@@ -50,7 +50,7 @@ def test_a_copy_of_the_answer_lowers_the_ceiling(
     from tests.helpers import HashingEncoder
 
     encoder = HashingEncoder()
-    monkeypatch.setattr("policyqa.pipeline.make_encoder", lambda *args, **kwargs: encoder)
+    monkeypatch.setattr("policyqa.index.embedded.encoder_for", lambda *args, **kwargs: encoder)
     monkeypatch.setenv("POLICYQA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("POLICYQA_INDEX_DIR", str(tmp_path / "index"))
     monkeypatch.setenv("POLICYQA_PROGRESS", "false")

@@ -16,8 +16,11 @@ from pathlib import Path
 import pytest
 
 from policyqa.corpus.models import DocMeta, Document
-from policyqa.pipeline import Index, build_index, open_embedded_index
+from policyqa.index.embedded import EmbeddedIndex as Index
+from policyqa.index.embedded import open_embedded_index
+from policyqa.pipeline import build_index
 from policyqa.retriever.base import Filters, Retriever
+from policyqa.retriever.factory import retriever_for
 from policyqa.settings import Settings
 from tests.helpers import HashingEncoder, fixture_documents, fixture_queries, milvus_settings
 
@@ -153,7 +156,7 @@ def test_bm25_fields_follow_char_bigrams(
 
 def test_bm25_score_is_words_plus_bigrams(pair: tuple[Index, MilvusIndex, Settings]) -> None:
     _, mi, _ = pair
-    r = mi.retriever("bm25")
+    r = retriever_for(mi, "bm25")
     query = fixture_queries()[0][1]
     hits = r.search(query, top_k=5)
     ids = [h.chunk_id for h in hits]
@@ -178,7 +181,7 @@ def test_counts_and_protocol(pair: tuple[Index, MilvusIndex, Settings]) -> None:
     assert mi.count_documents() == embedded.store.count_documents()
     assert mi.count_chunks() == embedded.store.count_chunks()
     for mode in MODES:
-        r = mi.retriever(mode)
+        r = retriever_for(mi, mode)
         assert isinstance(r, Retriever)
         assert r.name == mode
 
@@ -188,7 +191,7 @@ def test_hits_cite_the_document_text(pair: tuple[Index, MilvusIndex, Settings], 
     _, mi, _ = pair
     docs = {d.id: d for d in fixture_documents()}
     for _, query, _gold in fixture_queries():
-        hits = mi.retriever(mode).search(query, top_k=5)
+        hits = retriever_for(mi, mode).search(query, top_k=5)
         assert hits, query
         assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
         assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
@@ -208,16 +211,16 @@ def test_same_answers_as_embedded(
 ) -> None:
     embedded, mi, _ = pair if bigrams else words_pair
     for _, query, _gold in fixture_queries():
-        a = [h.chunk_id for h in embedded.retriever(mode).search(query, top_k=5)]
-        b = [h.chunk_id for h in mi.retriever(mode).search(query, top_k=5)]
+        a = [h.chunk_id for h in retriever_for(embedded, mode).search(query, top_k=5)]
+        b = [h.chunk_id for h in retriever_for(mi, mode).search(query, top_k=5)]
         assert a == b, query
 
 
 def test_dense_scores_equal_embedded(pair: tuple[Index, MilvusIndex, Settings]) -> None:
     embedded, mi, _ = pair
     query = fixture_queries()[0][1]
-    a = embedded.retriever("dense").search(query, top_k=5)
-    b = mi.retriever("dense").search(query, top_k=5)
+    a = retriever_for(embedded, "dense").search(query, top_k=5)
+    b = retriever_for(mi, "dense").search(query, top_k=5)
     assert [round(h.score, 4) for h in a] == [round(h.score, 4) for h in b]
 
 
@@ -231,8 +234,8 @@ def test_hybrid_top1_and_gold_like_embedded(
 ) -> None:
     embedded, mi, _ = pair if bigrams else words_pair
     for _, query, gold in fixture_queries():
-        a = embedded.retriever("hybrid", fusion=fusion).search(query, top_k=5)
-        b = mi.retriever("hybrid", fusion=fusion).search(query, top_k=5)
+        a = retriever_for(embedded, "hybrid", fusion=fusion).search(query, top_k=5)
+        b = retriever_for(mi, "hybrid", fusion=fusion).search(query, top_k=5)
         # BM25 differs in detail (Lucene idf; words and bigrams scored as two fields), so near
         # ties may swap two chunks of a document: the same document first, its chunk near the top
         assert a[0].doc_id == b[0].doc_id, query
@@ -243,11 +246,11 @@ def test_hybrid_top1_and_gold_like_embedded(
 
 def test_rrf_runs_in_milvus_with_embedded_scores(words_pair: tuple[Index, MilvusIndex, Settings]) -> None:
     embedded, mi, _ = words_pair
-    r = mi.retriever("hybrid", fusion="rrf")
+    r = retriever_for(mi, "hybrid", fusion="rrf")
     assert r.server_side  # type: ignore[attr-defined]
-    assert not mi.retriever("hybrid", fusion="rrf", bm25_weight=0.7).server_side  # type: ignore[attr-defined]
+    assert not retriever_for(mi, "hybrid", fusion="rrf", bm25_weight=0.7).server_side  # type: ignore[attr-defined]
     query = fixture_queries()[0][1]
-    a = embedded.retriever("hybrid", fusion="rrf").search(query, top_k=3)
+    a = retriever_for(embedded, "hybrid", fusion="rrf").search(query, top_k=3)
     b = r.search(query, top_k=3)
     assert [round(h.score, 6) for h in a] == [round(h.score, 6) for h in b]
 
@@ -256,10 +259,10 @@ def test_rrf_with_bigrams_fuses_the_summed_bm25_list_on_the_client(
     pair: tuple[Index, MilvusIndex, Settings],
 ) -> None:
     embedded, mi, _ = pair
-    r = mi.retriever("hybrid", fusion="rrf")
+    r = retriever_for(mi, "hybrid", fusion="rrf")
     assert not r.server_side  # type: ignore[attr-defined]
     for _, query, _gold in fixture_queries():
-        a = embedded.retriever("hybrid", fusion="rrf").search(query, top_k=3)
+        a = retriever_for(embedded, "hybrid", fusion="rrf").search(query, top_k=3)
         b = r.search(query, top_k=3)
         assert [h.chunk_id for h in a] == [h.chunk_id for h in b], query
         assert [round(h.score, 6) for h in a] == [round(h.score, 6) for h in b], query
@@ -280,8 +283,8 @@ def test_filters_match_embedded(pair: tuple[Index, MilvusIndex, Settings], mode:
         Filters(issuer=(issuer[-2:], "没有"), date_from=date(2000, 1, 1), date_to=date(2100, 1, 1)),
     ]
     for f in cases:
-        a = embedded.retriever(mode).search(query, top_k=10, filters=f)
-        b = mi.retriever(mode).search(query, top_k=10, filters=f)
+        a = retriever_for(embedded, mode).search(query, top_k=10, filters=f)
+        b = retriever_for(mi, mode).search(query, top_k=10, filters=f)
         assert {h.doc_id for h in b} <= {d.id for d in docs if f.matches(d.meta.to_dict(), d.id)}
         if mode != "hybrid":
             assert [h.chunk_id for h in a] == [h.chunk_id for h in b], f
@@ -292,20 +295,20 @@ def test_filters_match_embedded(pair: tuple[Index, MilvusIndex, Settings], mode:
 def test_wildcard_filter_values_are_rechecked(pair: tuple[Index, MilvusIndex, Settings]) -> None:
     _, mi, _ = pair
     query = fixture_queries()[0][1]
-    assert mi.retriever("bm25").search(query, top_k=10, filters=Filters(issuer=("青_海关",))) == []
+    assert retriever_for(mi, "bm25").search(query, top_k=10, filters=Filters(issuer=("青_海关",))) == []
 
 
 def test_errors(pair: tuple[Index, MilvusIndex, Settings]) -> None:
     _, mi, _ = pair
     for mode in MODES:
         with pytest.raises(ValueError):
-            mi.retriever(mode).search("   ")
+            retriever_for(mi, mode).search("   ")
         with pytest.raises(ValueError):
-            mi.retriever(mode).search("海关", top_k=0)
+            retriever_for(mi, mode).search("海关", top_k=0)
     with pytest.raises(ValueError):
-        mi.retriever("sparse")
-    assert mi.retriever("bm25").search("的", top_k=5) == []  # stopwords only: nothing to match
-    assert mi.retriever("dense").batch_search([], top_k=5) == []
+        retriever_for(mi, "sparse")
+    assert retriever_for(mi, "bm25").search("的", top_k=5) == []  # stopwords only: nothing to match
+    assert retriever_for(mi, "dense").batch_search([], top_k=5) == []
 
 
 def test_get_document(pair: tuple[Index, MilvusIndex, Settings]) -> None:
@@ -349,7 +352,7 @@ def test_add_replace_delete(tmp_path: Path) -> None:
         assert mi.count_documents() == 6
         got = mi.get_document("new-1")
         assert got is not None and got.text == long_text  # stored in parts, joined back
-        hits = mi.retriever("bm25").search("海洋牧场示范区", top_k=3)
+        hits = retriever_for(mi, "bm25").search("海洋牧场示范区", top_k=3)
         assert hits and hits[0].doc_id == "new-1"
         # replacing a document keeps one copy
         changed = Document(id=docs[0].id, title=docs[0].title, text=docs[0].text[:60], meta=docs[0].meta)
@@ -358,7 +361,9 @@ def test_add_replace_delete(tmp_path: Path) -> None:
         assert mi.count_chunks() < n_chunks + summary["last_change"]["new_chunks"] + 1
         mi.delete_documents(["new-1"])
         assert mi.count_documents() == 5
-        assert all(h.doc_id != "new-1" for h in mi.retriever("hybrid").search("冷链物流专项资金", top_k=10))
+        assert all(
+            h.doc_id != "new-1" for h in retriever_for(mi, "hybrid").search("冷链物流专项资金", top_k=10)
+        )
         with pytest.raises(KeyError):
             mi.delete_documents(["new-1"])
         assert mi.count_documents() == 5
@@ -383,7 +388,7 @@ def test_collections_without_the_bigram_field(tmp_path: Path) -> None:
     mi = open_milvus_index(s, encoder=enc)
     try:
         assert not mi.bigrams
-        assert mi.retriever("bm25").search(fixture_queries()[0][1], top_k=3)
+        assert retriever_for(mi, "bm25").search(fixture_queries()[0][1], top_k=3)
     finally:
         mi.close()
     with pytest.raises(MilvusBackendError, match="other settings"):
@@ -407,10 +412,9 @@ def test_open_with_other_dimension_fails(tmp_path: Path) -> None:
 def test_eval_backend_option_and_cache_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import argparse
 
-    from policyqa.eval import runner
+    from policyqa.eval import backends, runner
     from policyqa.eval.cli import add_eval_parser, command_line
     from policyqa.eval.datasets import load_benchmark
-    from policyqa.index import milvus
 
     parser = argparse.ArgumentParser()
     add_eval_parser(parser.add_subparsers())
@@ -422,8 +426,8 @@ def test_eval_backend_option_and_cache_keys(tmp_path: Path, monkeypatch: pytest.
     def unreachable(*args: object, **kwargs: object) -> None:
         raise MilvusBackendError("cannot connect to Milvus at milvus.internal:19530")
 
-    monkeypatch.setattr(milvus, "open_for_eval", unreachable)
-    monkeypatch.setattr(milvus, "build_for_eval", unreachable)
+    monkeypatch.setattr(runner, "open_for_eval", unreachable)
+    monkeypatch.setattr(runner, "build_for_eval", unreachable)
     with pytest.raises(runner.EvalError, match="cannot connect"):
         open_(tmp_path / "x", milvus_settings(tmp_path))
     with pytest.raises(runner.EvalError, match="cannot connect"):
@@ -437,15 +441,15 @@ def test_eval_backend_option_and_cache_keys(tmp_path: Path, monkeypatch: pytest.
     assert runner.index_cache_key(bench, s.model_copy(update={"char_bigrams": False})) != milvus_key
     # remote Milvus: benchmark collections never take the serving collection's name
     remote = s.model_copy(update={"milvus_uri": "http://milvus.internal:19530"})
-    assert milvus.eval_settings(tmp_path / "x", remote).milvus_collection.startswith("policyqa_eval_")
-    assert milvus.eval_settings(tmp_path / "x", s).milvus_collection == "policyqa"
+    assert backends.eval_settings(tmp_path / "x", remote).milvus_collection.startswith("policyqa_eval_")
+    assert backends.eval_settings(tmp_path / "x", s).milvus_collection == "policyqa"
     assert "milvus_uri" not in runner.settings_summary(remote)
 
 
 def test_eval_runs_on_milvus_lite(tmp_path: Path) -> None:
+    from policyqa.eval import backends
     from policyqa.eval.datasets import load_benchmark
     from policyqa.eval.runner import run_benchmark
-    from policyqa.index import milvus
 
     enc = HashingEncoder()
     s = milvus_settings(tmp_path)
@@ -454,10 +458,10 @@ def test_eval_runs_on_milvus_lite(tmp_path: Path) -> None:
     def builder(
         docs: object, target: Path, settings: Settings, show_progress: bool = True
     ) -> dict[str, object]:
-        return milvus.build_for_eval(docs, target, settings, show_progress=show_progress, encoder=enc)  # type: ignore[arg-type]
+        return backends.build_for_eval(docs, target, settings, show_progress=show_progress, encoder=enc)  # type: ignore[arg-type]
 
     def opener(target: Path, settings: Settings) -> MilvusIndex:
-        return open_milvus_index(milvus.eval_settings(target, settings), index_dir=target, encoder=enc)
+        return open_milvus_index(backends.eval_settings(target, settings), index_dir=target, encoder=enc)
 
     result = run_benchmark(
         bench,
@@ -488,7 +492,7 @@ def test_server_uri_with_token(tmp_path: Path) -> None:
         mi = open_milvus_index(s, encoder=enc)
         try:
             query = fixture_queries()[0][1]
-            assert mi.retriever("hybrid").search(query, top_k=3)
+            assert retriever_for(mi, "hybrid").search(query, top_k=3)
             assert mi.count_documents() == len(fixture_documents())
         finally:
             mi.close()
@@ -511,7 +515,7 @@ def test_build_embeds_the_sentence_reranker_vectors(tmp_path: Path) -> None:
         pytest.skip(f"Milvus Lite cannot start on this platform: {exc}")
     try:
         query = "市南区一季度计划落地多少个重点项目？"
-        hits = mi.retriever("hybrid").search(query, top_k=10)
+        hits = retriever_for(mi, "hybrid").search(query, top_k=10)
         reranker = SentenceReranker.for_index(mi)
         reranker.warm_up()
         before = enc.texts_encoded

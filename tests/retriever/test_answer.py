@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from policyqa.corpus.models import Document
-from policyqa.pipeline import Index
-from policyqa.qa import ask, make_answerer, reranked_search
+from policyqa.index.embedded import EmbeddedIndex as Index
+from policyqa.qa import QAPipeline, make_answerer, reranked_search
 from policyqa.retriever.answer import (
     Answer,
     CitationError,
@@ -21,6 +21,7 @@ from policyqa.retriever.answer import (
     verify_answer,
 )
 from policyqa.retriever.base import Hit
+from policyqa.retriever.factory import retriever_for
 from policyqa.retriever.rerank import NoReranker
 from policyqa.retriever.spans import SPAN_FEATURES, expected_f1_choice
 from policyqa.settings import Settings
@@ -145,7 +146,7 @@ def test_ask_on_the_fixture_index_cites_exactly(fixture_index: Index) -> None:
     settings = fixture_index.settings.model_copy(update={"answer_min_confidence": 0.0})
     docs = {d.id: d for d in fixture_documents()}
     for _qid, question, _gold in fixture_queries():
-        ans = ask(fixture_index, question, settings, top_k=3, explain=True)
+        ans = QAPipeline(fixture_index, settings).ask(question, top_k=3, explain=True)
         assert not ans.no_answer
         assert ans.doc_id is not None and ans.start is not None and ans.end is not None
         text = docs[ans.doc_id].text
@@ -156,7 +157,7 @@ def test_ask_on_the_fixture_index_cites_exactly(fixture_index: Index) -> None:
         for h in ans.passages:
             assert "rerank" in h.scores and "fused" in h.scores
         assert "retrieve_rerank" in ans.timings_ms
-    ans = ask(fixture_index, "青岛市南区一季度计划落地多少个重点项目？", settings)
+    ans = QAPipeline(fixture_index, settings).ask("青岛市南区一季度计划落地多少个重点项目？")
     assert ans.doc_id == "d06"
     assert "28个" in ans.text
     assert ans.to_dict()["answer"] == ans.text
@@ -164,21 +165,23 @@ def test_ask_on_the_fixture_index_cites_exactly(fixture_index: Index) -> None:
 
 def test_ask_rejects_bad_input(fixture_index: Index) -> None:
     with pytest.raises(ValueError):
-        ask(fixture_index, "   ", fixture_index.settings)
+        QAPipeline(fixture_index, fixture_index.settings).ask("   ")
     with pytest.raises(ValueError):
-        ask(fixture_index, "问题", fixture_index.settings, top_k=0)
+        QAPipeline(fixture_index, fixture_index.settings).ask("问题", top_k=0)
 
 
 def test_ask_with_threshold_one_says_no_answer(fixture_index: Index) -> None:
     settings = fixture_index.settings.model_copy(update={"answer_min_confidence": 1.0})
-    ans = ask(fixture_index, "稳岗返还的比例是多少？", settings, top_k=2)
+    ans = QAPipeline(fixture_index, settings).ask("稳岗返还的比例是多少？", top_k=2)
     assert ans.no_answer and ans.citations
 
 
 def test_reranked_search_keeps_the_tail(fixture_index: Index) -> None:
-    hits = reranked_search(fixture_index, "税收优惠", NoReranker(), candidates=2, top_k=5)
+    hits = reranked_search(
+        retriever_for(fixture_index, "hybrid"), "税收优惠", NoReranker(), candidates=2, top_k=5
+    )
     assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
-    plain = fixture_index.retriever("hybrid").search("税收优惠", top_k=5)
+    plain = retriever_for(fixture_index, "hybrid").search("税收优惠", top_k=5)
     assert [h.chunk_id for h in hits] == [h.chunk_id for h in plain]
 
 

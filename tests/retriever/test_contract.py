@@ -6,8 +6,9 @@ from datetime import date
 
 import pytest
 
-from policyqa.pipeline import Index
+from policyqa.index.embedded import EmbeddedIndex as Index
 from policyqa.retriever.base import Filters, Retriever
+from policyqa.retriever.factory import retriever_for
 from tests.helpers import fixture_documents, fixture_queries
 
 CONFIGS = ["bm25", "dense", "hybrid-zscore", "hybrid-rrf", "hybrid-weighted"]
@@ -15,8 +16,8 @@ CONFIGS = ["bm25", "dense", "hybrid-zscore", "hybrid-rrf", "hybrid-weighted"]
 
 def _retriever(index: Index, name: str) -> Retriever:
     if name.startswith("hybrid-"):
-        return index.retriever("hybrid", fusion=name.split("-", 1)[1], candidate_depth=20)
-    return index.retriever(name)
+        return retriever_for(index, "hybrid", fusion=name.split("-", 1)[1], candidate_depth=20)
+    return retriever_for(index, name)
 
 
 @pytest.fixture(params=CONFIGS)
@@ -94,11 +95,11 @@ def test_fixture_queries_find_their_document(fixture_index: Index, config: str) 
 
 
 def test_traditional_query_finds_simplified_text(fixture_index: Index) -> None:
-    hits = fixture_index.retriever("bm25").search("青島海關 貿易便利化", top_k=2)
+    hits = retriever_for(fixture_index, "bm25").search("青島海關 貿易便利化", top_k=2)
     assert hits[0].doc_id == "d03"
 
 
 def test_hybrid_keeps_the_score_breakdown(fixture_index: Index) -> None:
-    hits = fixture_index.retriever("hybrid").search("稳岗返还比例", top_k=3)
+    hits = retriever_for(fixture_index, "hybrid").search("稳岗返还比例", top_k=3)
     assert {"bm25", "dense", "fused"} <= set(hits[0].scores)
     assert "fused" in hits[0].ranks

@@ -131,12 +131,12 @@ def test_onnx_backends_read_the_same_logits_as_torch(tiny_qa: Path, tmp_path: Pa
 
 
 def test_reader_backend_comes_from_settings(tmp_path: Path) -> None:
-    from policyqa.qa import _reader
+    from policyqa.qa import make_reader
     from policyqa.settings import Settings
 
-    assert _reader(Settings(cache_dir=tmp_path), "builtin").backend == "torch"
+    assert make_reader(Settings(cache_dir=tmp_path), "builtin").backend == "torch"
     settings = Settings(cache_dir=tmp_path, answer_reader_backend="onnx-int8")
-    assert _reader(settings, "builtin").backend == "onnx-int8"
+    assert make_reader(settings, "builtin").backend == "onnx-int8"
     with pytest.raises(ValueError):
         Settings(cache_dir=tmp_path, answer_reader_backend="tensorrt")
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from policyqa.corpus.text import embedding_sentences, split_sentences
-from policyqa.pipeline import Index
+from policyqa.index.embedded import EmbeddedIndex as Index
 from policyqa.retriever.base import Hit
+from policyqa.retriever.factory import retriever_for
 from policyqa.retriever.rerank import (
     FEATURE_NAMES,
     CrossEncoderReranker,
@@ -83,7 +84,7 @@ def test_feature_reranker_on_the_fixture_index(fixture_index: Index) -> None:
     reranker = FeatureReranker.for_index(fixture_index)
     assert isinstance(reranker, Reranker)
     reranker.warm_up()
-    hits = fixture_index.retriever("hybrid").search("市南区一季度计划落地多少个重点项目？", top_k=10)
+    hits = retriever_for(fixture_index, "hybrid").search("市南区一季度计划落地多少个重点项目？", top_k=10)
     out = reranker.rerank("市南区一季度计划落地多少个重点项目？", hits, top_k=5)
     assert 0 < len(out) <= 5
     assert [h.rank for h in out] == list(range(1, len(out) + 1))
@@ -179,7 +180,7 @@ def test_sentence_vectors_come_from_the_index_build(fixture_index: Index) -> Non
     reranker = SentenceReranker.for_index(fixture_index)
     reranker.warm_up()
     query = "市南区一季度计划落地多少个重点项目？"
-    hits = fixture_index.retriever("hybrid").search(query, top_k=10)
+    hits = retriever_for(fixture_index, "hybrid").search(query, top_k=10)
     enc = fixture_index.encoder
     before = enc.texts_encoded  # type: ignore[attr-defined]
     out = reranker.rerank(query, hits, top_k=5)
@@ -200,7 +201,7 @@ def test_sentence_reranker_fuses_the_feature_model(fixture_index: Index) -> None
     assert reranker.features is not None
     reranker.warm_up()
     query = "青岛海关将如何促进贸易便利化？"
-    hits = fixture_index.retriever("hybrid").search(query, top_k=10)
+    hits = retriever_for(fixture_index, "hybrid").search(query, top_k=10)
     sims = reranker.similarities(query, hits)
     model = reranker.features.model_scores(query, hits)
     expected = _z([h.scores["fused"] for h in hits]) + 0.5 * _z(sims) + 0.5 * _z(model)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from policyqa.pipeline import Index
+from policyqa.index.embedded import EmbeddedIndex as Index
 from policyqa.retriever.answer import SpanModel
 from policyqa.retriever.spans import SPAN_FEATURES
 from policyqa.retriever.train_answer import SpanGroup, fit_listwise, fit_span_model, top_span_scores
