@@ -37,6 +37,10 @@ def text_hash(text: str) -> str:
 class PassageEncoder(Protocol):
     """What the dense index needs from an encoder (see ``policyqa.index.encoder.Encoder``)."""
 
+    def warm_up(self) -> object:
+        """Load the model (a no-op once loaded)."""
+        ...
+
     @property
     def dim(self) -> int: ...
 

@@ -48,12 +48,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def _warm(obj: object) -> None:
-    warm = getattr(obj, "warm_up", None)
-    if callable(warm):
-        warm()
-
-
 def _fingerprint(config: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -94,7 +88,7 @@ def _write_generation(
     tokenizer.warm_up()
     if encoder is None:
         encoder = encoder_for(settings)
-    _warm(encoder)
+    encoder.warm_up()
     config = index_config(settings, encoder, tokenizer)
     fingerprint = _fingerprint(config)
     if base is not None:
@@ -454,7 +448,7 @@ def open_embedded_index(
         )
     if encoder is None:
         encoder = encoder_for(settings, model=manifest["model"]["name"])
-    _warm(encoder)
+    encoder.warm_up()
     if encoder.dim != manifest["model"]["dim"]:
         raise IndexVersionError(
             f"the index was built with a {manifest['model']['dim']}-dimensional model "

@@ -267,9 +267,7 @@ class MilvusIndex:
         self.tokenizer = ChineseTokenizer.from_settings(settings)
         self.tokenizer.warm_up()
         self.encoder = encoder if encoder is not None else encoder_for(settings)
-        warm = getattr(self.encoder, "warm_up", None)
-        if callable(warm):
-            warm()
+        self.encoder.warm_up()
         #: Whether the chunks carry the bigram BM25 field (the settings' ``char_bigrams`` for a
         #: new collection; what the collection holds once :meth:`check` has looked)
         self.bigrams = self.tokenizer.char_bigrams

@@ -47,7 +47,6 @@ import numpy.typing as npt
 from policyqa.corpus.text import enclosing_sentence
 
 from .base import Hit
-from .rerank import QueryTerms, TermStats
 from .spans import (
     DENSE_SPAN_FEATURES,
     EXTEND_CHARS,
@@ -60,6 +59,7 @@ from .spans import (
     source_text,
     span_candidates,
 )
+from .terms import QueryTerms, TermStats
 
 __all__ = [
     "BOOSTED_SPAN_MODEL",

@@ -33,7 +33,7 @@ import numpy.typing as npt
 from policyqa.corpus.text import CLAUSE_MARKS, SENTENCE_STOPS, char_bigrams, clause_spans
 
 from .base import Hit
-from .rerank import QueryTerms
+from .terms import QueryTerms
 
 __all__ = [
     "DENSE_SPAN_FEATURES",

@@ -27,6 +27,10 @@ class HashingEncoder:
     the tests so dense and hybrid logic can be checked exactly without a neural model.
     """
 
+    def warm_up(self) -> HashingEncoder:
+        """Nothing to load."""
+        return self
+
     def __init__(self, dim: int = 256) -> None:
         self._dim = dim
         self.calls = 0

@@ -211,7 +211,7 @@ def test_score_rows_is_the_full_vector_entry(corpus_tokens: list[list[str]]) -> 
 
 
 def test_term_statistics_feed_the_rerankers_idf() -> None:
-    from policyqa.retriever.rerank import TermStats
+    from policyqa.retriever.terms import TermStats
 
     idx = BM25Index()
     idx.build([["稳岗", "返还"], ["稳岗", "补贴"], ["稳岗"], ["留工", "培训"]])

@@ -10,7 +10,7 @@ import pytest
 from policyqa.corpus.text import enclosing_sentence
 from policyqa.retriever.answer import find_typed_spans
 from policyqa.retriever.base import Hit
-from policyqa.retriever.rerank import QueryTerms, TermStats
+from policyqa.retriever.terms import QueryTerms, TermStats
 from policyqa.retriever.spans import (
     MAX_CLAUSES,
     SPAN_FEATURES,
