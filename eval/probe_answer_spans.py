@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from policyqa.answer.spans import expected_f1_choice
 from policyqa.eval.report import module_command, write_probe_result
-from policyqa.retriever.spans import expected_f1_choice
 from policyqa.retriever.train_answer import BOOSTED_PARAMS, SpanGroup, fit_boosters
 from policyqa.retriever.train_rerank import fold_of
 
@@ -90,7 +90,7 @@ def cross_validated_scores(
 
 
 def _feature_set(groups: Sequence[SpanGroup]) -> tuple[str, ...]:
-    from policyqa.retriever.answer import FEATURE_SETS
+    from policyqa.answer.selector import FEATURE_SETS
 
     widths = {g.features.shape[1] for g in groups if len(g.features)}
     sets = [f for f in FEATURE_SETS if {len(f)} == widths]
@@ -189,9 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.bags < 1:
         parser.error("--bags must be at least 1")
 
+    from policyqa.answer.selector import FEATURE_SETS
     from policyqa.eval.datasets import BenchmarkFormatError, load_benchmark
     from policyqa.eval.runner import prepare_index
-    from policyqa.retriever.answer import FEATURE_SETS
     from policyqa.retriever.train_answer import _fold_reader, check_fold_adapters, collect_spans
     from policyqa.retriever.train_rerank import in_split
     from policyqa.settings import get_settings

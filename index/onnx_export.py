@@ -4,7 +4,7 @@ The exported graph maps ``input_ids``, ``attention_mask`` (and ``token_type_ids`
 model's forward takes them) with dynamic batch and sequence axes to ``last_hidden_state``;
 pooling and normalisation stay in Python (``policyqa.index.encoder``). With ``head="qa"`` a
 ``*ForQuestionAnswering`` model is exported the same way to ``start_logits`` and ``end_logits``
-(the answer reader, ``policyqa.retriever.reader``), as ``qa.onnx`` / ``qa_int8.onnx``. The int8 variant is
+(the answer reader, ``policyqa.answer.reader``), as ``qa.onnx`` / ``qa_int8.onnx``. The int8 variant is
 onnxruntime's dynamic quantisation, per channel, with the feed-forward output projections
 (``encoder.layer.N.output.dense``, not ``attention.output.dense``) kept in float32: measured
 on multilingual-e5-small, full int8 was ~20 % faster but lost 0.02 R@1, this variant lost

@@ -122,10 +122,10 @@ def _fail(message: str, code: int) -> int:
 
 def run_ask_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run ``policyqa ask`` for parsed ``args``; returns the exit code."""
+    from policyqa.answer.types import CitationError
     from policyqa.index.layout import IndexNotFoundError, IndexVersionError
     from policyqa.pipeline import open_index
     from policyqa.qa import QAPipeline
-    from policyqa.retriever.answer import CitationError
     from policyqa.retriever.base import Filters
 
     question = (args.question or "").strip()

@@ -15,14 +15,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
+from policyqa.answer.lora import BUILTIN_MAX_ANSWER_TOKENS, BUILTIN_READER
+from policyqa.answer.reader import TransformersReader
+from policyqa.answer.selector import SpanSelector
+from policyqa.answer.types import Answer, CitationError, no_answer, verify_answer
 from policyqa.index.base import OpenIndex
 from policyqa.index.encoder import encoder_for
-from policyqa.retriever.answer import Answer, CitationError, SpanSelector, no_answer, verify_answer
 from policyqa.retriever.base import Filters, Hit, Retriever
 from policyqa.retriever.common import check_top_k
 from policyqa.retriever.factory import SEARCH_MODES, retriever_for
-from policyqa.retriever.reader import TransformersReader
-from policyqa.retriever.reader_adapter import BUILTIN_MAX_ANSWER_TOKENS, BUILTIN_READER
 from policyqa.retriever.rerank import (
     CrossEncoderReranker,
     FeatureReranker,

@@ -46,7 +46,7 @@ from policyqa.settings import Settings
 from policyqa.workqueue import ServiceBusyError, WorkQueue
 
 if TYPE_CHECKING:
-    from policyqa.retriever.answer import Answer
+    from policyqa.answer.types import Answer
 
 __all__ = [
     "RELOAD_CHECK_SECONDS",

@@ -1,10 +1,10 @@
-"""Train the answer span model of :class:`~policyqa.retriever.answer.SpanSelector`.
+"""Train the answer span model of :class:`~policyqa.answer.selector.SpanSelector`.
 
 ``python -m policyqa.retriever.train_answer BENCH [BENCH …] [--split train] [--out FILE]``
 
 For every selected question with a reference answer, the top passages of the reranked hybrid
 search (as ``policyqa ask`` runs it) give the candidate spans of
-:func:`~policyqa.retriever.spans.span_candidates`; each candidate is labelled with its
+:func:`~policyqa.answer.spans.span_candidates`; each candidate is labelled with its
 character F1 and ``contains`` against the references (the answer metrics of the benchmark
 suite). The scorer is a linear *listwise* model: per question, a softmax over its candidates
 is fitted (L2-regularised cross-entropy, L-BFGS) to the target distribution
@@ -51,9 +51,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from policyqa.retriever.answer import DEFAULT_SPAN_MODEL, FEATURE_SETS, SpanModel, SpanSelector
+from policyqa.answer.selector import DEFAULT_SPAN_MODEL, FEATURE_SETS, SpanModel, SpanSelector
+from policyqa.answer.spans import DENSE_SPAN_FEATURES, READER_SPAN_FEATURES, SPAN_FEATURES, source_text
 from policyqa.retriever.base import Hit
-from policyqa.retriever.spans import DENSE_SPAN_FEATURES, READER_SPAN_FEATURES, SPAN_FEATURES, source_text
 from policyqa.retriever.train_rerank import fold_of, in_split
 
 __all__ = [
@@ -112,7 +112,7 @@ def collect_spans(
 ) -> list[SpanGroup]:
     """Candidate spans of each question with a reference answer (features and labels).
 
-    ``feature_set``: one of :data:`~policyqa.retriever.answer.FEATURE_SETS`; sentence
+    ``feature_set``: one of :data:`~policyqa.answer.selector.FEATURE_SETS`; sentence
     similarities come from the index's encoder, reader logits from the builtin reader, or with
     ``fold_readers`` (N of them) from reader ``fold_of(question id, N)``.
     """
@@ -141,7 +141,7 @@ def collect_spans(
             passages=settings.answer_passages,
             # the features come from ``feature_set``; the shipped linear model only fills the slot
             # (the boosted one may be the file this run replaces)
-            model_path=Path(str(resources.files("policyqa.retriever") / "data" / DEFAULT_SPAN_MODEL)),
+            model_path=Path(str(resources.files("policyqa.answer") / "data" / DEFAULT_SPAN_MODEL)),
             sentences=sentences,
             span_reader=reader,
         )
@@ -182,7 +182,7 @@ def collect_spans(
 def check_fold_adapters(adapters: Sequence[Path], split: str, train_share: float) -> list[dict[str, Any]]:
     """The ``policyqa_reader`` info of ``train_reader --hold-out K/N`` adapters ``K = 0 … N-1``
     (in that order, trained on ``split``); raises ValueError saying what does not fit."""
-    from policyqa.retriever.reader_adapter import adapter_info
+    from policyqa.answer.lora import adapter_info
 
     n = len(adapters)
     if n < 2:
@@ -215,8 +215,8 @@ def check_fold_adapters(adapters: Sequence[Path], split: str, train_share: float
 def _fold_reader(settings: Any, adapter: Path) -> Any:
     """A reader over ``adapter`` merged into the default model like the builtin one (in the
     cache, by the adapter's digest)."""
-    from policyqa.retriever.reader import TransformersReader
-    from policyqa.retriever.reader_adapter import BUILTIN_MAX_ANSWER_TOKENS, ensure_builtin_reader
+    from policyqa.answer.lora import BUILTIN_MAX_ANSWER_TOKENS, ensure_builtin_reader
+    from policyqa.answer.reader import TransformersReader
 
     return TransformersReader(
         ensure_builtin_reader(settings.cache_dir, adapter, show_progress=settings.progress),

@@ -1,4 +1,4 @@
-"""Train the built-in answer reader's LoRA adapter (see :mod:`policyqa.retriever.reader_adapter`).
+"""Train the built-in answer reader's LoRA adapter (see :mod:`policyqa.answer.lora`).
 
 ``python -m policyqa.retriever.train_reader BENCH [BENCH …] [--split train] [--out FILE]``
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from policyqa.retriever.reader_adapter import LORA_TARGETS, adapter_info
+from policyqa.answer.lora import LORA_TARGETS, adapter_info
 from policyqa.retriever.train_rerank import fold_of, in_split
 
 __all__ = [
@@ -536,8 +536,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.calibrate:
         import tempfile
 
-        from policyqa.retriever.reader import TransformersReader
-        from policyqa.retriever.reader_adapter import BUILTIN_MAX_ANSWER_TOKENS, merge_adapter
+        from policyqa.answer.lora import BUILTIN_MAX_ANSWER_TOKENS, merge_adapter
+        from policyqa.answer.reader import TransformersReader
 
         cal_stats: dict[str, Any] = {}
         thresholds: list[float] = []

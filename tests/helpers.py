@@ -148,7 +148,7 @@ def learnable_span_groups(n: int = 60, seed: int = 0, *, positions: bool = True)
     span (F1 0.9, the others 0.1) is the one with the best reader start logit
     (``reader_rel_start`` 0, the others -3); five more rows stand for the candidates left
     without the gold document, and ``positions`` gives each span a place in its own document."""
-    from policyqa.retriever.answer import FEATURE_SETS
+    from policyqa.answer.selector import FEATURE_SETS
     from policyqa.retriever.train_answer import SpanGroup
 
     full = FEATURE_SETS[-1]

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-TOPS = ("policyqa", "corpus", "index", "retriever", "api", "ui", "eval")
+TOPS = ("policyqa", "corpus", "index", "retriever", "answer", "api", "ui", "eval", "train")
 #: The data folders shipped as packages of data files (no ``__init__.py``).
 DATA_PACKAGES = {
     "policyqa.corpus.data": "corpus/data",
     "policyqa.index.data": "index/data",
     "policyqa.retriever.data": "retriever/data",
+    "policyqa.answer.data": "answer/data",
 }
 
 
@@ -46,4 +47,4 @@ def test_every_shipped_data_file_is_package_data() -> None:
         assert shipped, folder
         for name in shipped:
             assert any(fnmatch.fnmatch(name, pat) for pat in patterns), f"{folder}/{name}"
-    assert "reader_lora.safetensors" in {p.name for p in (ROOT / "retriever" / "data").iterdir()}
+    assert "reader_lora.safetensors" in {p.name for p in (ROOT / "answer" / "data").iterdir()}

@@ -39,7 +39,7 @@ from policyqa.retriever.base import Filters
 from policyqa.service import AskResult, QAService, ServiceBusyError, ServiceNotReadyError
 
 if TYPE_CHECKING:
-    from policyqa.retriever.answer import Answer, Citation
+    from policyqa.answer.types import Answer, Citation
 
 __all__ = [
     "DEMO_QUESTIONS",

@@ -22,7 +22,7 @@ from tests.helpers import learnable_span_groups
 
 def test_cross_validated_scores_never_score_a_question_with_a_model_that_saw_it() -> None:
     pytest.importorskip("lightgbm")
-    from policyqa.retriever.answer import FEATURE_SETS
+    from policyqa.answer.selector import FEATURE_SETS
 
     groups = learnable_span_groups()
     params = {"min_data_in_leaf": 5, "n_estimators": 20}

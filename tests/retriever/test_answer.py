@@ -8,22 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from policyqa.answer.question import expected_type, find_typed_spans
+from policyqa.answer.selector import SpanModel, SpanSelector
+from policyqa.answer.spans import SPAN_FEATURES, expected_f1_choice
+from policyqa.answer.types import Answer, CitationError, verify_answer
 from policyqa.corpus.models import Document
 from policyqa.index.embedded import EmbeddedIndex as Index
 from policyqa.qa import QAPipeline, make_answerer, reranked_search
-from policyqa.retriever.answer import (
-    Answer,
-    CitationError,
-    SpanModel,
-    SpanSelector,
-    expected_type,
-    find_typed_spans,
-    verify_answer,
-)
 from policyqa.retriever.base import Hit
 from policyqa.retriever.factory import retriever_for
 from policyqa.retriever.rerank import NoReranker
-from policyqa.retriever.spans import SPAN_FEATURES, expected_f1_choice
 from policyqa.settings import Settings
 from tests.helpers import fixture_documents, fixture_queries
 
@@ -321,7 +315,7 @@ def test_typed_ranges_are_candidates() -> None:
 def _boosted_model(path: Path, dense_model: str) -> Path:
     """A boosted span model trained on toy groups (the right span: the reader's best start)."""
     pytest.importorskip("lightgbm")
-    from policyqa.retriever.answer import FEATURE_SETS
+    from policyqa.answer.selector import FEATURE_SETS
     from policyqa.retriever.train_answer import SpanGroup, fit_boosted_span_model
 
     full = FEATURE_SETS[-1]
@@ -343,8 +337,8 @@ def _boosted_model(path: Path, dense_model: str) -> Path:
 
 def test_boosted_span_model_reads_sentences_and_reader_logits(tmp_path: Path) -> None:
     pytest.importorskip("torch")
-    from policyqa.retriever.answer import FEATURE_SETS
-    from policyqa.retriever.reader import TransformersReader
+    from policyqa.answer.reader import TransformersReader
+    from policyqa.answer.selector import FEATURE_SETS
     from policyqa.retriever.rerank import SentenceReranker
     from tests.helpers import HashingEncoder, save_tiny_bert
 
@@ -397,7 +391,7 @@ def test_boosted_span_model_reads_sentences_and_reader_logits(tmp_path: Path) ->
 
 
 def test_default_span_model_follows_the_encoder(tmp_path: Path, fixture_index: Index) -> None:
-    from policyqa.retriever.reader import TransformersReader
+    from policyqa.answer.reader import TransformersReader
     from policyqa.retriever.rerank import SentenceReranker
     from tests.helpers import HashingEncoder
 

@@ -30,7 +30,7 @@ def _hit(rank: int, text: str, start: int) -> Hit:
 
 
 def test_reader_returns_a_verbatim_span_with_offsets(tiny_qa: Path) -> None:
-    from policyqa.retriever.reader import TransformersReader
+    from policyqa.answer.reader import TransformersReader
 
     doc = "青岛市南区。力争一季度落地重点项目28个，计划年内完成。" * 6
     hits = [_hit(1, doc[6:], 6), _hit(2, doc[:40], 0)]
@@ -52,8 +52,8 @@ def test_reader_returns_a_verbatim_span_with_offsets(tiny_qa: Path) -> None:
 
 
 def test_reader_is_chosen_by_settings_and_needs_a_local_path(tiny_qa: Path, tmp_path: Path) -> None:
+    from policyqa.answer.reader import TransformersReader
     from policyqa.qa import make_answerer
-    from policyqa.retriever.reader import TransformersReader
     from policyqa.settings import Settings
 
     settings = Settings(cache_dir=tmp_path, answer_reader=str(tiny_qa))
@@ -69,7 +69,7 @@ def test_char_logits_cover_every_character_of_each_text(tiny_qa: Path) -> None:
 
     import numpy as np
 
-    from policyqa.retriever.reader import TransformersReader
+    from policyqa.answer.reader import TransformersReader
 
     texts = ["力争一季度落地重点项目28个。" * 5, "青岛市南区", ""]
     reader = TransformersReader(tiny_qa, max_seq_length=48, stride=16)
@@ -90,7 +90,7 @@ def test_onnx_backends_read_the_same_logits_as_torch(tiny_qa: Path, tmp_path: Pa
 
     import numpy as np
 
-    from policyqa.retriever.reader import TransformersReader
+    from policyqa.answer.reader import TransformersReader
 
     model = tmp_path / "qa"
     shutil.copytree(tiny_qa, model)  # the export lands beside the model: keep the fixture's copy clean
@@ -145,7 +145,7 @@ def test_reader_backend_comes_from_settings(tmp_path: Path) -> None:
 def test_a_question_longer_than_the_window_is_read_by_its_last_tokens(tiny_qa: Path, question: str) -> None:
     """Regression (hardening issue, finding 2): a question of more tokens than the window leaves
     beside the stride made the tokenizer panic (``stride must be strictly less than max_len``)."""
-    from policyqa.retriever.reader import TransformersReader
+    from policyqa.answer.reader import TransformersReader
 
     reader = TransformersReader(tiny_qa, passages=2, min_confidence=0.0, max_seq_length=48, stride=16)
     reader.warm_up()
@@ -164,7 +164,7 @@ def test_a_question_longer_than_the_window_is_read_by_its_last_tokens(tiny_qa: P
 
 
 def test_reader_refuses_a_question_budget_the_window_cannot_hold(tiny_qa: Path) -> None:
-    from policyqa.retriever.reader import TransformersReader
+    from policyqa.answer.reader import TransformersReader
 
     with pytest.raises(ValueError, match="max_question_tokens"):
         TransformersReader(tiny_qa, max_seq_length=48, stride=16, max_question_tokens=40)

@@ -53,7 +53,7 @@ def test_merged_model_matches_the_lora_model(tiny_base: Path, tmp_path: Path) ->
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from policyqa.retriever.reader_adapter import adapter_info, merge_adapter
+    from policyqa.answer.lora import adapter_info, merge_adapter
     from policyqa.retriever.train_reader import save_adapter
 
     model = _lora_model(tiny_base)
@@ -75,8 +75,8 @@ def test_merged_model_matches_the_lora_model(tiny_base: Path, tmp_path: Path) ->
 
 
 def test_merged_reader_answers_verbatim(tiny_base: Path, tmp_path: Path) -> None:
-    from policyqa.retriever.reader import TransformersReader
-    from policyqa.retriever.reader_adapter import merge_adapter
+    from policyqa.answer.lora import merge_adapter
+    from policyqa.answer.reader import TransformersReader
     from policyqa.retriever.train_reader import save_adapter
 
     adapter = tmp_path / "adapter.safetensors"
@@ -94,7 +94,7 @@ def test_adapter_info_rejects_other_safetensors(tmp_path: Path) -> None:
     import numpy as np
     from safetensors.numpy import save_file
 
-    from policyqa.retriever.reader_adapter import adapter_info
+    from policyqa.answer.lora import adapter_info
     from policyqa.retriever.train_reader import save_adapter
 
     other = tmp_path / "other.safetensors"
@@ -129,9 +129,9 @@ def test_featurize_labels_point_at_the_answer(tiny_base: Path) -> None:
 
 
 def test_builtin_reader_is_selected_by_settings_without_loading(tmp_path: Path) -> None:
+    from policyqa.answer.lora import BUILTIN_MAX_ANSWER_TOKENS, DEFAULT_ADAPTER, adapter_info
+    from policyqa.answer.reader import TransformersReader
     from policyqa.qa import make_answerer
-    from policyqa.retriever.reader import TransformersReader
-    from policyqa.retriever.reader_adapter import BUILTIN_MAX_ANSWER_TOKENS, DEFAULT_ADAPTER, adapter_info
     from policyqa.settings import Settings
 
     answerer = make_answerer(Settings(cache_dir=tmp_path, answer_reader="builtin"))
@@ -144,9 +144,10 @@ def test_builtin_reader_is_selected_by_settings_without_loading(tmp_path: Path) 
 
 
 def test_a_reader_narrows_the_selectors_sentence_verbatim(tiny_base: Path, tmp_path: Path) -> None:
-    from policyqa.retriever.answer import SpanSelector, verify_answer
-    from policyqa.retriever.reader import TransformersReader
-    from policyqa.retriever.reader_adapter import merge_adapter
+    from policyqa.answer.lora import merge_adapter
+    from policyqa.answer.reader import TransformersReader
+    from policyqa.answer.selector import SpanSelector
+    from policyqa.answer.types import verify_answer
     from policyqa.retriever.train_reader import save_adapter
 
     adapter = tmp_path / "adapter.safetensors"
@@ -176,9 +177,9 @@ def test_a_reader_narrows_the_selectors_sentence_verbatim(tiny_base: Path, tmp_p
 
 
 def test_narrow_reader_setting_builds_a_selector_with_a_reader(tmp_path: Path) -> None:
+    from policyqa.answer.reader import TransformersReader
+    from policyqa.answer.selector import SpanSelector
     from policyqa.qa import make_answerer
-    from policyqa.retriever.answer import SpanSelector
-    from policyqa.retriever.reader import TransformersReader
     from policyqa.settings import Settings
 
     answerer = make_answerer(Settings(cache_dir=tmp_path, answer_narrow_reader="builtin"))

@@ -7,11 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from policyqa.corpus.text import enclosing_sentence
-from policyqa.retriever.answer import find_typed_spans
-from policyqa.retriever.base import Hit
-from policyqa.retriever.terms import QueryTerms, TermStats
-from policyqa.retriever.spans import (
+from policyqa.answer.question import find_typed_spans
+from policyqa.answer.spans import (
     MAX_CLAUSES,
     SPAN_FEATURES,
     SpanCandidate,
@@ -21,6 +18,9 @@ from policyqa.retriever.spans import (
     overlap_f1,
     span_candidates,
 )
+from policyqa.corpus.text import enclosing_sentence
+from policyqa.retriever.base import Hit
+from policyqa.retriever.terms import QueryTerms, TermStats
 
 DOC = (
     "关于做好复工复产的通知\n"
@@ -127,7 +127,7 @@ def _cand(hit_index: int, start: int, end: int, base: int = 0) -> SpanCandidate:
 
 
 def test_dense_span_features_exact() -> None:
-    from policyqa.retriever.spans import DENSE_SPAN_FEATURES, dense_span_features
+    from policyqa.answer.spans import DENSE_SPAN_FEATURES, dense_span_features
 
     text = "第一句话在这里。第二句话在这里。第三句话在这里。"
     hit = Hit(chunk_id="c", doc_id="d", score=1.0, rank=1, text=text, start=100, end=100 + len(text))
@@ -155,8 +155,8 @@ def test_dense_span_features_exact() -> None:
 
 
 def test_reader_span_features_exact() -> None:
-    from policyqa.retriever.reader import CharLogits
-    from policyqa.retriever.spans import READER_SPAN_FEATURES, reader_span_features
+    from policyqa.answer.reader import CharLogits
+    from policyqa.answer.spans import READER_SPAN_FEATURES, reader_span_features
 
     text = "落地项目28个，投资。"
     hit = Hit(chunk_id="c", doc_id="d", score=1.0, rank=1, text=text, start=50, end=50 + len(text))

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from policyqa.answer.selector import SpanModel
+from policyqa.answer.spans import SPAN_FEATURES
 from policyqa.index.embedded import EmbeddedIndex as Index
-from policyqa.retriever.answer import SpanModel
-from policyqa.retriever.spans import SPAN_FEATURES
 from policyqa.retriever.train_answer import SpanGroup, fit_listwise, fit_span_model, top_span_scores
 from tests.helpers import learnable_span_groups
 
@@ -58,7 +58,7 @@ def test_fit_span_model_chooses_by_cv_and_limits_rejects() -> None:
 
 def test_boosted_fit_learns_the_signal_and_round_trips() -> None:
     pytest.importorskip("lightgbm")
-    from policyqa.retriever.answer import FEATURE_SETS
+    from policyqa.answer.selector import FEATURE_SETS
     from policyqa.retriever.train_answer import fit_boosted_span_model
 
     full = FEATURE_SETS[-1]
@@ -148,9 +148,9 @@ def test_fold_readers_give_each_question_its_folds_logits(fixture_index: Index, 
     """Cross-fitting: a question of fold K reads reader K's logits, everything else is shared."""
     pytest.importorskip("torch")
     pytest.importorskip("lightgbm")
-    from policyqa.retriever.answer import FEATURE_SETS
-    from policyqa.retriever.reader import TransformersReader
-    from policyqa.retriever.spans import READER_SPAN_FEATURES
+    from policyqa.answer.reader import TransformersReader
+    from policyqa.answer.selector import FEATURE_SETS
+    from policyqa.answer.spans import READER_SPAN_FEATURES
     from policyqa.retriever.train_answer import collect_spans
     from policyqa.retriever.train_rerank import fold_of
     from tests.helpers import fixture_documents, fixture_queries, save_tiny_bert

