@@ -5,7 +5,7 @@
 
 The models shipped in ``policyqa/retriever/data`` were fitted on the ``train`` split of a
 benchmark (questions split by a sha1 of their id, see
-:func:`policyqa.retriever.train_rerank.in_split`): the reranker on CMRC 2018 dev, the answer
+:func:`policyqa.train.rerank.in_split`): the reranker on CMRC 2018 dev, the answer
 span model on ncpqa-dev. Their scores on those benchmarks are therefore reported on the
 ``test`` split only: this command keeps those questions (the corpus stays whole) and runs the
 benchmark exactly as ``policyqa eval`` does.
@@ -23,7 +23,7 @@ from pathlib import Path
 from policyqa.eval.datasets import Benchmark, load_benchmark
 from policyqa.eval.report import format_table, module_command, write_plot, write_report
 from policyqa.eval.runner import run_benchmark
-from policyqa.retriever.train_rerank import in_split
+from policyqa.eval.splits import in_split
 
 __all__ = ["main", "split_benchmark"]
 

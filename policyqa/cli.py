@@ -88,8 +88,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     from policyqa.api.cli import add_serve_parser
     from policyqa.ask_cli import add_ask_parser
+    from policyqa.eval.bench.scale_cli import add_bench_scale_parser
     from policyqa.eval.cli import add_eval_parser
-    from policyqa.eval.scale_cli import add_bench_scale_parser
 
     add_ask_parser(sub)
     add_serve_parser(sub)
@@ -296,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return int(run_ask_command(args, settings))
         if args.command == "bench-scale":
-            from policyqa.eval.scale_cli import run_bench_scale_command
+            from policyqa.eval.bench.scale_cli import run_bench_scale_command
 
             return int(run_bench_scale_command(args, settings))
         if args.command == "serve":

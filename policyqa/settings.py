@@ -284,7 +284,7 @@ class Settings(BaseSettings):
         "the builtin reader's logits as features; about 0.2 s more per question on 2 cores) when the "
         "index embeds with the encoder it was trained with, else the shipped linear model; 'linear': "
         "the shipped linear model (no reader); or the path of a model JSON written by "
-        "`python -m policyqa.retriever.train_answer`.",
+        "`python -m policyqa.train.answer`.",
     )
     answer_mbr_temperature: float | None = Field(
         None,

@@ -15,7 +15,7 @@ from policyqa.corpus.models import DocMeta, Document
 from policyqa.settings import Settings
 
 if TYPE_CHECKING:
-    from policyqa.retriever.train_answer import SpanGroup
+    from policyqa.train.answer import SpanGroup
 
 DATA = Path(__file__).parent / "data"
 
@@ -149,7 +149,7 @@ def learnable_span_groups(n: int = 60, seed: int = 0, *, positions: bool = True)
     (``reader_rel_start`` 0, the others -3); five more rows stand for the candidates left
     without the gold document, and ``positions`` gives each span a place in its own document."""
     from policyqa.answer.selector import FEATURE_SETS
-    from policyqa.retriever.train_answer import SpanGroup
+    from policyqa.train.answer import SpanGroup
 
     full = FEATURE_SETS[-1]
     col = full.index("reader_rel_start")

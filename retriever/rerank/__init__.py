@@ -21,7 +21,7 @@ Four implementations:
     how strongly the rest of its document is represented among the candidates). It needs
     nothing but the index that is already open, runs in a few milliseconds for 20 candidates
     on 2 CPU cores, and its weights are a small JSON file (``retriever/data/rerank_features.json``)
-    written by ``python -m policyqa.retriever.train_rerank``.
+    written by ``python -m policyqa.train.rerank``.
 ``CrossEncoderReranker`` (``cross-encoder``)
     Any sentence-transformers ``CrossEncoder`` by name or local path (e.g. bge-reranker-v2-m3,
     bce-reranker-base_v1); batched, inputs cut at ``max_length`` tokens; when the model directory

@@ -161,7 +161,7 @@ class FeatureReranker:
 
     :param tokenizer: the index's tokenizer (``index.tokenizer``), for query terms.
     :param bm25_index: the index's BM25 index (``index.bm25``), for term IDFs.
-    :param model_path: a model JSON written by ``policyqa.retriever.train_rerank``; None: the
+    :param model_path: a model JSON written by ``policyqa.train.rerank``; None: the
         shipped one.
     :param depth: the candidate depth of the retriever (rank used for "not retrieved").
     :param group_by_document: rank documents by their best chunk's model score and keep the

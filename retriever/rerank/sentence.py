@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 #: Weights of the best sentence's similarity and of the feature model's score against the
 #: retriever's score (all z-scored over the candidates). Chosen together on the ncpqa-dev train
-#: half from a grid of 0…1 (``python -m policyqa.eval.probe_sentence_rerank``, table in
+#: half from a grid of 0…1 (``python -m policyqa.train.probe_sentence_rerank``, table in
 #: ``eval/results/probe-sentence-rerank-ncpqa.md``) and scored on the test half.
 DEFAULT_SENTENCE_WEIGHT = 0.5
 DEFAULT_FEATURE_WEIGHT = 0.5

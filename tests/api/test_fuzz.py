@@ -3,7 +3,7 @@
 write paths are exercised past authentication: no 5xx, responses that match their schema and
 documented status codes, and no response naming a server path.
 
-The long run (every phase, thousands of cases) is ``python -m policyqa.eval.fuzz_api``; this
+The long run (every phase, thousands of cases) is ``python -m policyqa.eval.bench.fuzz_api``; this
 keeps a fixed, derandomised sample of it in every test run.
 """
 

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from policyqa.corpus.models import DocMeta, Document
-from policyqa.eval.abuse import write_docx_bomb
+from policyqa.eval.bench.abuse import write_docx_bomb
 from policyqa.pipeline import add_documents, build_index
 from policyqa.service import AskResult, QAService
 from policyqa.settings import Settings

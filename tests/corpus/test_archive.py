@@ -16,7 +16,7 @@ import pytest
 from policyqa.corpus.archive import zip_bomb_reason
 from policyqa.corpus.encoding import UnreadableFileError
 from policyqa.corpus.loaders import load_docx, load_paths
-from policyqa.eval.abuse import write_docx_bomb
+from policyqa.eval.bench.abuse import write_docx_bomb
 
 _PARA = "<w:p><w:r><w:t>稳岗返还政策继续实施，补贴标准为百分之五十。</w:t></w:r></w:p>"
 _DOC_HEAD = (

@@ -201,11 +201,12 @@ def test_sentence_rerank_probe_on_the_real_pipeline(
 ) -> None:
     """The probe's (0, 0) row is the hybrid order: its MRR@10 equals the hybrid candidates' own."""
     from policyqa.eval.datasets import load_benchmark
-    from policyqa.eval.probe_sentence_rerank import FEATURE_WEIGHTS, SENTENCE_WEIGHTS
-    from policyqa.eval.probe_sentence_rerank import main as probe
     from policyqa.eval.runner import prepare_index
-    from policyqa.retriever.train_rerank import collect_candidates, doc_metrics, in_split
+    from policyqa.eval.splits import in_split
     from policyqa.settings import get_settings
+    from policyqa.train.probe_sentence_rerank import FEATURE_WEIGHTS, SENTENCE_WEIGHTS
+    from policyqa.train.probe_sentence_rerank import main as probe
+    from policyqa.train.rerank import collect_candidates, doc_metrics
     from tests.helpers import HashingEncoder
 
     encoder = HashingEncoder()

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from policyqa.eval.probe_answer_spans import (
+from policyqa.eval.splits import fold_of
+from policyqa.train.answer import fit_boosters
+from policyqa.train.probe_answer_spans import (
     MBR_TEMPERATURES,
     VARIANTS,
     cross_validated_scores,
@@ -15,8 +17,6 @@ from policyqa.eval.probe_answer_spans import (
     probe,
     top_span,
 )
-from policyqa.retriever.train_answer import fit_boosters
-from policyqa.retriever.train_rerank import fold_of
 from tests.helpers import learnable_span_groups
 
 

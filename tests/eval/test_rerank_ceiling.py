@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from policyqa.eval.rerank_ceiling import content_ceiling_rr, is_copy, main, reciprocal_rank
+from policyqa.train.rerank_ceiling import content_ceiling_rr, is_copy, main, reciprocal_rank
 
 
 def test_reciprocal_rank_counts_the_first_relevant_within_k() -> None:

@@ -316,7 +316,7 @@ def _boosted_model(path: Path, dense_model: str) -> Path:
     """A boosted span model trained on toy groups (the right span: the reader's best start)."""
     pytest.importorskip("lightgbm")
     from policyqa.answer.selector import FEATURE_SETS
-    from policyqa.retriever.train_answer import SpanGroup, fit_boosted_span_model
+    from policyqa.train.answer import SpanGroup, fit_boosted_span_model
 
     full = FEATURE_SETS[-1]
     col = full.index("reader_rel_start")

@@ -25,7 +25,7 @@ def _lora_model(base: Path, rank: int = 4, alpha: float = 8.0) -> object:
     import torch
     from transformers import AutoModelForQuestionAnswering
 
-    from policyqa.retriever.train_reader import add_lora
+    from policyqa.train.reader import add_lora
 
     torch.manual_seed(1)
     model = AutoModelForQuestionAnswering.from_pretrained(str(base), local_files_only=True)
@@ -54,7 +54,7 @@ def test_merged_model_matches_the_lora_model(tiny_base: Path, tmp_path: Path) ->
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     from policyqa.answer.lora import adapter_info, merge_adapter
-    from policyqa.retriever.train_reader import save_adapter
+    from policyqa.train.reader import save_adapter
 
     model = _lora_model(tiny_base)
     adapter = tmp_path / "adapter.safetensors"
@@ -77,7 +77,7 @@ def test_merged_model_matches_the_lora_model(tiny_base: Path, tmp_path: Path) ->
 def test_merged_reader_answers_verbatim(tiny_base: Path, tmp_path: Path) -> None:
     from policyqa.answer.lora import merge_adapter
     from policyqa.answer.reader import TransformersReader
-    from policyqa.retriever.train_reader import save_adapter
+    from policyqa.train.reader import save_adapter
 
     adapter = tmp_path / "adapter.safetensors"
     save_adapter(_lora_model(tiny_base), adapter, {"rank": 4, "alpha": 8.0})
@@ -95,7 +95,7 @@ def test_adapter_info_rejects_other_safetensors(tmp_path: Path) -> None:
     from safetensors.numpy import save_file
 
     from policyqa.answer.lora import adapter_info
-    from policyqa.retriever.train_reader import save_adapter
+    from policyqa.train.reader import save_adapter
 
     other = tmp_path / "other.safetensors"
     save_file({"x": np.zeros(2, dtype=np.float32)}, str(other))
@@ -108,7 +108,7 @@ def test_adapter_info_rejects_other_safetensors(tmp_path: Path) -> None:
 def test_featurize_labels_point_at_the_answer(tiny_base: Path) -> None:
     from transformers import AutoTokenizer
 
-    from policyqa.retriever.train_reader import ReaderExample, featurize
+    from policyqa.train.reader import ReaderExample, featurize
 
     tok = AutoTokenizer.from_pretrained(str(tiny_base), local_files_only=True)
     ctx = "青岛市南区。力争一季度落地重点项目28个，计划年内完成。" * 3
@@ -148,7 +148,7 @@ def test_a_reader_narrows_the_selectors_sentence_verbatim(tiny_base: Path, tmp_p
     from policyqa.answer.reader import TransformersReader
     from policyqa.answer.selector import SpanSelector
     from policyqa.answer.types import verify_answer
-    from policyqa.retriever.train_reader import save_adapter
+    from policyqa.train.reader import save_adapter
 
     adapter = tmp_path / "adapter.safetensors"
     save_adapter(_lora_model(tiny_base), adapter, {"rank": 4, "alpha": 8.0})

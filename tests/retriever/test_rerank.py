@@ -319,7 +319,7 @@ def test_hash_split_and_heldout_benchmark() -> None:
     from policyqa.corpus.models import Document
     from policyqa.eval.datasets import Benchmark
     from policyqa.eval.heldout import split_benchmark
-    from policyqa.retriever.train_rerank import in_split
+    from policyqa.eval.splits import in_split
 
     ids = [f"q{i}" for i in range(200)]
     train = {q for q in ids if in_split(q, "train")}

@@ -10,7 +10,7 @@ import pytest
 from policyqa.answer.selector import SpanModel
 from policyqa.answer.spans import SPAN_FEATURES
 from policyqa.index.embedded import EmbeddedIndex as Index
-from policyqa.retriever.train_answer import SpanGroup, fit_listwise, fit_span_model, top_span_scores
+from policyqa.train.answer import SpanGroup, fit_listwise, fit_span_model, top_span_scores
 from tests.helpers import learnable_span_groups
 
 GOOD = SPAN_FEATURES.index("cov_context")
@@ -59,7 +59,7 @@ def test_fit_span_model_chooses_by_cv_and_limits_rejects() -> None:
 def test_boosted_fit_learns_the_signal_and_round_trips() -> None:
     pytest.importorskip("lightgbm")
     from policyqa.answer.selector import FEATURE_SETS
-    from policyqa.retriever.train_answer import fit_boosted_span_model
+    from policyqa.train.answer import fit_boosted_span_model
 
     full = FEATURE_SETS[-1]
     model = fit_boosted_span_model(
@@ -90,7 +90,7 @@ def test_boosted_fit_learns_the_signal_and_round_trips() -> None:
 
 
 def test_fold_of_is_pinned_and_spreads_both_halves_of_the_split() -> None:
-    from policyqa.retriever.train_rerank import fold_of, in_split
+    from policyqa.eval.splits import fold_of, in_split
 
     assert [fold_of(f"q{i}", 2) for i in range(8)] == [1, 0, 1, 0, 0, 0, 0, 1]
     assert [fold_of(f"q{i}", 3) for i in range(8)] == [1, 2, 0, 1, 2, 0, 0, 2]
@@ -104,7 +104,7 @@ def test_fold_of_is_pinned_and_spreads_both_halves_of_the_split() -> None:
 
 
 def test_train_reader_hold_out_needs_k_of_n_and_no_calibration(capsys: pytest.CaptureFixture[str]) -> None:
-    from policyqa.retriever.train_reader import main
+    from policyqa.train.reader import main
 
     for bad in ("2/2", "0/1", "-1/2", "half"):
         with pytest.raises(SystemExit) as err:
@@ -118,7 +118,7 @@ def test_train_reader_hold_out_needs_k_of_n_and_no_calibration(capsys: pytest.Ca
 
 
 def test_fold_readers_need_the_boosted_kind(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from policyqa.retriever.train_answer import main
+    from policyqa.train.answer import main
 
     with pytest.raises(SystemExit) as err:
         main(["bench", "--fold-readers", str(tmp_path / "a"), str(tmp_path / "b")])
@@ -131,7 +131,7 @@ def test_fold_readers_need_the_boosted_kind(capsys: pytest.CaptureFixture[str], 
 
 
 def test_boosted_params_are_a_json_object_for_the_boosted_kind(capsys: pytest.CaptureFixture[str]) -> None:
-    from policyqa.retriever.train_answer import main
+    from policyqa.train.answer import main
 
     for bad, why in (("[1]", "JSON object"), ("{num_leaves: 3}", "not JSON")):
         with pytest.raises(SystemExit) as err:
@@ -151,8 +151,8 @@ def test_fold_readers_give_each_question_its_folds_logits(fixture_index: Index, 
     from policyqa.answer.reader import TransformersReader
     from policyqa.answer.selector import FEATURE_SETS
     from policyqa.answer.spans import READER_SPAN_FEATURES
-    from policyqa.retriever.train_answer import collect_spans
-    from policyqa.retriever.train_rerank import fold_of
+    from policyqa.eval.splits import fold_of
+    from policyqa.train.answer import collect_spans
     from tests.helpers import fixture_documents, fixture_queries, save_tiny_bert
 
     readers = [

@@ -1,7 +1,7 @@
 """Scale benchmark: build embedded indexes of 10k–1M chunks and measure them (not a test).
 
 ``policyqa bench-scale [--sizes 10000,100000,1000000] [--corpus DIR] [--json OUT] [--report OUT.md]``
-(see :mod:`policyqa.eval.scale_cli`) runs, for every size:
+(see :mod:`policyqa.eval.bench.scale_cli`) runs, for every size:
 
 1. **corpus**: the laws and regulations of ``--corpus`` (every ``*.jsonl`` there, by default
    ``../shared/data/corpora``) in file order until the size is reached; past their ~150k chunks,
@@ -325,7 +325,7 @@ def ann_recall(approx: npt.NDArray[np.int64], exact: npt.NDArray[np.int64]) -> f
 
 
 # --------------------------------------------------------------------------------------------
-# worker steps (run in child processes: ``python -m policyqa.eval.scale build|serve SPEC.json``)
+# worker steps (run in child processes: ``python -m policyqa.eval.bench.scale build|serve SPEC.json``)
 
 
 @dataclass(slots=True)
@@ -531,7 +531,7 @@ def _run_child(step: str, spec: dict[str, Any], work: Path, max_rss_gb: float | 
     started = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "policyqa.eval.scale", step, str(spec_path), str(out_path)],
+            [sys.executable, "-m", "policyqa.eval.bench.scale", step, str(spec_path), str(out_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -1,6 +1,6 @@
 """Train the answer span model of :class:`~policyqa.answer.selector.SpanSelector`.
 
-``python -m policyqa.retriever.train_answer BENCH [BENCH …] [--split train] [--out FILE]``
+``python -m policyqa.train.answer BENCH [BENCH …] [--split train] [--out FILE]``
 
 For every selected question with a reference answer, the top passages of the reranked hybrid
 search (as ``policyqa ask`` runs it) give the candidate spans of
@@ -51,15 +51,20 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from policyqa.answer.lora import BUILTIN_MAX_ANSWER_TOKENS, ensure_builtin_reader
+from policyqa.answer.reader import TransformersReader
 from policyqa.answer.selector import DEFAULT_SPAN_MODEL, FEATURE_SETS, SpanModel, SpanSelector
 from policyqa.answer.spans import DENSE_SPAN_FEATURES, READER_SPAN_FEATURES, SPAN_FEATURES, source_text
+from policyqa.eval.splits import fold_of, in_split
 from policyqa.retriever.base import Hit
-from policyqa.retriever.train_rerank import fold_of, in_split
+from policyqa.settings import Settings
 
 __all__ = [
     "BOOSTED_BAGS",
     "BOOSTED_PARAMS",
     "SpanGroup",
+    "add_fold_readers_option",
+    "fold_reader",
     "calibrate",
     "check_fold_adapters",
     "collect_spans",
@@ -212,12 +217,9 @@ def check_fold_adapters(adapters: Sequence[Path], split: str, train_share: float
     return infos
 
 
-def _fold_reader(settings: Any, adapter: Path) -> Any:
+def fold_reader(settings: Settings, adapter: Path) -> TransformersReader:
     """A reader over ``adapter`` merged into the default model like the builtin one (in the
     cache, by the adapter's digest)."""
-    from policyqa.answer.lora import BUILTIN_MAX_ANSWER_TOKENS, ensure_builtin_reader
-    from policyqa.answer.reader import TransformersReader
-
     return TransformersReader(
         ensure_builtin_reader(settings.cache_dir, adapter, show_progress=settings.progress),
         passages=settings.answer_passages,
@@ -225,6 +227,13 @@ def _fold_reader(settings: Any, adapter: Path) -> Any:
         device=settings.device,
         max_answer_tokens=BUILTIN_MAX_ANSWER_TOKENS,
         backend=settings.answer_reader_backend,
+    )
+
+
+def add_fold_readers_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """The ``--fold-readers ADAPTER…`` option (the span model's trainer and its probe)."""
+    parser.add_argument(
+        "--fold-readers", type=Path, nargs="+", default=None, metavar="ADAPTER", help=help_text
     )
 
 
@@ -508,7 +517,7 @@ def _json_object(value: str) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m policyqa.retriever.train_answer", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m policyqa.train.answer", description=__doc__)
     parser.add_argument(
         "bench", type=Path, nargs="+", help="benchmarks with answers (BEIR + answers.jsonl, SQuAD)"
     )
@@ -544,14 +553,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="JSON",
         help="LightGBM settings over BOOSTED_PARAMS (--kind boosted), e.g. '{\"num_leaves\": 15}'",
     )
-    parser.add_argument(
-        "--fold-readers",
-        type=Path,
-        nargs="+",
-        default=None,
-        metavar="ADAPTER",
-        help="cross-fitted reader features (--kind boosted): adapter K trained with "
-        "train_reader --hold-out K/N gives the logits of the training questions of fold K",
+    add_fold_readers_option(
+        parser,
+        "cross-fitted reader features (--kind boosted): adapter K trained with "
+        "policyqa.train.reader --hold-out K/N gives the logits of the training questions of fold K",
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -577,7 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     evals: dict[str, list[SpanGroup]] = {}
     names: list[str] = []
     dense_models: set[str] = set()
-    fold_readers = [_fold_reader(settings, a) for a in args.fold_readers or []]
+    fold_readers = [fold_reader(settings, a) for a in args.fold_readers or []]
     for path in args.bench:
         bench = load_benchmark(path)
         names.append(bench.name)
@@ -616,8 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "questions": len(train),
         "reranker": settings.reranker,
         "passages": settings.answer_passages,
-        "command": "python -m policyqa.retriever.train_answer "
-        + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m policyqa.train.answer " + " ".join(sys.argv[1:] if argv is None else argv),
     }
     if args.kind == "boosted":
         if len(dense_models) != 1:

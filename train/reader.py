@@ -1,6 +1,6 @@
 """Train the built-in answer reader's LoRA adapter (see :mod:`policyqa.answer.lora`).
 
-``python -m policyqa.retriever.train_reader BENCH [BENCH …] [--split train] [--out FILE]``
+``python -m policyqa.train.reader BENCH [BENCH …] [--split train] [--out FILE]``
 
 Training examples are (question, passage, answer character span or none):
 
@@ -13,7 +13,7 @@ Training examples are (question, passage, answer character span or none):
 
 Questions are split by a sha1 of their id as in ``train_rerank``, so the ``test`` split is never
 seen. ``--hold-out K/N`` also leaves out the split's BEIR questions of cross-fitting fold ``K``
-of ``N`` (:func:`~policyqa.retriever.train_rerank.fold_of`): such a reader gives those questions
+of ``N`` (:func:`~policyqa.train.rerank.fold_of`): such a reader gives those questions
 out-of-sample logits for fitting the span model (``train_answer --fold-readers``).
 
 The model is the converted multilingual-e5-small as a ``BertForQuestionAnswering`` with
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from policyqa.answer.lora import LORA_TARGETS, adapter_info
-from policyqa.retriever.train_rerank import fold_of, in_split
+from policyqa.eval.splits import fold_of, in_split
 
 __all__ = [
     "ReaderExample",
@@ -397,7 +397,7 @@ def _fold_arg(value: str) -> tuple[int, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m policyqa.retriever.train_reader", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m policyqa.train.reader", description=__doc__)
     parser.add_argument("bench", type=Path, nargs="+", help="BEIR benchmarks with answers, SQuAD json files")
     parser.add_argument("--split", default="train", choices=("train", "test", "all"))
     parser.add_argument("--train-share", type=float, default=0.5)
@@ -489,7 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.init is None:
             parser.error("--calibrate-only needs --init ADAPTER")
         info = adapter_info(args.init)
-        info["calibration_command"] = "python -m policyqa.retriever.train_reader " + " ".join(
+        info["calibration_command"] = "python -m policyqa.train.reader " + " ".join(
             sys.argv[1:] if argv is None else argv
         )
         if args.out.resolve() != args.init.resolve():
@@ -529,8 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "max_length": args.max_length,
             "windows": len(feats),
             "train_seconds": round(time.perf_counter() - started, 1),
-            "command": "python -m policyqa.retriever.train_reader "
-            + " ".join(sys.argv[1:] if argv is None else argv),
+            "command": "python -m policyqa.train.reader " + " ".join(sys.argv[1:] if argv is None else argv),
         }
         save_adapter(model, args.out, info)
     if args.calibrate:

@@ -1,6 +1,6 @@
 """Train the weights of the default reranker (:class:`~policyqa.retriever.rerank.FeatureReranker`).
 
-``python -m policyqa.retriever.train_rerank BENCH [--split train|test|all] [--out FILE]``
+``python -m policyqa.train.rerank BENCH [--split train|test|all] [--out FILE]``
 
 The benchmark's corpus is indexed (or the cached eval index reused, as ``policyqa eval`` does),
 every selected question is run through the hybrid retriever, and each of its top ``--window``
@@ -23,7 +23,6 @@ on ncpqa, which it never saw; see ``retriever/data/rerank_features.json`` for th
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import sys
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from policyqa.eval.splits import in_split
 from policyqa.retriever.base import Hit
 from policyqa.retriever.factory import retriever_for
 from policyqa.retriever.rerank import (
@@ -49,35 +49,12 @@ __all__ = [
     "collect_candidates",
     "doc_metrics",
     "fit_pairwise",
-    "fold_of",
-    "in_split",
     "main",
 ]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = 20
-
-
-def in_split(query_id: str, split: str, train_share: float = 0.5) -> bool:
-    """Whether a question belongs to ``split`` (train/test by a sha1 of its id, or all)."""
-    if split == "all":
-        return True
-    bucket = int(hashlib.sha1(query_id.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
-    is_train = bucket < train_share
-    if split == "train":
-        return is_train
-    if split == "test":
-        return not is_train
-    raise ValueError(f"split must be train, test or all, got {split!r}")
-
-
-def fold_of(query_id: str, folds: int) -> int:
-    """A question's cross-fitting fold in ``0 … folds-1`` (from other bits of the sha1 than
-    :func:`in_split`, so every fold holds train and test questions alike)."""
-    if folds < 1:
-        raise ValueError(f"folds must be at least 1, got {folds}")
-    return int(hashlib.sha1(query_id.encode("utf-8")).hexdigest()[8:16], 16) % folds
 
 
 @dataclass(slots=True)
@@ -185,7 +162,7 @@ def doc_metrics(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m policyqa.retriever.train_rerank", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m policyqa.train.rerank", description=__doc__)
     parser.add_argument("bench", type=Path, help="benchmark (BEIR directory or SQuAD JSON)")
     parser.add_argument("--split", default="train", choices=("train", "test", "all"))
     parser.add_argument("--train-share", type=float, default=0.5)
@@ -216,8 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "questions": len(train_q),
             "window": args.window,
             "c": args.c,
-            "command": "python -m policyqa.retriever.train_rerank "
-            + " ".join(sys.argv[1:] if argv is None else argv),
+            "command": "python -m policyqa.train.rerank " + " ".join(sys.argv[1:] if argv is None else argv),
         }
         model = fit_pairwise(groups, c=args.c, info=info)
         print(

@@ -1,4 +1,4 @@
-"""The ``policyqa bench-scale`` command (a benchmark, not a test; see :mod:`policyqa.eval.scale`).
+"""The ``policyqa bench-scale`` command (a benchmark, not a test; see :mod:`policyqa.eval.bench.scale`).
 
 ``policyqa bench-scale [--sizes 10000,100000,1000000] [--corpus DIR] [--json OUT] [--report OUT.md]
 [--queries N] [--sample N] [--embed-max N] [--workdir DIR] [--keep] [--max-build-gb G]``
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from policyqa.eval.scale import (
+from policyqa.eval.bench.scale import (
     DEFAULT_CORPUS,
     DEFAULT_SIZES,
     BenchError,
