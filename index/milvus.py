@@ -85,6 +85,8 @@ __all__ = [
     "connect",
     "date_int",
     "describe_milvus",
+    "is_milvus_error",
+    "milvus_error_line",
     "milvus_exists",
     "milvus_uri",
     "open_milvus_index",
@@ -121,6 +123,17 @@ _LIMITS = {
     "source": 4096,
     "part_id": 1100,
 }
+
+
+def is_milvus_error(exc: BaseException) -> bool:
+    """The Milvus backend's errors and pymilvus' own (a server gone away mid-command)."""
+    return isinstance(exc, MilvusBackendError) or type(exc).__module__.startswith("pymilvus")
+
+
+def milvus_error_line(exc: BaseException) -> str:
+    """A Milvus error on one line (pymilvus' own are labelled as such; never a token)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if isinstance(exc, MilvusBackendError) else f"Milvus error: {text}"
 
 
 class MilvusBackendError(RuntimeError):

@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -259,21 +259,42 @@ def _cmd_info(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _is_milvus_error(exc: BaseException) -> bool:
-    """The Milvus backend's errors and pymilvus' own (a server gone away mid-command)."""
-    from policyqa.index.milvus import MilvusBackendError
+def _run_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from policyqa.ask_cli import run_ask_command
 
-    return isinstance(exc, MilvusBackendError) or type(exc).__module__.startswith("pymilvus")
-
-
-def _one_line(exc: BaseException) -> str:
-    from policyqa.index.milvus import MilvusBackendError
-
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if isinstance(exc, MilvusBackendError) else f"Milvus error: {text}"
+    return int(run_ask_command(args, settings))
 
 
-_COMMANDS = {"index": _cmd_index, "search": _cmd_search, "delete": _cmd_delete, "info": _cmd_info}
+def _run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from policyqa.api.cli import run_serve_command
+
+    return int(run_serve_command(args, settings))
+
+
+def _run_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from policyqa.eval.cli import run_eval_command
+
+    return int(run_eval_command(args, settings))
+
+
+def _run_bench_scale(args: argparse.Namespace, settings: Settings) -> int:
+    from policyqa.eval.bench.scale_cli import run_bench_scale_command
+
+    return int(run_bench_scale_command(args, settings))
+
+
+#: Every subcommand and what runs it (the heavy ones import their module when they run, so that
+#: ``policyqa --help`` and a search stay quick).
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "index": _cmd_index,
+    "search": _cmd_search,
+    "delete": _cmd_delete,
+    "info": _cmd_info,
+    "ask": _run_ask,
+    "serve": _run_serve,
+    "eval": _run_eval,
+    "bench-scale": _run_bench_scale,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -284,25 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     _configure_logging(args.verbose)
     from policyqa.index.layout import IndexNotFoundError, IndexVersionError
+    from policyqa.index.milvus import is_milvus_error, milvus_error_line
 
     try:
         settings = _settings(args)
-        if args.command == "eval":
-            from policyqa.eval.cli import run_eval_command
-
-            return int(run_eval_command(args, settings))
-        if args.command == "ask":
-            from policyqa.ask_cli import run_ask_command
-
-            return int(run_ask_command(args, settings))
-        if args.command == "bench-scale":
-            from policyqa.eval.bench.scale_cli import run_bench_scale_command
-
-            return int(run_bench_scale_command(args, settings))
-        if args.command == "serve":
-            from policyqa.api.cli import run_serve_command
-
-            return int(run_serve_command(args, settings))
         return _COMMANDS[args.command](args, settings)
     except CliError as exc:
         print(f"policyqa {args.command}: {exc}", file=sys.stderr)
@@ -317,9 +323,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"policyqa {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:
-        if not _is_milvus_error(exc):
+        if not is_milvus_error(exc):
             raise
-        print(f"policyqa {args.command}: {_one_line(exc)}", file=sys.stderr)
+        print(f"policyqa {args.command}: {milvus_error_line(exc)}", file=sys.stderr)
         return EXIT_FAIL
     except KeyboardInterrupt:
         print("interrupted; the previous index is untouched", file=sys.stderr)

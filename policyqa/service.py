@@ -39,7 +39,7 @@ from policyqa.corpus.uploads import FileStatus, NewDocument, UploadedFile, read_
 from policyqa.index.base import OpenIndex
 from policyqa.index.dense import PassageEncoder
 from policyqa.index.encoder import encoder_for
-from policyqa.index.milvus import MilvusBackendError
+from policyqa.index.milvus import is_milvus_error, milvus_error_line
 from policyqa.qa import QAPipeline
 from policyqa.retriever.base import Filters, Hit
 from policyqa.settings import Settings
@@ -339,8 +339,8 @@ class QAService:
         try:
             yield lease
         except Exception as exc:
-            if _is_milvus_error(exc):
-                raise ServiceNotReadyError(f"Milvus is unavailable: {_one_line(exc)}") from exc
+            if is_milvus_error(exc):
+                raise ServiceNotReadyError(f"Milvus is unavailable: {milvus_error_line(exc)}") from exc
             raise
         finally:
             with self._lock:
@@ -621,11 +621,3 @@ class QAService:
             index_version=new_index.version,
             took_ms=(time.perf_counter() - t0) * 1000,
         )
-
-
-def _is_milvus_error(exc: BaseException) -> bool:
-    return isinstance(exc, MilvusBackendError) or type(exc).__module__.startswith("pymilvus")
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
