@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from policyqa.index.base import OpenIndex
 from policyqa.index.embedded import EmbeddedIndex as Index
 from policyqa.pipeline import build_index, open_index
 from policyqa.settings import Settings
-from tests.helpers import HashingEncoder, fixture_documents
+from tests.helpers import HashingEncoder, fixture_documents, milvus_settings
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -58,3 +59,50 @@ def fixture_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
     index = open_index(s.index_dir, s, encoder=enc)
     yield index
     index.close()
+
+
+#: The index backends every contract suite runs over.
+BACKENDS = ("embedded", "milvus")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend_index(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OpenIndex]:
+    """The fixture corpus in each backend, opened: the embedded index, and Milvus Lite (a file
+    beside the index directory, FLAT vectors); the same settings and the hashing encoder."""
+    root = tmp_path_factory.mktemp(f"backend-{request.param}")
+    s = (
+        milvus_settings(root)
+        if request.param == "milvus"
+        else Settings(cache_dir=root / "cache", index_dir=root / "index", progress=False, chunk_max_chars=120)
+    )
+    enc = HashingEncoder()
+    build_index(fixture_documents(), s.index_dir, s, show_progress=False, encoder=enc)
+    index = open_index(s.index_dir, s, encoder=enc)
+    yield index
+    index.close()
+
+
+# -- the tiny benchmarks (tests/eval/data), used by the suite's and the trainers' tests -------------
+BENCH_DATA = Path(__file__).parent / "eval" / "data"
+
+
+@pytest.fixture
+def beir_copy(tmp_path: Path) -> Path:
+    """A writable copy of the tiny BEIR benchmark."""
+    target = tmp_path / "beir"
+    target.mkdir()
+    for f in (BENCH_DATA / "beir-tiny").iterdir():
+        (target / f.name).write_bytes(f.read_bytes())
+    return target
+
+
+@pytest.fixture
+def beir_tiny() -> Path:
+    return BENCH_DATA / "beir-tiny"
+
+
+@pytest.fixture
+def squad_tiny() -> Path:
+    return BENCH_DATA / "squad-tiny.json"

@@ -70,8 +70,15 @@ def test_explain_lists_the_passages(client: TestClient) -> None:
 
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
 def test_modes(client: TestClient, mode: str) -> None:
-    r = client.post("/ask", json={"question": "稳岗返还条件是什么？", "mode": mode})
+    """The answer's passages come from the retriever of the mode asked (not always hybrid)."""
+    r = client.post("/ask", json={"question": "稳岗返还条件是什么？", "mode": mode, "explain": True})
     assert r.status_code == 200, r.text
+    passages = r.json()["explanation"]
+    assert passages
+    signal = {"bm25": "bm25", "dense": "dense", "hybrid": "fused"}[mode]
+    for p in passages:
+        assert signal in p["scores"]
+        assert ("fused" in p["scores"]) is (mode == "hybrid")
 
 
 def test_question_over_the_limit_names_it(client: TestClient, service: QAService) -> None:

@@ -16,8 +16,6 @@ from policyqa.settings import Settings
 from tests.helpers import HashingEncoder
 
 DATA = Path(__file__).parent / "data"
-BEIR_TINY = DATA / "beir-tiny"
-SQUAD_TINY = DATA / "squad-tiny.json"
 
 
 class CountingPipeline:
@@ -64,26 +62,6 @@ def fake_pipeline(monkeypatch: pytest.MonkeyPatch) -> CountingPipeline:
     fake = CountingPipeline()
     monkeypatch.setattr("policyqa.eval.runner._default_pipeline", lambda: (fake.build_index, fake.open_index))
     return fake
-
-
-@pytest.fixture
-def beir_copy(tmp_path: Path) -> Path:
-    """A writable copy of the tiny BEIR benchmark."""
-    target = tmp_path / "beir"
-    target.mkdir()
-    for f in BEIR_TINY.iterdir():
-        (target / f.name).write_bytes(f.read_bytes())
-    return target
-
-
-@pytest.fixture
-def beir_tiny() -> Path:
-    return BEIR_TINY
-
-
-@pytest.fixture
-def squad_tiny() -> Path:
-    return SQUAD_TINY
 
 
 @pytest.fixture

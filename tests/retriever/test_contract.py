@@ -1,4 +1,5 @@
-"""The contract every retriever passes: BM25, dense and hybrid (both fusion modes)."""
+"""The contract every retriever passes: BM25, dense and hybrid (every fusion mode), over both
+backends (the embedded index and Milvus Lite, ``backend_index``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from policyqa.index.embedded import EmbeddedIndex as Index
+from policyqa.index.base import OpenIndex
 from policyqa.retriever.base import Filters, Retriever
 from policyqa.retriever.factory import retriever_for
 from tests.helpers import fixture_documents, fixture_queries
@@ -14,15 +15,15 @@ from tests.helpers import fixture_documents, fixture_queries
 CONFIGS = ["bm25", "dense", "hybrid-zscore", "hybrid-rrf", "hybrid-weighted"]
 
 
-def _retriever(index: Index, name: str) -> Retriever:
+def _retriever(index: OpenIndex, name: str) -> Retriever:
     if name.startswith("hybrid-"):
         return retriever_for(index, "hybrid", fusion=name.split("-", 1)[1], candidate_depth=20)
     return retriever_for(index, name)
 
 
 @pytest.fixture(params=CONFIGS)
-def retriever(request: pytest.FixtureRequest, fixture_index: Index) -> Retriever:
-    return _retriever(fixture_index, request.param)
+def retriever(request: pytest.FixtureRequest, backend_index: OpenIndex) -> Retriever:
+    return _retriever(backend_index, request.param)
 
 
 def test_is_a_retriever(retriever: Retriever) -> None:
@@ -78,7 +79,7 @@ def test_filters_apply_before_the_cut(retriever: Retriever) -> None:
     assert retriever.search("企业", top_k=3, filters=Filters(issuer=("不存在的机关",))) == []
 
 
-def test_date_filter(retriever: Retriever, fixture_index: Index) -> None:
+def test_date_filter(retriever: Retriever) -> None:
     f = Filters(date_from=date(2024, 1, 1), date_to=date(2024, 12, 31))
     hits = retriever.search("企业 项目 贸易", top_k=10, filters=f)
     assert {h.doc_id for h in hits} == {"d03", "d06"}  # the only 2024 documents
@@ -87,19 +88,19 @@ def test_date_filter(retriever: Retriever, fixture_index: Index) -> None:
 
 
 @pytest.mark.parametrize("config", ["bm25", "hybrid-zscore", "hybrid-rrf", "hybrid-weighted"])
-def test_fixture_queries_find_their_document(fixture_index: Index, config: str) -> None:
-    r = _retriever(fixture_index, config)
+def test_fixture_queries_find_their_document(backend_index: OpenIndex, config: str) -> None:
+    r = _retriever(backend_index, config)
     for qid, query, gold in fixture_queries():
         top = [h.doc_id for h in r.search(query, top_k=3)]
         assert set(gold) & set(top), f"{config} {qid} {query}: {top}"
 
 
-def test_traditional_query_finds_simplified_text(fixture_index: Index) -> None:
-    hits = retriever_for(fixture_index, "bm25").search("青島海關 貿易便利化", top_k=2)
+def test_traditional_query_finds_simplified_text(backend_index: OpenIndex) -> None:
+    hits = retriever_for(backend_index, "bm25").search("青島海關 貿易便利化", top_k=2)
     assert hits[0].doc_id == "d03"
 
 
-def test_hybrid_keeps_the_score_breakdown(fixture_index: Index) -> None:
-    hits = retriever_for(fixture_index, "hybrid").search("稳岗返还比例", top_k=3)
+def test_hybrid_keeps_the_score_breakdown(backend_index: OpenIndex) -> None:
+    hits = retriever_for(backend_index, "hybrid").search("稳岗返还比例", top_k=3)
     assert {"bm25", "dense", "fused"} <= set(hits[0].scores)
     assert "fused" in hits[0].ranks

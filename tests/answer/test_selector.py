@@ -1,4 +1,4 @@
-"""Extractive answers: question types, typed spans, sentence choice, offsets, no-answer, ask()."""
+"""Extractive answers: question types, typed spans, sentence choice, offsets, no-answer."""
 
 from __future__ import annotations
 
@@ -14,12 +14,8 @@ from policyqa.answer.spans import SPAN_FEATURES, expected_f1_choice
 from policyqa.answer.types import Answer, CitationError, verify_answer
 from policyqa.corpus.models import Document
 from policyqa.index.embedded import EmbeddedIndex as Index
-from policyqa.qa import QAPipeline, make_answerer, reranked_search
+from policyqa.qa import make_answerer
 from policyqa.retriever.base import Hit
-from policyqa.retriever.factory import retriever_for
-from policyqa.retriever.rerank import NoReranker
-from policyqa.settings import Settings
-from tests.helpers import fixture_documents, fixture_queries
 
 
 @pytest.mark.parametrize(
@@ -134,74 +130,6 @@ def test_span_model_round_trip() -> None:
         SpanModel.from_json({"format": 2})
     with pytest.raises(ValueError):
         SpanModel.from_json({**m.to_json(), "features": ["x"]})
-
-
-def test_ask_on_the_fixture_index_cites_exactly(fixture_index: Index) -> None:
-    settings = fixture_index.settings.model_copy(update={"answer_min_confidence": 0.0})
-    docs = {d.id: d for d in fixture_documents()}
-    for _qid, question, _gold in fixture_queries():
-        ans = QAPipeline(fixture_index, settings).ask(question, top_k=3, explain=True)
-        assert not ans.no_answer
-        assert ans.doc_id is not None and ans.start is not None and ans.end is not None
-        text = docs[ans.doc_id].text
-        assert text[ans.start : ans.end] == ans.text
-        assert 1 <= len(ans.citations) <= 4
-        for c in ans.citations:
-            assert docs[c.doc_id].text[c.start : c.end].startswith(c.snippet.rstrip("…")[:20])
-        for h in ans.passages:
-            assert "rerank" in h.scores and "fused" in h.scores
-        assert "retrieve_rerank" in ans.timings_ms
-    ans = QAPipeline(fixture_index, settings).ask("青岛市南区一季度计划落地多少个重点项目？")
-    assert ans.doc_id == "d06"
-    assert "28个" in ans.text
-    assert ans.to_dict()["answer"] == ans.text
-
-
-def test_ask_rejects_bad_input(fixture_index: Index) -> None:
-    with pytest.raises(ValueError):
-        QAPipeline(fixture_index, fixture_index.settings).ask("   ")
-    with pytest.raises(ValueError):
-        QAPipeline(fixture_index, fixture_index.settings).ask("问题", top_k=0)
-
-
-def test_ask_with_threshold_one_says_no_answer(fixture_index: Index) -> None:
-    settings = fixture_index.settings.model_copy(update={"answer_min_confidence": 1.0})
-    ans = QAPipeline(fixture_index, settings).ask("稳岗返还的比例是多少？", top_k=2)
-    assert ans.no_answer and ans.citations
-
-
-def test_reranked_search_keeps_the_tail(fixture_index: Index) -> None:
-    hits = reranked_search(
-        retriever_for(fixture_index, "hybrid"), "税收优惠", NoReranker(), candidates=2, top_k=5
-    )
-    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
-    plain = retriever_for(fixture_index, "hybrid").search("税收优惠", top_k=5)
-    assert [h.chunk_id for h in hits] == [h.chunk_id for h in plain]
-
-
-def test_make_answerer_default_is_the_selector(fixture_index: Index) -> None:
-    assert isinstance(make_answerer(Settings(), fixture_index), SpanSelector)
-
-
-def test_eval_systems_rerank_and_answer_cite_exactly(fixture_index: Index) -> None:
-    from policyqa.eval.systems import SystemContext, resolve_systems
-
-    settings = fixture_index.settings.model_copy(update={"answer_min_confidence": 0.0})
-    context = SystemContext(index=fixture_index, settings=settings, depth=10)
-    rerank, answer, sentence = resolve_systems(["rerank", "answer", "answer-sentence"])
-    search = rerank.build_retrieval(context)
-    answer_fn = answer.build_answer(context)
-    sentence_fn = sentence.build_answer(context)
-    docs = {d.id: d for d in fixture_documents()}
-    for _qid, question, gold in fixture_queries():
-        hits = search(question)
-        assert hits and [h.rank for h in hits] == list(range(1, len(hits) + 1))
-        assert hits[0].doc_id in gold or any(h.doc_id in gold for h in hits[:3])
-        for fn in (answer_fn, sentence_fn):
-            ans = fn(question)
-            if not ans.no_answer:
-                assert docs[ans.doc_id].text[ans.start : ans.end] == ans.text
-        assert sentence_fn(question).answer_type in ("sentence", "none")
 
 
 class _Store:

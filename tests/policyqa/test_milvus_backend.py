@@ -30,7 +30,7 @@ from fastapi.testclient import TestClient
 from policyqa.api.app import create_app
 from policyqa.service import QAService
 
-FIXTURE = Path(__file__).parent / "data" / "policy_fixture.jsonl"
+FIXTURE = Path(__file__).parents[1] / "data" / "policy_fixture.jsonl"
 QUESTIONS = (
     "小型微利企业所得税优惠政策执行到什么时候？",
     "市南区一季度计划落地多少个重点项目？",

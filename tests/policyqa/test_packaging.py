@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOPS = ("policyqa", "corpus", "index", "retriever", "answer", "api", "ui", "eval", "train")
 #: The data folders shipped as packages of data files (no ``__init__.py``).
 DATA_PACKAGES = {
