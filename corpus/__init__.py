@@ -1,12 +1,17 @@
-"""policyqa.corpus: documents in, cited passages out.
+"""policyqa.corpus, the first stage: documents in, cited passages out.
 
-- :mod:`~policyqa.corpus.models`: :class:`Document`, :class:`DocMeta`, :class:`Chunk`.
+- :mod:`~policyqa.corpus.models`: :class:`Document`, :class:`DocMeta`, :class:`Chunk`, document ids.
 - :mod:`~policyqa.corpus.encoding`: :func:`read_text` (UTF-8/BOM/GB18030/detected).
 - :mod:`~policyqa.corpus.metadata`: 发文字号, dates, issuer, title and type from text.
 - :mod:`~policyqa.corpus.loaders`: :func:`load_path` / :func:`load_paths` for
   .txt/.md/.html/.docx/.pdf/.jsonl files and folders.
+- :mod:`~policyqa.corpus.archive`: zip containers (.docx) inflated with hard limits first.
+- :mod:`~policyqa.corpus.uploads`: documents as a client gives them (files, JSON), checked.
+- :mod:`~policyqa.corpus.text`: where text breaks (sentences, clauses, bigrams), for every stage.
 - :mod:`~policyqa.corpus.chunker`: :class:`Chunker`, structure-aware passages with heading paths.
 - :mod:`~policyqa.corpus.demo`: :func:`load_demo`, the built-in Qingdao demo corpus.
+
+It imports nothing of policyqa but the settings (the import contracts in pyproject.toml).
 """
 
 from .chunker import Chunker

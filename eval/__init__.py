@@ -1,50 +1,10 @@
-"""policyqa.eval: the benchmark suite behind ``policyqa eval``.
+"""policyqa.eval: the benchmark suite behind ``policyqa eval``, on top of the serving stages.
 
-Load a benchmark (:func:`load_benchmark`), run systems on it (:func:`run_benchmark`), report
-(:func:`markdown_report`, :func:`write_plot`). Metrics live in :mod:`policyqa.eval.metrics`,
-the system registry in :mod:`policyqa.eval.systems`.
+Load a benchmark (:mod:`~policyqa.eval.datasets`), split its questions
+(:mod:`~policyqa.eval.splits`), run systems on it (:mod:`~policyqa.eval.runner`, the registry in
+:mod:`~policyqa.eval.systems`, the backends in :mod:`~policyqa.eval.backends`), score
+(:mod:`~policyqa.eval.metrics`) and report (:mod:`~policyqa.eval.report`);
+:mod:`~policyqa.eval.heldout` runs one split. :mod:`policyqa.eval.bench` holds the performance
+and robustness tools. Nothing on the serving path imports this package, and this face imports
+none of its modules: ``import policyqa.eval.metrics`` loads the metrics alone, not the runner.
 """
-
-from policyqa.eval.datasets import Benchmark, BenchmarkFormatError, load_beir, load_benchmark, load_squad
-from policyqa.eval.metrics import (
-    AnswerLike,
-    answer_metrics,
-    char_f1,
-    contains_answer,
-    exact_match,
-    normalize_answer,
-    retrieval_metrics,
-)
-from policyqa.eval.runner import EvalError, EvalResult, evaluate_systems, prepare_index, run_benchmark
-from policyqa.eval.systems import (
-    SystemContext,
-    SystemNotAvailableError,
-    UnknownSystemError,
-    available_systems,
-    register_system,
-)
-
-__all__ = [
-    "AnswerLike",
-    "Benchmark",
-    "BenchmarkFormatError",
-    "EvalError",
-    "EvalResult",
-    "SystemContext",
-    "SystemNotAvailableError",
-    "UnknownSystemError",
-    "answer_metrics",
-    "available_systems",
-    "char_f1",
-    "contains_answer",
-    "evaluate_systems",
-    "exact_match",
-    "load_beir",
-    "load_benchmark",
-    "load_squad",
-    "normalize_answer",
-    "prepare_index",
-    "register_system",
-    "retrieval_metrics",
-    "run_benchmark",
-]

@@ -248,7 +248,7 @@ def _report(result: Mapping[str, Any]) -> str:
         f"{result['candidates_mean']} candidate spans each on average; reader logits: "
         f"{result['reader_logits']}. F1 and contains of the chosen span, every question scored by "
         f"boosters ({result['bags']} per model) fitted without it; the test split is not used. "
-        "See `policyqa/eval/probe_answer_spans.py`.",
+        "See `policyqa/train/probe_answer_spans.py`.",
         "",
         "| choice | F1 | contains |",
         "|---|---:|---:|",

@@ -207,7 +207,7 @@ def _report(result: Mapping[str, Any]) -> str:
         f"(*content ceiling*: the gold document and every copy first, the gold one at a random place "
         f"among them; a copy holds ≥ {result['overlap']:.0%} of the character 5-grams of the gold answer "
         f"± {result['context']} characters) and one that knows the qrels (*qrels oracle*). *Lenient*: "
-        "copies count as relevant. See `policyqa/eval/rerank_ceiling.py`.",
+        "copies count as relevant. See `policyqa/train/rerank_ceiling.py`.",
         "",
         "| split | questions | hybrid | rerank | content ceiling | qrels oracle | hybrid lenient | "
         "rerank lenient | gold in window | with copies | rerank rank-1 misses (on a copy) |",
