@@ -321,15 +321,7 @@ class TransformersReader:
         sent = next(((a, b) for a, b in split_sentences(hit.text) if a <= s and e <= b), (s, e))
         citations = citations_from_hits(list(hits), {hit.chunk_id: sent})
         if confidence < (self.min_confidence or 0.0) or e <= s:
-            return Answer(
-                question=question,
-                text="",
-                no_answer=True,
-                confidence=confidence,
-                answer_type="none",
-                citations=tuple(citations),
-                passages=tuple(hits),
-            )
+            return no_answer(question, hits, confidence, citations)
         return Answer(
             question=question,
             text=hit.text[s:e],

@@ -521,15 +521,7 @@ class SpanSelector:
         focus = {hit.chunk_id: (max(0, best.start - hit.start), max(0, min(best.end, hit.end) - hit.start))}
         citations = citations_from_hits(list(hits), focus)
         if confidence < self.min_confidence:
-            return Answer(
-                question=question,
-                text="",
-                no_answer=True,
-                confidence=confidence,
-                answer_type="none",
-                citations=tuple(citations),
-                passages=tuple(hits),
-            )
+            return no_answer(question, hits, confidence, citations)
         s, e = best.start - base, best.end - base
         if not (ss <= s and e <= se):
             ss, se = enclosing_sentence(text, s, e)

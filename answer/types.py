@@ -174,15 +174,21 @@ def citations_from_hits(
     return out
 
 
-def no_answer(question: str, hits: Sequence[Hit], confidence: float = 0.0) -> Answer:
-    """The "the passages do not answer this" result, still listing the closest passages."""
+def no_answer(
+    question: str,
+    hits: Sequence[Hit],
+    confidence: float = 0.0,
+    citations: Sequence[Citation] | None = None,
+) -> Answer:
+    """The "the passages do not answer this" result, still listing the closest passages
+    (``citations``, default: those of ``hits`` with their openings as snippets)."""
     return Answer(
         question=question,
         text="",
         no_answer=True,
         confidence=confidence,
         answer_type="none",
-        citations=tuple(citations_from_hits(hits)),
+        citations=tuple(citations_from_hits(hits) if citations is None else citations),
         passages=tuple(hits),
     )
 

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from policyqa import __version__, pipeline
 from policyqa.conversation import contextualize
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RELOAD_CHECK_SECONDS",
+    "AskOptions",
     "AskResult",
     "DocumentNotFoundError",
     "DocumentView",
@@ -100,6 +101,18 @@ class DocumentNotFoundError(KeyError):
 
 
 # -- records ----------------------------------------------------------------------------------
+class AskOptions(TypedDict, total=False):
+    """How to ask (every option has a default): the citations wanted, metadata filters, the
+    earlier questions of the conversation (oldest first), the retrieval mode (bm25, dense or
+    hybrid), and whether to keep every passage's score breakdown."""
+
+    top_k: int
+    filters: Filters | None
+    history: Sequence[str]
+    mode: str
+    explain: bool
+
+
 @dataclass(slots=True, frozen=True)
 class SearchResult:
     """Ranked passages for one query."""
@@ -404,50 +417,21 @@ class QAService:
             took = (time.perf_counter() - t0) * 1000
             return SearchResult(query.strip(), mode, k, hits, took, lease.index.version)
 
-    def ask(
-        self,
-        question: str,
-        *,
-        top_k: int = 5,
-        filters: Filters | None = None,
-        history: Sequence[str] = (),
-        mode: str = "hybrid",
-        explain: bool = False,
-    ) -> AskResult:
-        """The extracted answer to ``question`` with numbered citations (``policyqa.qa.ask``),
-        computed through the answer queue (:attr:`answers`) within ``ask_deadline_s``.
+    def ask(self, question: str, **options: Unpack[AskOptions]) -> AskResult:
+        """The extracted answer to ``question`` with numbered citations
+        (:meth:`policyqa.qa.QAPipeline.ask`), computed through the answer queue
+        (:attr:`answers`) within ``ask_deadline_s``; ``options`` are :class:`AskOptions`.
 
-        ``history`` holds the earlier questions of the conversation, oldest first; a follow-up
-        question is asked in their context (see :func:`contextualize`). ``mode`` is the
-        retrieval that finds the candidate passages (bm25, dense or hybrid). Raises
-        ``ValueError`` for an empty question or an unknown mode, :class:`ServiceBusyError` when
-        the queue is full or the deadline passes.
+        A follow-up question is asked in the context of the ``history`` (see
+        :func:`~policyqa.conversation.contextualize`). Raises ``ValueError`` for an empty
+        question or an unknown mode, :class:`ServiceBusyError` when the queue is full or the
+        deadline passes.
         """
-        return self.answers.run(
-            self._answer,
-            question,
-            top_k=top_k,
-            filters=filters,
-            history=history,
-            mode=mode,
-            explain=explain,
-            deadline_s=self.settings.ask_deadline_s,
-        )
+        return self.answers.run(self._answer, question, deadline_s=self.settings.ask_deadline_s, **options)
 
-    async def ask_async(
-        self,
-        question: str,
-        *,
-        top_k: int = 5,
-        filters: Filters | None = None,
-        history: Sequence[str] = (),
-        mode: str = "hybrid",
-        explain: bool = False,
-    ) -> AskResult:
+    async def ask_async(self, question: str, **options: Unpack[AskOptions]) -> AskResult:
         """:meth:`ask` for an event loop: waiting for the queue holds no thread."""
-        future = self.answers.submit(
-            self._answer, question, top_k=top_k, filters=filters, history=history, mode=mode, explain=explain
-        )
+        future = self.answers.submit(self._answer, question, **options)
         deadline = self.settings.ask_deadline_s
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout=deadline)
@@ -459,11 +443,11 @@ class QAService:
         self,
         question: str,
         *,
-        top_k: int,
-        filters: Filters | None,
-        history: Sequence[str],
-        mode: str,
-        explain: bool,
+        top_k: int = 5,
+        filters: Filters | None = None,
+        history: Sequence[str] = (),
+        mode: str = "hybrid",
+        explain: bool = False,
     ) -> AskResult:
         """Answer now, on the calling thread (an answer-queue worker)."""
         searched = contextualize(question, history, self.settings.max_query_chars)
