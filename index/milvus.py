@@ -73,6 +73,8 @@ from .tokenizer import ChineseTokenizer, normalize_text
 
 __all__ = [
     "DOC_PART_CHARS",
+    "HIT_FIELDS",
+    "META_FIELDS",
     "DOC_PART_CHARS_BIGRAMS",
     "MilvusBackendError",
     "MilvusDocuments",
@@ -96,6 +98,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: A document's metadata fields, stored on every chunk row and every document row.
+META_FIELDS = ("title", "doc_number", "issuer", "date", "doc_type", "region", "source")
+#: The fields a search hit is made of (:class:`policyqa.retriever.base.Hit`).
+HIT_FIELDS = ("chunk_id", "doc_id", "doc_seq", "ordinal", "start", "end", "heading", "text", *META_FIELDS)
 
 #: Characters of document text per row of the documents collection (UTF-8 ≤ 4 bytes a char).
 DOC_PART_CHARS = 16_000
@@ -347,17 +354,7 @@ class MilvusIndex:
         chunks.add_field("ordinal", DataType.INT64)
         chunks.add_field("start", DataType.INT64)
         chunks.add_field("end", DataType.INT64)
-        for name in (
-            "heading",
-            "text",
-            "title",
-            "doc_number",
-            "issuer",
-            "date",
-            "doc_type",
-            "region",
-            "source",
-        ):
+        for name in ("heading", "text", *META_FIELDS):
             chunks.add_field(name, DataType.VARCHAR, max_length=_LIMITS[name])
         chunks.add_field("date_int", DataType.INT64)
         self._add_bm25_field(chunks, "bm25_text", "sparse", analyzer, "chunk_bm25")
@@ -722,18 +719,7 @@ class MilvusIndex:
         rows = self.client.query(
             self.docs_collection,
             filter=f"doc_id == {quote(doc_id)}",
-            output_fields=[
-                "part",
-                "title",
-                "doc_number",
-                "issuer",
-                "date",
-                "doc_type",
-                "region",
-                "source",
-                "extra",
-                "text",
-            ],
+            output_fields=["part", *META_FIELDS, "extra", "text"],
         )
         if not rows:
             return None

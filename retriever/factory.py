@@ -19,7 +19,7 @@ from .base import Retriever
 from .bm25 import BM25Retriever
 from .common import MaskCache
 from .dense import DenseRetriever
-from .fusion import FusionMode
+from .fusion import FusionMode, FusionOptions
 from .hybrid import HybridRetriever
 from .milvus import MilvusBM25Retriever, MilvusDenseRetriever, MilvusHybridRetriever
 
@@ -60,33 +60,25 @@ def retriever_for(
     if mode not in SEARCH_MODES:
         raise ValueError(f"unknown search mode {mode!r}; choose one of: {', '.join(SEARCH_MODES)}")
     s = index.settings
-    fusion_mode = FusionMode.from_str(fusion or s.fusion)
-    bm25_w = s.bm25_weight if bm25_weight is None else bm25_weight
-    doc_w = s.doc_context_weight if doc_weight is None else doc_weight
-    k = rrf_k or s.rrf_k
-    depth = candidate_depth or s.candidate_depth
+    options = FusionOptions(
+        mode=FusionMode.from_str(fusion or s.fusion),
+        bm25_weight=s.bm25_weight if bm25_weight is None else bm25_weight,
+        doc_weight=s.doc_context_weight if doc_weight is None else doc_weight,
+        rrf_k=rrf_k or s.rrf_k,
+        candidate_depth=candidate_depth or s.candidate_depth,
+    )
     if isinstance(index, MilvusIndex):
         index.load()
         if mode == "bm25":
             return MilvusBM25Retriever(index)
         if mode == "dense":
             return MilvusDenseRetriever(index)
-        return MilvusHybridRetriever(
-            index, mode=fusion_mode, bm25_weight=bm25_w, doc_weight=doc_w, rrf_k=k, candidate_depth=depth
-        )
+        return MilvusHybridRetriever(index, options)
     if isinstance(index, EmbeddedIndex):
         bm25, dense = _embedded_retrievers(index)
         if mode == "bm25":
             return bm25
         if mode == "dense":
             return dense
-        return HybridRetriever(
-            bm25,
-            dense,
-            mode=fusion_mode,
-            bm25_weight=bm25_w,
-            doc_weight=doc_w,
-            rrf_k=k,
-            candidate_depth=depth,
-        )
+        return HybridRetriever(bm25, dense, options)
     raise TypeError(f"no retrievers for an index of type {type(index).__name__}")

@@ -28,12 +28,23 @@ candidate and :func:`top_order` ranks them, ties broken by index order. Three mo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["RRF_K", "FusionMode", "check_fusion_options", "fuse", "minmax", "top_order", "zscore"]
+__all__ = [
+    "DEFAULT_FUSION",
+    "RRF_K",
+    "FusionMode",
+    "FusionOptions",
+    "check_fusion_options",
+    "fuse",
+    "minmax",
+    "top_order",
+    "zscore",
+]
 
 #: Default RRF constant (Cormack, Clarke & Büttcher, SIGIR 2009).
 RRF_K = 60
@@ -67,6 +78,28 @@ def check_fusion_options(bm25_weight: float, doc_weight: float, rrf_k: int, cand
         raise ValueError(f"candidate_depth must be >= 1, got {candidate_depth}")
 
 
+@dataclass(frozen=True, slots=True)
+class FusionOptions:
+    """How a hybrid retriever fuses (checked when made): the mode, the lexical share of the chunk
+    signals, the document context's share, the RRF constant, and how many candidates each
+    retriever contributes."""
+
+    mode: FusionMode = FusionMode.ZSCORE
+    bm25_weight: float = 0.5
+    doc_weight: float = 1 / 3
+    rrf_k: int = RRF_K
+    candidate_depth: int = 100
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.mode, FusionMode):
+            object.__setattr__(self, "mode", FusionMode.from_str(str(self.mode)))
+        check_fusion_options(self.bm25_weight, self.doc_weight, self.rrf_k, self.candidate_depth)
+
+
+#: The options a hybrid retriever uses when given none.
+DEFAULT_FUSION = FusionOptions()
+
+
 def zscore(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """``(x - mean) / std`` (population std); all zeros when ``x`` is constant."""
     if x.size == 0:
@@ -93,11 +126,7 @@ def fuse(
     lexical_rank: npt.NDArray[np.int64],
     semantic_rank: npt.NDArray[np.int64],
     document: npt.NDArray[np.float32] | None = None,
-    *,
-    mode: FusionMode = FusionMode.ZSCORE,
-    bm25_weight: float = 0.5,
-    doc_weight: float = 1 / 3,
-    rrf_k: int = RRF_K,
+    options: FusionOptions = DEFAULT_FUSION,
 ) -> npt.NDArray[np.float64]:
     """The fused score of every candidate (see the module docstring).
 
@@ -107,8 +136,9 @@ def fuse(
     :param semantic_rank: the same in the dense list.
     :param document: the BM25 score of each candidate's whole document; None (or a
         ``doc_weight`` of 0) leaves document context out. ``rrf`` never uses it.
+    :param options: the mode and the weights.
     """
-    w = bm25_weight
+    mode, w, doc_weight, rrf_k = options.mode, options.bm25_weight, options.doc_weight, options.rrf_k
     if mode is FusionMode.RRF:
         lex = np.where(lexical_rank > 0, w / (rrf_k + lexical_rank), 0.0)
         sem = np.where(semantic_rank > 0, (1 - w) / (rrf_k + semantic_rank), 0.0)

@@ -19,7 +19,7 @@ from .base import Filters, Hit
 from .bm25 import BM25Retriever
 from .common import check_query, check_top_k, hits_from_rows
 from .dense import DenseRetriever
-from .fusion import RRF_K, FusionMode, check_fusion_options, fuse, top_order
+from .fusion import DEFAULT_FUSION, FusionMode, FusionOptions, fuse, top_order
 
 __all__ = ["HybridRetriever"]
 
@@ -33,25 +33,16 @@ class HybridRetriever:
         self,
         bm25: BM25Retriever,
         dense: DenseRetriever,
-        mode: FusionMode | str = FusionMode.ZSCORE,
-        bm25_weight: float = 0.5,
-        doc_weight: float = 1 / 3,
-        rrf_k: int = RRF_K,
-        candidate_depth: int = 100,
+        options: FusionOptions = DEFAULT_FUSION,
     ) -> None:
-        check_fusion_options(bm25_weight, doc_weight, rrf_k, candidate_depth)
         self.bm25 = bm25
         self.dense = dense
-        self.mode = mode if isinstance(mode, FusionMode) else FusionMode.from_str(mode)
-        self.bm25_weight = bm25_weight
-        self.doc_weight = doc_weight
-        self.rrf_k = rrf_k
-        self.candidate_depth = candidate_depth
+        self.options = options
 
     def _fuse(
         self, query: str, qvec: npt.NDArray[np.float32], top_k: int, filters: Filters | None
     ) -> list[Hit]:
-        depth = max(self.candidate_depth, top_k)
+        depth = max(self.options.candidate_depth, top_k)
         b_rows, _ = self.bm25.rank_rows(query, depth, filters)
         d_rows, _ = self.dense.rank_rows_vec(qvec, depth, filters)
         b_rank = {int(r): i + 1 for i, r in enumerate(b_rows)}
@@ -62,7 +53,7 @@ class HybridRetriever:
         bm = self.bm25.scores_of(query, union)
         de = self.dense.scores_of_vec(qvec, union.tolist())
         doc_scores = None
-        if self.mode is not FusionMode.RRF and self.doc_weight > 0:
+        if self.options.mode is not FusionMode.RRF and self.options.doc_weight > 0:
             docs = self.bm25.doc_score_vector(query)
             if docs is not None:
                 doc_scores = docs[self.bm25.store.row_documents()[union]]
@@ -72,10 +63,7 @@ class HybridRetriever:
             np.array([b_rank.get(r, 0) for r in union.tolist()], dtype=np.int64),
             np.array([d_rank.get(r, 0) for r in union.tolist()], dtype=np.int64),
             doc_scores,
-            mode=self.mode,
-            bm25_weight=self.bm25_weight,
-            doc_weight=self.doc_weight,
-            rrf_k=self.rrf_k,
+            self.options,
         )
         order = top_order(fused, union, top_k)
         rows = union[order].tolist()

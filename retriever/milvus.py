@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from policyqa.index.milvus import bigram_text, bm25_text, date_int, quote, string_list
+from policyqa.index.milvus import HIT_FIELDS, bigram_text, bm25_text, date_int, quote, string_list
 
 from .base import Filters, Hit
 from .common import check_query, check_top_k
-from .fusion import RRF_K, FusionMode, check_fusion_options, fuse, top_order
+from .fusion import DEFAULT_FUSION, FusionMode, FusionOptions, fuse, top_order
 
 if TYPE_CHECKING:
     from policyqa.index.milvus import MilvusIndex
@@ -44,23 +44,6 @@ __all__ = [
 
 #: Largest ``limit`` a Milvus search accepts.
 MAX_LIMIT = 16_384
-HIT_FIELDS = [
-    "chunk_id",
-    "doc_id",
-    "doc_seq",
-    "ordinal",
-    "start",
-    "end",
-    "heading",
-    "text",
-    "title",
-    "doc_number",
-    "issuer",
-    "date",
-    "doc_type",
-    "region",
-    "source",
-]
 _LIKE_SPECIAL = ("%", "_", "\\")
 
 
@@ -223,7 +206,7 @@ class _MilvusBase:
                 anns_field=field,
                 limit=self._limit(depth, recheck),
                 filter=expr,
-                output_fields=HIT_FIELDS,
+                output_fields=list(HIT_FIELDS),
                 search_params=self._bm25_params(),
             )
             lists.append(_Candidates(res[0] if res else [], "BM25"))
@@ -273,7 +256,7 @@ class _MilvusBase:
             anns_field="dense",
             limit=limit,
             filter=expr,
-            output_fields=HIT_FIELDS,
+            output_fields=list(HIT_FIELDS),
             search_params=self._dense_params(limit),
         )
         return self._cut(_Candidates(res[0] if res else [], "IP"), depth, filters if recheck else None)
@@ -392,24 +375,16 @@ class MilvusHybridRetriever(_MilvusBase):
     def __init__(
         self,
         index: MilvusIndex,
-        mode: FusionMode | str = FusionMode.ZSCORE,
-        bm25_weight: float = 0.5,
-        doc_weight: float = 1 / 3,
-        rrf_k: int = RRF_K,
-        candidate_depth: int = 100,
+        options: FusionOptions = DEFAULT_FUSION,
     ) -> None:
         super().__init__(index)
-        check_fusion_options(bm25_weight, doc_weight, rrf_k, candidate_depth)
-        self.mode = mode if isinstance(mode, FusionMode) else FusionMode.from_str(mode)
-        self.bm25_weight = bm25_weight
-        self.doc_weight = doc_weight
-        self.rrf_k = rrf_k
-        self.candidate_depth = candidate_depth
+        self.options = options
 
     @property
     def server_side(self) -> bool:
         """Whether fusion runs in Milvus (RRF with equal weights, BM25 over words only)."""
-        return self.mode is FusionMode.RRF and abs(self.bm25_weight - 0.5) < 1e-9 and not self.index.bigrams
+        o = self.options
+        return o.mode is FusionMode.RRF and abs(o.bm25_weight - 0.5) < 1e-9 and not self.index.bigrams
 
     # -- RRF in Milvus -----------------------------------------------------------------------
     def _rrf_in_milvus(
@@ -419,13 +394,13 @@ class MilvusHybridRetriever(_MilvusBase):
 
         text = bm25_text(query)
         if not text.strip():  # nothing for BM25 to match: RRF of the dense list alone
-            dense = self.dense_candidates(qvec, max(self.candidate_depth, top_k), filters)
+            dense = self.dense_candidates(qvec, max(self.options.candidate_depth, top_k), filters)
             return self._rrf_hits(
-                [(e, 0.5 / (self.rrf_k + r)) for r, e in enumerate(dense.entities, start=1)][:top_k],
+                [(e, 0.5 / (self.options.rrf_k + r)) for r, e in enumerate(dense.entities, start=1)][:top_k],
                 query,
                 qvec,
             )
-        depth = max(self.candidate_depth, top_k)
+        depth = max(self.options.candidate_depth, top_k)
         expr, recheck = filter_expression(filters)
         limit = self._limit(depth, recheck)
         reqs = [
@@ -443,9 +418,9 @@ class MilvusHybridRetriever(_MilvusBase):
         res = self.client.hybrid_search(
             self.collection,
             reqs,
-            RRFRanker(self.rrf_k),
+            RRFRanker(self.options.rrf_k),
             limit=min(MAX_LIMIT, top_k * 4 if recheck else top_k),
-            output_fields=HIT_FIELDS,
+            output_fields=list(HIT_FIELDS),
         )
         c = _Candidates(res[0] if res else [], "RRF")
         c = self._cut(c, top_k, filters if recheck else None)
@@ -479,7 +454,7 @@ class MilvusHybridRetriever(_MilvusBase):
     ) -> list[Hit]:
         if self.server_side:
             return self._rrf_in_milvus(query, qvec, top_k, filters)
-        depth = max(self.candidate_depth, top_k)
+        depth = max(self.options.candidate_depth, top_k)
         b = self.bm25_candidates(query, depth, filters)
         d = self.dense_candidates(qvec, depth, filters)
         b_rank = {cid: i + 1 for i, cid in enumerate(b.ids())}
@@ -501,7 +476,7 @@ class MilvusHybridRetriever(_MilvusBase):
         bm = np.array([bm_map.get(c, 0.0) for c in union], dtype=np.float32)
         de = np.array([de_map.get(c, 0.0) for c in union], dtype=np.float32)
         doc_scores: npt.NDArray[np.float32] | None = None
-        if self.mode is not FusionMode.RRF and self.doc_weight > 0:
+        if self.options.mode is not FusionMode.RRF and self.options.doc_weight > 0:
             docs = self.doc_bm25_of(query, sorted({str(entities[c]["doc_id"]) for c in union}))
             doc_scores = np.array(
                 [docs.get(str(entities[c]["doc_id"]), 0.0) for c in union], dtype=np.float32
@@ -512,10 +487,7 @@ class MilvusHybridRetriever(_MilvusBase):
             np.array([b_rank.get(c, 0) for c in union], dtype=np.int64),
             np.array([d_rank.get(c, 0) for c in union], dtype=np.int64),
             doc_scores,
-            mode=self.mode,
-            bm25_weight=self.bm25_weight,
-            doc_weight=self.doc_weight,
-            rrf_k=self.rrf_k,
+            self.options,
         )
         keys = np.array([order_key[c] for c in union], dtype=np.int64)
         order = top_order(fused, keys, top_k)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from policyqa.retriever.fusion import FusionMode, check_fusion_options, fuse, minmax, top_order, zscore
+from policyqa.retriever.fusion import (
+    FusionMode,
+    FusionOptions,
+    check_fusion_options,
+    fuse,
+    minmax,
+    top_order,
+    zscore,
+)
 
 LEXICAL = np.array([3.0, 1.0, 2.0], dtype=np.float32)
 SEMANTIC = np.array([0.5, 0.5, 0.8], dtype=np.float32)
@@ -26,9 +34,7 @@ def test_zscore_with_document_context() -> None:
         LEX_RANK,
         SEM_RANK,
         DOCUMENT,
-        mode=FusionMode.ZSCORE,
-        bm25_weight=0.5,
-        doc_weight=1 / 3,
+        FusionOptions(FusionMode.ZSCORE, bm25_weight=0.5, doc_weight=1 / 3),
     )
     np.testing.assert_allclose(fused, [0.4082483, -1.1153550, 0.7071068], atol=1e-6)
     assert top_order(fused, np.arange(3), 3).tolist() == [2, 0, 1]
@@ -37,19 +43,22 @@ def test_zscore_with_document_context() -> None:
 def test_zscore_without_document_context() -> None:
     # the chunk part alone: [0.2588190, -0.9659258, 0.7071068]
     for document, weight in ((None, 1 / 3), (DOCUMENT, 0.0)):
-        fused = fuse(LEXICAL, SEMANTIC, LEX_RANK, SEM_RANK, document, bm25_weight=0.5, doc_weight=weight)
+        fused = fuse(
+            LEXICAL, SEMANTIC, LEX_RANK, SEM_RANK, document, FusionOptions(bm25_weight=0.5, doc_weight=weight)
+        )
         np.testing.assert_allclose(fused, [0.2588190, -0.9659258, 0.7071068], atol=1e-6)
 
 
 def test_rrf_sums_the_lists_that_hold_the_chunk() -> None:
     # k = 60, w = 0.5: 0.5/61 + 0.5/62 = 0.01626124; 0.5/61 = 0.00819672; 0.5/62 = 0.00806452
     # (the document score is never part of RRF)
-    fused = fuse(
-        LEXICAL, SEMANTIC, LEX_RANK, SEM_RANK, DOCUMENT, mode=FusionMode.RRF, bm25_weight=0.5, rrf_k=60
-    )
+    rrf = FusionOptions(FusionMode.RRF, bm25_weight=0.5, rrf_k=60)
+    fused = fuse(LEXICAL, SEMANTIC, LEX_RANK, SEM_RANK, DOCUMENT, rrf)
     np.testing.assert_allclose(fused, [0.01626124, 0.00819672, 0.00806452], atol=1e-8)
     # w = 0.8, k = 10: 0.8/11 + 0.2/12 = 0.08939394; 0.2/11 = 0.01818182; 0.8/12 = 0.06666667
-    fused = fuse(LEXICAL, SEMANTIC, LEX_RANK, SEM_RANK, None, mode=FusionMode.RRF, bm25_weight=0.8, rrf_k=10)
+    fused = fuse(
+        LEXICAL, SEMANTIC, LEX_RANK, SEM_RANK, None, FusionOptions(FusionMode.RRF, bm25_weight=0.8, rrf_k=10)
+    )
     np.testing.assert_allclose(fused, [0.08939394, 0.01818182, 0.06666667], atol=1e-8)
 
 
@@ -62,9 +71,7 @@ def test_weighted_uses_min_max() -> None:
         LEX_RANK,
         SEM_RANK,
         DOCUMENT,
-        mode=FusionMode.WEIGHTED,
-        bm25_weight=0.25,
-        doc_weight=0.5,
+        FusionOptions(FusionMode.WEIGHTED, bm25_weight=0.25, doc_weight=0.5),
     )
     np.testing.assert_allclose(fused, [0.625, 0.0, 0.9375], atol=1e-6)
 
@@ -94,3 +101,6 @@ def test_modes_and_options_are_checked() -> None:
     ):
         with pytest.raises(ValueError, match=name):
             check_fusion_options(*args)
+    with pytest.raises(ValueError, match="candidate_depth"):
+        FusionOptions(candidate_depth=0)
+    assert FusionOptions(mode="rrf").mode is FusionMode.RRF  # type: ignore[arg-type]
