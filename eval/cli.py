@@ -1,7 +1,14 @@
 """The ``policyqa eval`` command.
 
-``policyqa eval BENCH [--format beir|squad] [--level doc|chunk] [--systems bm25,dense,hybrid,rerank,answer]
-[--index-dir DIR] [--backend embedded|milvus] [--limit N] [--json OUT] [--report OUT.md] [--plot OUT.png] [--failures OUT.md]``
+``policyqa eval BENCH [BENCH ...] [--format beir|squad] [--level doc|chunk] [--split train|test|all]
+[--split-by query|gold] [--systems bm25,dense,hybrid,rerank,answer] [--index-dir DIR]
+[--backend embedded|milvus] [--limit N] [--json OUT] [--report OUT.md] [--plot OUT.png] [--failures OUT.md]``
+
+``policyqa eval --suite dev|FILE.toml [--data DIR] [--systems …] [--fail-on-drop] [--json OUT] [--report OUT.md]``
+
+One benchmark prints its table. Several benchmarks (or a suite, see :mod:`policyqa.eval.suite`)
+print each one's table, then one table of benchmark × system with the worst row, and the stage
+check: every benchmark where a stage scores below the stage before it.
 
 The main CLI registers it with :func:`add_eval_parser` and runs it with :func:`run_eval_command`,
 which returns the exit code: 0 on success, 2 on bad input or options (a one-line message on
@@ -19,9 +26,21 @@ from pathlib import Path
 from typing import Any
 
 from policyqa.argtypes import positive_int as _positive_int
-from policyqa.eval.datasets import BenchmarkFormatError, load_benchmark
+from policyqa.eval.datasets import BenchmarkFormatError
 from policyqa.eval.report import format_table, write_plot, write_report
-from policyqa.eval.runner import EvalError, Level, run_benchmark
+from policyqa.eval.runner import EvalError, EvalResult, run_benchmark
+from policyqa.eval.splits import SPLIT_BY, SPLITS
+from policyqa.eval.suite import (
+    SuiteEntry,
+    SuiteError,
+    dump_json,
+    format_suite,
+    load_entry,
+    read_suite,
+    stage_drops,
+    suite_json,
+    suite_markdown,
+)
 from policyqa.eval.systems import (
     SystemNotAvailableError,
     UnknownSystemError,
@@ -49,7 +68,37 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "bench", metavar="BENCH", type=Path, help="benchmark directory (BEIR) or JSON file (SQuAD)"
+        "bench",
+        metavar="BENCH",
+        type=Path,
+        nargs="*",
+        help="benchmark directory (BEIR) or JSON file (SQuAD); several make a suite run",
+    )
+    parser.add_argument(
+        "--suite",
+        metavar="NAME|FILE",
+        help="a suite of benchmarks: a TOML file or a built-in name (dev: each benchmark's test half)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="where a suite's benchmark paths start (default: the suite's data key)",
+    )
+    parser.add_argument(
+        "--split",
+        choices=SPLITS,
+        help="score only this half of the questions (default all; a suite sets its own)",
+    )
+    parser.add_argument(
+        "--split-by",
+        choices=SPLIT_BY,
+        help="split questions by their id or by their gold passage (default query)",
+    )
+    parser.add_argument(
+        "--fail-on-drop",
+        action="store_true",
+        help="exit 1 when a stage scores below the stage before it on any benchmark",
     )
     parser.add_argument(
         "--format",
@@ -99,10 +148,15 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces ``args`` (options that were given, in canonical order)."""
-    parts = ["policyqa", "eval", str(args.bench)]
+    benches = args.bench if isinstance(args.bench, list) else [args.bench]
+    parts = ["policyqa", "eval", *(str(b) for b in benches if b is not None)]
     for flag, value in (
+        ("--suite", getattr(args, "suite", None)),
+        ("--data", getattr(args, "data", None)),
         ("--format", getattr(args, "bench_format", None)),
         ("--level", getattr(args, "level", None)),
+        ("--split", getattr(args, "split", None)),
+        ("--split-by", getattr(args, "split_by", None)),
         ("--systems", getattr(args, "systems", None)),
         ("--index-dir", getattr(args, "index_dir", None)),
         ("--backend", getattr(args, "backend", None)),
@@ -114,6 +168,8 @@ def command_line(args: argparse.Namespace) -> str:
     ):
         if value is not None:
             parts += [flag, str(value)]
+    if getattr(args, "fail_on_drop", False):
+        parts.append("--fail-on-drop")
     return shlex.join(parts)
 
 
@@ -127,42 +183,31 @@ def _fail(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
-def run_eval_command(args: argparse.Namespace, settings: Settings) -> int:
-    """Run ``policyqa eval`` for parsed ``args``; returns the exit code."""
-    started = time.perf_counter()
-    if getattr(args, "backend", None):
-        settings = settings.model_copy(update={"backend": args.backend})
-    systems = (
-        [s for s in args.systems.split(",") if s.strip()]
-        if getattr(args, "systems", None)
-        else available_systems()
-    )
-    level: Level = getattr(args, "level", None) or "doc"
-    try:
-        bench = load_benchmark(args.bench, getattr(args, "bench_format", None))
-        bench = bench.limited(getattr(args, "limit", None))
-        for note in bench.notes:
-            print(f"note: {note}", file=sys.stderr)
-        result = run_benchmark(
-            bench,
-            settings,
-            systems=systems,
-            level=level,
-            index_dir=getattr(args, "index_dir", None),
-            show_progress=settings.progress,
-        )
-    except (BenchmarkFormatError, EvalError, UnknownSystemError, SystemNotAvailableError) as exc:
-        return _fail(str(exc))
-    result.wall_s = time.perf_counter() - started
-    result.command = command_line(args)
-
-    print(format_table(result))
-    try:
-        if args.json_out is not None:
-            args.json_out.parent.mkdir(parents=True, exist_ok=True)
-            args.json_out.write_text(
-                json.dumps(result.to_json(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+def _entries(args: argparse.Namespace) -> list[SuiteEntry]:
+    """The benchmarks of this run: the suite's, then those named on the command line (whose
+    options come from the command line)."""
+    entries = read_suite(args.suite, getattr(args, "data", None)) if getattr(args, "suite", None) else []
+    for path in getattr(args, "bench", None) or []:
+        entries.append(
+            SuiteEntry(
+                path=path,
+                format=getattr(args, "bench_format", None),
+                level=getattr(args, "level", None) or "doc",
+                split=getattr(args, "split", None) or "all",
+                split_by=getattr(args, "split_by", None) or "query",
+                limit=getattr(args, "limit", None),
             )
+        )
+    if not entries:
+        raise SuiteError("name a benchmark (BENCH …) or a suite (--suite dev)")
+    return entries
+
+
+def _write_outputs(args: argparse.Namespace, results: list[EvalResult], command: str, wall_s: float) -> None:
+    if len(results) == 1:
+        result = results[0]
+        if args.json_out is not None:
+            dump_json(result.to_json(), args.json_out)
         if args.report is not None:
             write_report(result, args.report)
         if args.plot is not None:
@@ -173,6 +218,66 @@ def run_eval_command(args: argparse.Namespace, settings: Settings) -> int:
             sidecar.write_text(
                 json.dumps(result.per_query_json(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
             )
+        return
+    if args.json_out is not None:
+        dump_json(suite_json(results, command=command, wall_s=wall_s), args.json_out)
+    if args.report is not None:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(suite_markdown(results, command=command), encoding="utf-8")
+
+
+def run_eval_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run ``policyqa eval`` for parsed ``args``; returns the exit code."""
+    started = time.perf_counter()
+    if getattr(args, "backend", None):
+        settings = settings.model_copy(update={"backend": args.backend})
+    systems = (
+        [s for s in args.systems.split(",") if s.strip()]
+        if getattr(args, "systems", None)
+        else available_systems()
+    )
+    try:
+        entries = _entries(args)
+        if len(entries) > 1 and (getattr(args, "plot", None) or getattr(args, "failures", None)):
+            raise SuiteError("--plot and --failures take one benchmark; run the others one by one")
+        if len(entries) > 1 and getattr(args, "index_dir", None):
+            raise SuiteError(
+                "--index-dir takes one benchmark; a suite keeps each benchmark's index in the cache"
+            )
+        benches = [load_entry(e) for e in entries]  # every file is checked before any indexing
+        if len({b.name for b in benches}) < len(benches):
+            raise SuiteError("two benchmarks of this run have one name: give each a name in the suite file")
+        results: list[EvalResult] = []
+        for entry, bench in zip(entries, benches, strict=True):
+            for note in bench.notes:
+                print(f"note: {bench.name}: {note}", file=sys.stderr)
+            one_started = time.perf_counter()
+            result = run_benchmark(
+                bench,
+                settings,
+                systems=systems,
+                level=entry.level,
+                index_dir=getattr(args, "index_dir", None),
+                show_progress=settings.progress,
+            )
+            result.wall_s = time.perf_counter() - one_started
+            result.command = command_line(args)
+            results.append(result)
+            print(format_table(result), flush=True)
+            print()
+    except (BenchmarkFormatError, EvalError, UnknownSystemError, SystemNotAvailableError, SuiteError) as exc:
+        return _fail(str(exc))
+    except ValueError as exc:  # a bad limit or split in a suite file
+        return _fail(str(exc))
+    wall_s = time.perf_counter() - started
+    if len(results) == 1:
+        results[0].wall_s = wall_s
+    else:
+        print(format_suite(results))
+    try:
+        _write_outputs(args, results, command_line(args), wall_s)
     except OSError as exc:
         return _fail(f"cannot write {exc.filename}: {exc.strerror or exc}")
+    if getattr(args, "fail_on_drop", False) and stage_drops(results):
+        return 1
     return 0

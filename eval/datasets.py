@@ -80,7 +80,8 @@ class Benchmark:
     ``queries`` holds the evaluated queries in file order; ``qrels`` maps each of them to its
     relevant documents (grade > 0 is relevant). ``answers`` holds reference answer strings,
     ``answer_spans`` where they occur in gold documents, ``no_answer`` the questions whose correct
-    answer is "no answer". ``notes`` collects non-fatal oddities found while loading (e.g. an
+    answer is "no answer". ``corpus_name`` names the benchmark whose corpus this is (one index
+    serves every split of it). ``notes`` collects non-fatal oddities found while loading (e.g. an
     ``answer_start`` that had to be corrected).
     """
 
@@ -94,6 +95,8 @@ class Benchmark:
     format: BenchmarkFormat = "beir"
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    #: The name of the whole benchmark a split or renamed one came from (its index is shared).
+    corpus_name: str = ""
 
     @property
     def has_chunk_gold(self) -> bool:

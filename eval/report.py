@@ -23,7 +23,9 @@ from policyqa.eval.runner import EvalResult, HitBrief
 __all__ = [
     "format_table",
     "markdown_report",
+    "md_table",
     "module_command",
+    "plain_table",
     "plot_results",
     "write_plot",
     "write_probe_result",
@@ -83,7 +85,7 @@ def _answer_rows(result: EvalResult) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def _plain_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def plain_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
     lines = [
         "  ".join(
@@ -100,7 +102,7 @@ def _plain_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
@@ -117,10 +119,10 @@ def format_table(result: EvalResult) -> str:
     parts = [head]
     header, rows = _retrieval_rows(result)
     if rows:
-        parts.append(_plain_table(header, rows))
+        parts.append(plain_table(header, rows))
     header, rows = _answer_rows(result)
     if rows:
-        parts.append(_plain_table(header, rows))
+        parts.append(plain_table(header, rows))
     errors = {name: len(s.errors) for name, s in result.systems.items() if s.errors}
     if errors:
         parts.append("queries that raised (scored 0): " + ", ".join(f"{k} {v}" for k, v in errors.items()))
@@ -186,7 +188,7 @@ def markdown_report(result: EvalResult, *, failures: bool = False) -> str:
 
     header, rows = _retrieval_rows(result)
     if rows:
-        out += ["## Retrieval", "", _md_table(header, rows), ""]
+        out += ["## Retrieval", "", md_table(header, rows), ""]
         out.append(
             "Metrics by ir_measures (pytrec_eval); a query a system returned nothing for scores 0. "
             + (
@@ -199,7 +201,7 @@ def markdown_report(result: EvalResult, *, failures: bool = False) -> str:
         out.append("")
     header, rows = _answer_rows(result)
     if rows:
-        out += ["## Answers", "", _md_table(header, rows), ""]
+        out += ["## Answers", "", md_table(header, rows), ""]
     errors = {name: len(s.errors) for name, s in result.systems.items() if s.errors}
     if errors:
         out += [

@@ -336,7 +336,9 @@ def prepare_index(
         builder = builder or default_builder
         opener = opener or default_opener
     key = index_cache_key(bench, settings)
-    target = index_dir or settings.cache_dir / "eval" / f"{_safe_name(bench.name)}-{key[:16]}"
+    target = (
+        index_dir or settings.cache_dir / "eval" / f"{_safe_name(bench.corpus_name or bench.name)}-{key[:16]}"
+    )
     if target.exists() and not target.is_dir():
         raise EvalError(f"--index-dir {target}: exists and is not a directory")
     marker = _read_marker(target) if target.is_dir() else None

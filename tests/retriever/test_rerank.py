@@ -315,31 +315,6 @@ def test_make_reranker_from_settings(tmp_path: Path, tiny_ce: Path) -> None:
         Settings(reranker="bogus")
 
 
-def test_hash_split_and_heldout_benchmark() -> None:
-    from policyqa.corpus.models import Document
-    from policyqa.eval.datasets import Benchmark
-    from policyqa.eval.heldout import split_benchmark
-    from policyqa.eval.splits import in_split
-
-    ids = [f"q{i}" for i in range(200)]
-    train = {q for q in ids if in_split(q, "train")}
-    test = {q for q in ids if in_split(q, "test")}
-    assert train.isdisjoint(test) and train | test == set(ids)
-    assert 60 < len(train) < 140
-    with pytest.raises(ValueError):
-        in_split("q", "dev")
-    bench = Benchmark(
-        name="b",
-        documents=[Document(id="d", title="", text="文本")],
-        queries=dict.fromkeys(ids, "问题"),
-        qrels={q: {"d": 1} for q in ids},
-        answers={q: ["文本"] for q in ids},
-    )
-    held = split_benchmark(bench, "test")
-    assert set(held.queries) == test == set(held.qrels) == set(held.answers)
-    assert held.documents == bench.documents
-
-
 def test_sentence_similarities_keep_offsets_and_agree_with_the_best() -> None:
     from policyqa.corpus.text import embedding_sentence_spans, embedding_sentences
     from policyqa.retriever.rerank import SentenceReranker
