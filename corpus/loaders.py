@@ -1,7 +1,8 @@
 """Turning files and folders into :class:`~policyqa.corpus.models.Document` objects.
 
-Formats: ``.txt``, ``.md``/``.markdown``, ``.html``/``.htm``, ``.docx``, ``.pdf`` and ``.jsonl``
-(one document per line). :func:`load_path` yields the documents of one file or of a folder
+Formats: ``.txt``, ``.md``/``.markdown``, ``.html``/``.htm``, ``.docx``, ``.pdf``, images
+(``.png``/``.jpg``/``.tif``/``.bmp``, by OCR), ``.ofd``, ``.doc``/``.wps`` (through a converter)
+and ``.jsonl`` (one document per line). :func:`load_path` yields the documents of one file or of a folder
 (recursively, in sorted path order, known extensions only, hidden files skipped);
 :func:`load_paths` loads several paths and collects per-file and per-line problems in a
 :class:`LoadReport` instead of stopping at the first one.
@@ -22,12 +23,17 @@ known are never overwritten.
   heading lines are kept as they are (the chunker reads them as headings).
 - ``.html``: script/style/nav/footer/… removed; block elements become lines; table cells are joined
   with ``' | '``.
-- ``.docx``: paragraphs and tables in body order; a table row is its cells joined with ``' | '``.
-  The container is inflated as a stream first, with hard limits (:mod:`policyqa.corpus.archive`):
-  a decompression bomb is refused before python-docx reads it.
-- ``.pdf``: page texts; a line broken inside a sentence is joined to the next one (see
-  :func:`join_pdf_lines`); page-number lines are dropped; ``meta.extra["page_starts"]`` holds the
-  text offset where each page begins.
+- ``.docx``: paragraphs and tables in body order; a table row is one line, each cell with its
+  column's header (``项目: 稳岗返还 | 标准: 50%``, merged cells once per row they cover; see
+  :mod:`policyqa.corpus.tables`); the 版头 and 版记 of an official document become metadata
+  (:mod:`policyqa.corpus.furniture`). The container is inflated as a stream first, with hard
+  limits (:mod:`policyqa.corpus.archive`): a decompression bomb is refused before python-docx
+  reads it.
+- ``.pdf`` and images (:mod:`policyqa.corpus.pdf`): the text layer page by page, OCR where a page
+  has none (with an :class:`~policyqa.corpus.ocr.OcrReader`), tables as rows with headers, page
+  furniture dropped, 版头/版记 as metadata, lines joined into paragraphs;
+  ``meta.extra["page_starts"]`` holds the text offset where each page begins.
+- ``.ofd`` (:mod:`policyqa.corpus.ofd`) and ``.doc``/``.wps`` (:mod:`policyqa.corpus.legacy`).
 - ``.txt`` and jsonl text: verbatim (newlines normalised).
 """
 
@@ -39,12 +45,20 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .archive import zip_bomb_reason
+from .build import finish_document, require_text, source_key
 from .encoding import UnreadableFileError, normalize_newlines, read_text
-from .metadata import extract_title, fill_missing, find_doc_numbers, issuer_from_promulgation, parse_date
+from .furniture import split_official_parts
+from .metadata import extract_title, find_doc_numbers, issuer_from_promulgation, parse_date
 from .models import DocMeta, Document, doc_id_problem, stable_id
+from .pages import join_pdf_lines
+from .pdf import IMAGE_EXTENSIONS, load_image, load_pdf, reading_warnings
+from .tables import docx_grid, table_lines
+
+if TYPE_CHECKING:
+    from .ocr import OcrReader
 
 __all__ = [
     "KNOWN_EXTENSIONS",
@@ -55,6 +69,7 @@ __all__ = [
     "join_pdf_lines",
     "load_docx",
     "load_html",
+    "load_image",
     "load_jsonl",
     "load_markdown",
     "load_path",
@@ -68,7 +83,17 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: File extensions :func:`load_path` reads (lower case).
-KNOWN_EXTENSIONS: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".docx", ".pdf", ".jsonl")
+KNOWN_EXTENSIONS: tuple[str, ...] = (
+    ".txt",
+    ".md",
+    ".markdown",
+    ".html",
+    ".htm",
+    ".docx",
+    ".pdf",
+    *IMAGE_EXTENSIONS,
+    ".jsonl",
+)
 
 #: The media type of each format (as a client labels an upload), and the extension it reads as.
 MEDIA_TYPES: dict[str, str] = {
@@ -77,27 +102,16 @@ MEDIA_TYPES: dict[str, str] = {
     "text/html": ".html",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
     "application/pdf": ".pdf",
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/tiff": ".tif",
+    "image/bmp": ".bmp",
     "application/x-ndjson": ".jsonl",
     "application/jsonl": ".jsonl",
 }
 
 #: ``on_error(path, reason)``: called for a file (or jsonl line) that cannot be loaded.
 ErrorHandler = Callable[[str, str], None]
-
-
-def _source_key(path: Path) -> str:
-    """The path string document ids are derived from (absolute, POSIX)."""
-    return path.resolve().as_posix()
-
-
-def _finish(doc_id: str, title: str, text: str, meta: DocMeta) -> Document:
-    fill_missing(meta, text, title)
-    return Document(id=doc_id, title=title, text=text, meta=meta)
-
-
-def _require_text(path: Path, text: str, what: str = "no text") -> None:
-    if not text.strip():
-        raise UnreadableFileError(path, what)
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,9 +123,9 @@ def load_text_file(path: str | Path) -> Document:
     """A ``.txt`` file as one document (text verbatim; title = first title-like line)."""
     p = Path(path)
     text = read_text(p)
-    _require_text(p, text, "empty file")
+    require_text(p, text, "empty file")
     title = extract_title(text) or p.stem
-    return _finish(stable_id(_source_key(p), "0"), title, text, DocMeta(source=str(p)))
+    return finish_document(stable_id(source_key(p), "0"), title, text, DocMeta(source=str(p)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,7 +238,7 @@ def load_markdown(path: str | Path) -> Document:
     raw = read_text(p)
     front, body = _front_matter(raw)
     text = markdown_to_text(body)
-    _require_text(p, text, "empty file")
+    require_text(p, text, "empty file")
     meta = DocMeta(source=str(p))
     title = ""
     for key, value in front.items():
@@ -242,7 +256,7 @@ def load_markdown(path: str | Path) -> Document:
     if not title:
         m = re.search(r"^# (.+)$", text, flags=re.MULTILINE)
         title = m.group(1).strip() if m else (extract_title(re.sub(r"^#+ ", "", text, flags=re.M)) or p.stem)
-    return _finish(stable_id(_source_key(p), "0"), title, text, meta)
+    return finish_document(stable_id(source_key(p), "0"), title, text, meta)
 
 
 # --------------------------------------------------------------------------------------------
@@ -364,9 +378,9 @@ def load_html(path: str | Path) -> Document:
     h1_text = _HTML_SPACES.sub(" ", h1.get_text(" ", strip=True)) if isinstance(h1, Tag) else ""
     body = soup.body if soup.body is not None else soup
     text = "\n".join(_html_lines(body))
-    _require_text(p, text, "no text in the page")
+    require_text(p, text, "no text in the page")
     title = h1_text or meta_title or page_title or extract_title(text) or p.stem
-    return _finish(stable_id(_source_key(p), "0"), title, text, meta)
+    return finish_document(stable_id(source_key(p), "0"), title, text, meta)
 
 
 # --------------------------------------------------------------------------------------------
@@ -375,7 +389,7 @@ def load_html(path: str | Path) -> Document:
 
 
 def load_docx(path: str | Path) -> Document:
-    """A Word ``.docx`` file as one document: paragraphs, and table rows as ``a | b | c``."""
+    """A Word ``.docx`` file as one document: paragraphs, and table rows with their headers."""
     import zipfile
 
     import docx
@@ -391,133 +405,27 @@ def load_docx(path: str | Path) -> Document:
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise UnreadableFileError(p, f"not a readable .docx file ({type(exc).__name__}: {exc})") from exc
     lines: list[str] = []
+    rows: set[int] = set()
     for block in d.iter_inner_content():
         if isinstance(block, Table):
-            for row in block.rows:
-                cells: list[str] = []
-                for cell in row.cells:
-                    cell_text = " ".join(s.strip() for s in cell.text.split("\n") if s.strip())
-                    if cell_text and (not cells or cells[-1] != cell_text):  # merged cells repeat
-                        cells.append(cell_text)
-                if cells:
-                    lines.append(" | ".join(cells))
+            for line in table_lines(docx_grid(block)):
+                rows.add(len(lines))
+                lines.append(line)
         else:
             for part in normalize_newlines(block.text).split("\n"):
                 s = part.strip(" \t\u3000\xa0")
                 if s:
                     lines.append(s)
-    text = "\n".join(lines)
-    _require_text(p, text, "no text in the document")
+    parts = split_official_parts([("" if i in rows else s) for i, s in enumerate(lines)])
+    text = "\n".join(lines[parts.head : len(lines) - parts.tail])
+    require_text(p, text, "no text in the document")
+    meta = DocMeta(source=str(p))
+    parts.apply(meta)
     core_title = (d.core_properties.title or "").strip()
     if core_title.lower().startswith("microsoft word"):
         core_title = ""
     title = core_title or extract_title(text) or p.stem
-    return _finish(stable_id(_source_key(p), "0"), title, text, DocMeta(source=str(p)))
-
-
-# --------------------------------------------------------------------------------------------
-# .pdf
-# --------------------------------------------------------------------------------------------
-
-_PAGE_NUMBER_LINE = re.compile(
-    r"^[-—–－_·\s]*(?:第\s*)?\d{1,4}\s*(?:页)?(?:\s*/\s*(?:共\s*)?\d{1,4}\s*页?)?[-—–－_·\s]*$"
-)
-_PDF_LINE_END = re.compile(r"[。！？；：!?;:][”’」』）)】》\"']*$")
-_PDF_STRUCT_START = re.compile(
-    r"^(?:第[一二三四五六七八九十百千零〇\d]+[编章节条]|[一二三四五六七八九十]{1,3}[、．.]|[（(][一二三四五六七八九十\d]{1,3}[）)]"
-    r"|\d{1,2}[、．.](?!\d)|[①-⑳]|#)"
-)
-_ASCII_END = re.compile(r"[A-Za-z0-9,]$")
-_ASCII_START = re.compile(r"^[A-Za-z0-9(]")
-
-
-def join_pdf_lines(lines: list[str]) -> list[str]:
-    """Paragraphs from the lines of PDF page text.
-
-    A line is joined to the next one unless it ends with sentence punctuation
-    (``。！？；：`` …), is clearly shorter than a full line (a title, a heading or the last line
-    of a paragraph), or the next line starts a structural item (``第X条``, ``一、``, ``（一）``,
-    ``1.`` …). Page-number lines (``- 3 -``, ``第3页``, ``3/10``) are dropped. Chinese lines are
-    joined without a space, Latin ones with one.
-    """
-    cleaned = [line.strip(" \t\u3000\xa0") for line in lines]
-    cleaned = [s for s in cleaned if not (s and _PAGE_NUMBER_LINE.match(s))]
-    lengths = sorted(len(s) for s in cleaned if s)
-    full = lengths[int(len(lengths) * 0.8)] if lengths else 0
-    paragraphs: list[str] = []
-    current = ""
-    for i, line in enumerate(cleaned):
-        if not line:
-            if current:
-                paragraphs.append(current)
-                current = ""
-            continue
-        if current:
-            sep = " " if _ASCII_END.search(current) and _ASCII_START.match(line) else ""
-            current = current + sep + line
-        else:
-            current = line
-        nxt = cleaned[i + 1] if i + 1 < len(cleaned) else ""
-        ends_paragraph = (
-            not nxt
-            or bool(_PDF_LINE_END.search(line))
-            or len(line) < 0.75 * full
-            or bool(_PDF_STRUCT_START.match(nxt))
-        )
-        if ends_paragraph:
-            paragraphs.append(current)
-            current = ""
-    if current:
-        paragraphs.append(current)
-    return paragraphs
-
-
-def load_pdf(path: str | Path) -> Document:
-    """A PDF's extractable text as one document (scanned PDFs without a text layer fail)."""
-    from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
-
-    p = Path(path)
-    try:
-        reader = PdfReader(str(p))
-        if reader.is_encrypted:
-            reader.decrypt("")
-        page_texts = [normalize_newlines(page.extract_text() or "") for page in reader.pages]
-        info = reader.metadata
-        pdf_title = str(info.title or "").strip() if info is not None else ""
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise UnreadableFileError(p, f"not a readable PDF ({type(exc).__name__}: {exc})") from exc
-    # lines of all pages in one run, so that a sentence broken across pages is joined too
-    lines = [line for page_text in page_texts for line in page_text.strip("\n").split("\n")]
-    paragraphs = join_pdf_lines(lines)
-    text = "\n".join(paragraphs)
-    _require_text(p, text, "no extractable text (a scanned PDF needs OCR first)")
-    page_starts = _pdf_page_starts(page_texts, text)
-    meta = DocMeta(source=str(p), extra={"pages": len(page_texts), "page_starts": page_starts})
-    if pdf_title.lower().startswith(("microsoft word", "untitled")):
-        pdf_title = ""
-    title = pdf_title or extract_title(text) or p.stem
-    return _finish(stable_id(_source_key(p), "0"), title, text, meta)
-
-
-def _pdf_page_starts(page_texts: list[str], text: str) -> list[int]:
-    """Offset in ``text`` where each page's first line starts (searching forward)."""
-    starts: list[int] = []
-    pos = 0
-    for page_text in page_texts:
-        first = ""
-        for line in page_text.split("\n"):
-            s = line.strip(" \t\u3000\xa0")
-            if s and not _PAGE_NUMBER_LINE.match(s):
-                first = s[:12]
-                break
-        found = text.find(first, pos) if first else -1
-        if found >= 0:
-            pos = found
-        starts.append(pos)
-    return starts
+    return finish_document(stable_id(source_key(p), "0"), title, text, meta)
 
 
 # --------------------------------------------------------------------------------------------
@@ -628,7 +536,7 @@ def _record_to_document(record: dict[str, Any], fields: JsonlFields, path: Path,
 
     id_key, id_value = _pick(record, fields.id, "id")
     used.add(id_key)
-    doc_id = _as_str(id_value) or stable_id(_source_key(path), str(ordinal))
+    doc_id = _as_str(id_value) or stable_id(source_key(path), str(ordinal))
     problem = doc_id_problem(doc_id)
     if problem:
         raise ValueError(problem)
@@ -658,7 +566,7 @@ def _record_to_document(record: dict[str, Any], fields: JsonlFields, path: Path,
         if key not in used:
             meta.extra[key] = value
     meta.extra["line"] = ordinal + 1
-    return _finish(doc_id, title, text, meta)
+    return finish_document(doc_id, title, text, meta)
 
 
 def load_jsonl(
@@ -700,6 +608,13 @@ def load_jsonl(
 # files and folders
 # --------------------------------------------------------------------------------------------
 
+
+class _OcrLoader(Protocol):
+    __name__: str
+
+    def __call__(self, path: str | Path, *, ocr: OcrReader | None = None) -> Document: ...
+
+
 _SINGLE_LOADERS: dict[str, Callable[[Path], Document]] = {
     ".txt": load_text_file,
     ".md": load_markdown,
@@ -707,8 +622,9 @@ _SINGLE_LOADERS: dict[str, Callable[[Path], Document]] = {
     ".html": load_html,
     ".htm": load_html,
     ".docx": load_docx,
-    ".pdf": load_pdf,
 }
+#: Loaders that read page images (OCR).
+_PAGED_LOADERS: dict[str, _OcrLoader] = {".pdf": load_pdf, **dict.fromkeys(IMAGE_EXTENSIONS, load_image)}
 
 
 def _missing(path: Path) -> FileNotFoundError:
@@ -737,22 +653,29 @@ def iter_files(path: str | Path) -> Iterator[Path]:
     yield from found
 
 
-def _load_file(path: Path, fields: JsonlFields | None, on_error: ErrorHandler | None) -> Iterator[Document]:
+def _load_file(
+    path: Path, fields: JsonlFields | None, on_error: ErrorHandler | None, ocr: OcrReader | None
+) -> Iterator[Document]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         yield from load_jsonl(path, fields=fields, on_error=on_error)
         return
+    paged = _PAGED_LOADERS.get(suffix)
     loader = _SINGLE_LOADERS.get(suffix)
-    if loader is None:
+    if loader is None and paged is None:
         raise UnreadableFileError(
             path, f"unsupported file type {suffix or '(none)'!r}; known: {', '.join(KNOWN_EXTENSIONS)}"
         )
     try:
-        doc = loader(path)
+        if paged is not None:
+            doc = paged(path, ocr=ocr)
+        else:
+            assert loader is not None
+            doc = loader(path)
     except (UnreadableFileError, OSError):
         raise
     except Exception as exc:  # a parser failing on odd input: this file is unreadable, not the run
-        logger.debug("%s: %s failed", path, loader.__name__, exc_info=True)
+        logger.debug("%s: %s failed", path, suffix, exc_info=True)
         raise UnreadableFileError(path, f"cannot parse ({type(exc).__name__}: {exc})") from exc
     yield doc
 
@@ -778,23 +701,29 @@ def _shown_relative(docs: Iterable[Document], file: Path, root: Path) -> Iterato
 
 
 def load_path(
-    path: str | Path, *, fields: JsonlFields | None = None, on_error: ErrorHandler | None = None
+    path: str | Path,
+    *,
+    fields: JsonlFields | None = None,
+    on_error: ErrorHandler | None = None,
+    ocr: OcrReader | None = None,
 ) -> Iterator[Document]:
     """The documents of a file or of a folder (recursively, sorted, known extensions only).
 
     Raises ``FileNotFoundError`` when ``path`` does not exist. A file that cannot be read raises
     :class:`UnreadableFileError`, unless ``on_error(path, reason)`` is given: then it is reported
     there and skipped. Bad jsonl lines are always skipped (reported to ``on_error`` or logged).
+    ``ocr`` reads scanned PDF pages and images (``OcrReader.from_settings(settings)``); without
+    it they are left out with their reason.
     """
     p = Path(path)
     if not p.exists():
         raise _missing(p)
     for file in iter_files(p):
         if on_error is None:
-            yield from _shown_relative(_load_file(file, fields, None), file, p)
+            yield from _shown_relative(_load_file(file, fields, None, ocr), file, p)
             continue
         try:
-            yield from _shown_relative(_load_file(file, fields, on_error), file, p)
+            yield from _shown_relative(_load_file(file, fields, on_error, ocr), file, p)
         except UnreadableFileError as exc:
             logger.warning("skipping %s: %s", exc.path, exc.reason)
             on_error(exc.path, exc.reason)
@@ -805,10 +734,13 @@ def load_path(
 
 @dataclass
 class LoadReport:
-    """What :func:`load_paths` loaded, and what it had to skip: ``(path, reason)`` pairs."""
+    """What :func:`load_paths` loaded, what it had to skip (``errors``) and what it loaded with a
+    doubt (``warnings``: pages OCR read with low confidence, pages left without text), as
+    ``(path, reason)`` pairs."""
 
     documents: list[Document] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -823,9 +755,15 @@ class LoadReport:
         return text
 
 
-def load_paths(paths: str | Path | Iterable[str | Path], *, fields: JsonlFields | None = None) -> LoadReport:
+def load_paths(
+    paths: str | Path | Iterable[str | Path],
+    *,
+    fields: JsonlFields | None = None,
+    ocr: OcrReader | None = None,
+) -> LoadReport:
     """Load every path (file or folder); unreadable files, bad jsonl lines and duplicate ids are
-    skipped and listed in :attr:`LoadReport.errors` while the rest loads.
+    skipped and listed in :attr:`LoadReport.errors` while the rest loads. ``ocr``: see
+    :func:`load_path`.
 
     Raises ``FileNotFoundError`` (naming all of them) when some paths do not exist.
     """
@@ -844,7 +782,8 @@ def load_paths(paths: str | Path | Iterable[str | Path], *, fields: JsonlFields 
         report.errors.append((path, reason))
 
     for p in path_list:
-        for doc in load_path(p, fields=fields, on_error=on_error):
+        for doc in load_path(p, fields=fields, on_error=on_error, ocr=ocr):
+            report.warnings.extend((doc.meta.source or str(p), line) for line in reading_warnings(doc))
             first = seen.get(doc.id)
             if first is not None:
                 report.errors.append(

@@ -123,14 +123,17 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     from policyqa import pipeline
     from policyqa.corpus.demo import load_demo
     from policyqa.corpus.loaders import load_paths
+    from policyqa.corpus.ocr import OcrReader
 
     if args.paths:
         missing = [str(p) for p in args.paths if not p.exists()]
         if missing:
             raise CliError(f"no such file or directory: {', '.join(missing)}", EXIT_USAGE)
-        report = load_paths(args.paths)
+        report = load_paths(args.paths, ocr=OcrReader.from_settings(settings))
         for path, reason in report.errors:
             print(f"skipped {path}: {reason}", file=sys.stderr)
+        for path, reason in report.warnings:
+            print(f"warning {path}: {reason}", file=sys.stderr)
         documents = report.documents
         if not documents:
             raise CliError("no readable documents found in the given paths; nothing was indexed")

@@ -132,6 +132,17 @@ class Settings(BaseSettings):
     bm25_b: float = Field(0.75, ge=0, le=1)
     bm25_method: str = Field("okapi", description="'okapi' (equal to rank-bm25's BM25Okapi) or 'lucene'.")
 
+    # --- reading documents ---------------------------------------------------------------
+    ocr: bool = Field(
+        True,
+        description="OCR the PDF pages without a usable text layer and .png/.jpg/.tif files (rapidocr, "
+        "offline); off: such pages are left out and a file with no text at all is refused with its reason.",
+    )
+    ocr_dpi: int = Field(150, ge=72, le=600, description="Resolution PDF pages are rendered at for OCR.")
+    ocr_min_confidence: float = Field(
+        0.8, ge=0.0, le=1.0, description="Pages OCR read with a lower mean confidence are reported."
+    )
+
     # --- UX --------------------------------------------------------------------------------
     progress: bool = Field(True, description="Show progress bars on long work.")
 
@@ -375,6 +386,11 @@ class Settings(BaseSettings):
     def embedding_cache_dir(self) -> Path:
         """Where embeddings are cached by (model, text hash)."""
         return self.cache_dir / "embeddings"
+
+    @property
+    def ocr_cache_dir(self) -> Path:
+        """Where OCR results are cached by page-image hash."""
+        return self.cache_dir / "ocr"
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -1,0 +1,261 @@
+"""OCR of page images, offline: rapidocr's PP-OCR ONNX models on ONNX Runtime, cached by image.
+
+:class:`OcrReader` reads page images (a scanned PDF's pages rendered by pypdfium2, or the frames
+of a ``.png``/``.jpg``/``.tif`` file) into :class:`OcrPage` objects:
+
+- the engine (:class:`RapidOcrEngine`: the PP-OCRv6 detection and recognition models and the
+  line-direction classifier that ship inside the ``rapidocr`` wheel; nothing is downloaded) is
+  loaded once per process, on the first page that needs it, and shared by every reader;
+- the lines it reads are put in reading order (:func:`policyqa.corpus.layout.reading_order`:
+  columns, then lines);
+- each page's result is cached by a hash of the page image's pixels (and the engine's name) under
+  ``<cache_dir>/ocr/``, so indexing the same scan again reads nothing twice;
+- a page whose recognition confidence (the character-weighted mean score of its lines) is below
+  ``min_confidence`` is reported (:attr:`OcrPage.low_confidence`);
+- a progress bar counts the pages (``Settings.progress``).
+
+Settings: ``ocr`` (on/off), ``ocr_dpi`` (rendering resolution of PDF pages),
+``ocr_min_confidence``; the cache lives under ``cache_dir``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .layout import Box
+from .pages import PageLine, placed_lines
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from policyqa.settings import Settings
+
+__all__ = [
+    "MAX_IMAGE_SIDE",
+    "OcrCache",
+    "OcrEngine",
+    "OcrPage",
+    "OcrReader",
+    "RapidOcrEngine",
+    "image_key",
+    "ocr_available",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Longer sides are scaled down to this many pixels before OCR (a 600-dpi A4 scan is 7,000).
+MAX_IMAGE_SIDE = 3000
+
+
+class OcrEngine(Protocol):
+    """What reads the text lines off one page image."""
+
+    @property
+    def name(self) -> str:
+        """Names the engine and its models (part of the cache key)."""
+        ...
+
+    def read(self, image: Image) -> list[Box]:
+        """The text boxes of ``image`` (pixel coordinates, any order)."""
+        ...
+
+
+def ocr_available() -> str | None:
+    """Why OCR cannot run here (a package missing), or None."""
+    try:
+        import pypdfium2  # noqa: F401
+        import rapidocr  # noqa: F401
+    except ImportError as exc:
+        return f"OCR needs the rapidocr and pypdfium2 packages ({exc.name} is not installed)"
+    return None
+
+
+_ENGINE_LOCK = threading.Lock()
+_ENGINES: dict[str, Any] = {}
+
+
+class RapidOcrEngine:
+    """rapidocr with the models its wheel ships (PP-OCRv6 small det/rec, PP-OCRv4 cls).
+
+    Cheap to construct; the ONNX sessions are created on the first :meth:`read` and shared by
+    every instance in the process. Detection runs on the image scaled to at most ``det_side``
+    pixels on its longer side (a page of body text needs no more; recognition reads the lines at
+    their own resolution).
+    """
+
+    def __init__(self, det_side: int = 960) -> None:
+        self.det_side = det_side
+
+    @property
+    def name(self) -> str:
+        from importlib.metadata import version
+
+        return f"rapidocr-{version('rapidocr')}-ppocrv6-small-det{self.det_side}"
+
+    def _engine(self) -> Any:
+        with _ENGINE_LOCK:
+            engine = _ENGINES.get(self.name)
+            if engine is None:
+                from rapidocr import RapidOCR
+
+                logger.info("loading the OCR models (rapidocr, PP-OCRv6 small)")
+                engine = RapidOCR(
+                    params={
+                        "Global.log_level": "warning",
+                        "Det.limit_type": "max",
+                        "Det.limit_side_len": self.det_side,
+                    }
+                )
+                logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+                _ENGINES[self.name] = engine
+            return engine
+
+    def read(self, image: Image) -> list[Box]:
+        import numpy as np
+
+        result = self._engine()(np.asarray(image.convert("RGB")))
+        boxes = getattr(result, "boxes", None)
+        if boxes is None:
+            return []
+        out: list[Box] = []
+        for quad, text, score in zip(boxes, result.txts, result.scores, strict=True):
+            xs = [float(p[0]) for p in quad]
+            ys = [float(p[1]) for p in quad]
+            out.append(Box(str(text), min(xs), min(ys), max(xs), max(ys), float(score)))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class OcrPage:
+    """What OCR read off one page: its lines in reading order and their confidence."""
+
+    lines: tuple[PageLine, ...]
+    confidence: float
+    low_confidence: bool = False
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+
+def _page_of(boxes: Sequence[Box], min_confidence: float) -> OcrPage:
+    lines = tuple(line for _top, line in placed_lines(boxes))
+    chars = sum(len(b.text) for b in boxes)
+    confidence = sum(b.score * len(b.text) for b in boxes) / chars if chars else 0.0
+    return OcrPage(lines, round(confidence, 4), bool(lines) and confidence < min_confidence)
+
+
+def image_key(image: Image, engine: str) -> str:
+    """The cache key of a page image: a hash of its pixels, size and mode, and the engine."""
+    h = hashlib.sha256()
+    h.update(f"{engine}\x1f{image.mode}\x1f{image.size[0]}x{image.size[1]}\x1f".encode())
+    h.update(image.tobytes())
+    return h.hexdigest()
+
+
+class OcrCache:
+    """OCR results on disk, one small JSON file per page image (``<dir>/ab/abcdef….json``)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> list[Box] | None:
+        path = self._path(key)
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+            return [Box(str(r[0]), *(float(v) for v in r[1:6])) for r in rows]
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError, IndexError):
+            logger.warning("ignoring an unreadable OCR cache entry %s", path.name)
+            return None
+
+    def put(self, key: str, boxes: Sequence[Box]) -> None:
+        path = self._path(key)
+        rows = [[b.text, b.x0, b.top, b.x1, b.bottom, b.score] for b in boxes]
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(rows, f, ensure_ascii=False)
+            os.replace(tmp, path)
+        except OSError as exc:
+            logger.warning("cannot write the OCR cache (%s): pages will be read again next time", exc)
+
+
+def _fit(image: Image) -> Image:
+    side = max(image.size)
+    if side <= MAX_IMAGE_SIDE:
+        return image
+    scale = MAX_IMAGE_SIDE / side
+    return image.resize((max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale))))
+
+
+class OcrReader:
+    """Reads page images with an :class:`OcrEngine`, through the cache (see the module doc).
+
+    ``stats`` counts the pages read by the engine and those found in the cache.
+    """
+
+    def __init__(
+        self,
+        engine: OcrEngine | None = None,
+        *,
+        cache_dir: Path | None = None,
+        dpi: int = 150,
+        min_confidence: float = 0.8,
+        show_progress: bool = False,
+    ) -> None:
+        self.engine: OcrEngine = engine if engine is not None else RapidOcrEngine()
+        self.cache = OcrCache(cache_dir) if cache_dir is not None else None
+        self.dpi = dpi
+        self.min_confidence = min_confidence
+        self.show_progress = show_progress
+        self.stats = {"read": 0, "cached": 0}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OcrReader | None:
+        """The reader the settings ask for: None when ``settings.ocr`` is off."""
+        if not settings.ocr:
+            return None
+        return cls(
+            cache_dir=settings.ocr_cache_dir,
+            dpi=settings.ocr_dpi,
+            min_confidence=settings.ocr_min_confidence,
+            show_progress=settings.progress,
+        )
+
+    def read(self, image: Image) -> OcrPage:
+        """One page image, from the cache when it was read before."""
+        image = _fit(image)
+        key = image_key(image, self.engine.name) if self.cache is not None else ""
+        boxes = self.cache.get(key) if self.cache is not None else None
+        if boxes is None:
+            boxes = self.engine.read(image)
+            self.stats["read"] += 1
+            if self.cache is not None:
+                self.cache.put(key, boxes)
+        else:
+            self.stats["cached"] += 1
+        return _page_of(boxes, self.min_confidence)
+
+    def read_all(self, images: Iterable[Image], *, total: int, desc: str) -> Iterator[OcrPage]:
+        """Each image's page in turn, with a progress bar of ``total`` pages named ``desc``."""
+        from tqdm.auto import tqdm
+
+        with tqdm(total=total, desc=f"OCR {desc}", unit="page", disable=not self.show_progress) as bar:
+            for image in images:
+                yield self.read(image)
+                bar.update(1)
