@@ -47,15 +47,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .archive import zip_bomb_reason
 from .build import finish_document, require_text, source_key
 from .encoding import UnreadableFileError, normalize_newlines, read_text
-from .furniture import split_official_parts
 from .metadata import extract_title, find_doc_numbers, issuer_from_promulgation, parse_date
 from .models import DocMeta, Document, doc_id_problem, stable_id
+from .ofd import load_ofd
 from .pages import join_pdf_lines
 from .pdf import IMAGE_EXTENSIONS, load_image, load_pdf, reading_warnings
-from .tables import docx_grid, table_lines
+from .word import LEGACY_WORD_EXTENSIONS, load_doc, load_docx
 
 if TYPE_CHECKING:
     from .ocr import OcrReader
@@ -92,6 +91,8 @@ KNOWN_EXTENSIONS: tuple[str, ...] = (
     ".docx",
     ".pdf",
     *IMAGE_EXTENSIONS,
+    ".ofd",
+    *LEGACY_WORD_EXTENSIONS,
     ".jsonl",
 )
 
@@ -106,6 +107,8 @@ MEDIA_TYPES: dict[str, str] = {
     "image/jpeg": ".jpg",
     "image/tiff": ".tif",
     "image/bmp": ".bmp",
+    "application/ofd": ".ofd",
+    "application/msword": ".doc",
     "application/x-ndjson": ".jsonl",
     "application/jsonl": ".jsonl",
 }
@@ -384,51 +387,6 @@ def load_html(path: str | Path) -> Document:
 
 
 # --------------------------------------------------------------------------------------------
-# .docx
-# --------------------------------------------------------------------------------------------
-
-
-def load_docx(path: str | Path) -> Document:
-    """A Word ``.docx`` file as one document: paragraphs, and table rows with their headers."""
-    import zipfile
-
-    import docx
-    from docx.opc.exceptions import PackageNotFoundError
-    from docx.table import Table
-
-    p = Path(path)
-    bomb = zip_bomb_reason(p)
-    if bomb:
-        raise UnreadableFileError(p, f"not indexed: {bomb}")
-    try:
-        d = docx.Document(str(p))
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise UnreadableFileError(p, f"not a readable .docx file ({type(exc).__name__}: {exc})") from exc
-    lines: list[str] = []
-    rows: set[int] = set()
-    for block in d.iter_inner_content():
-        if isinstance(block, Table):
-            for line in table_lines(docx_grid(block)):
-                rows.add(len(lines))
-                lines.append(line)
-        else:
-            for part in normalize_newlines(block.text).split("\n"):
-                s = part.strip(" \t\u3000\xa0")
-                if s:
-                    lines.append(s)
-    parts = split_official_parts([("" if i in rows else s) for i, s in enumerate(lines)])
-    text = "\n".join(lines[parts.head : len(lines) - parts.tail])
-    require_text(p, text, "no text in the document")
-    meta = DocMeta(source=str(p))
-    parts.apply(meta)
-    core_title = (d.core_properties.title or "").strip()
-    if core_title.lower().startswith("microsoft word"):
-        core_title = ""
-    title = core_title or extract_title(text) or p.stem
-    return finish_document(stable_id(source_key(p), "0"), title, text, meta)
-
-
-# --------------------------------------------------------------------------------------------
 # .jsonl
 # --------------------------------------------------------------------------------------------
 
@@ -622,6 +580,8 @@ _SINGLE_LOADERS: dict[str, Callable[[Path], Document]] = {
     ".html": load_html,
     ".htm": load_html,
     ".docx": load_docx,
+    ".ofd": load_ofd,
+    **dict.fromkeys(LEGACY_WORD_EXTENSIONS, load_doc),
 }
 #: Loaders that read page images (OCR).
 _PAGED_LOADERS: dict[str, _OcrLoader] = {".pdf": load_pdf, **dict.fromkeys(IMAGE_EXTENSIONS, load_image)}

@@ -203,6 +203,7 @@ def load_pdf(path: str | Path, *, ocr: OcrReader | None = None) -> Document:
         extra.update(ocr_extra)
     elif missing:
         extra["pages_without_text"] = [i + 1 for i in missing]
+        extra["ocr_off"] = True
     assembled = assemble_pages([lines or [] for lines in pages])
     if ocr is not None:
         empty = "no extractable text, not even by OCR"
@@ -259,5 +260,6 @@ def reading_warnings(doc: Document) -> list[str]:
         )
     missing = _pages_list(doc.meta.extra.get("pages_without_text"))
     if missing:
-        out.append(f"page(s) {missing} have no text layer and were left out: {_OCR_OFF}")
+        why = f": {_OCR_OFF}" if doc.meta.extra.get("ocr_off") else " (images only)"
+        out.append(f"page(s) {missing} hold no text and were left out{why}")
     return out

@@ -20,11 +20,16 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .loaders import KNOWN_EXTENSIONS, MEDIA_TYPES, load_path
 from .metadata import extract_title, fill_missing
 from .models import DocMeta, Document, doc_id_problem, stable_id
+from .pdf import reading_warnings
+from .word import LEGACY_WORD_EXTENSIONS, OLE_MAGIC
+
+if TYPE_CHECKING:
+    from .ocr import OcrReader
 
 __all__ = [
     "UNSUPPORTED_TYPE",
@@ -120,6 +125,14 @@ class FileStatus:
     warnings: list[str] = field(default_factory=list)
 
 
+_IMAGE_MAGIC: dict[str, tuple[bytes, ...]] = {
+    ".png": (b"\x89PNG\r\n\x1a\n",),
+    ".jpg": (b"\xff\xd8\xff",),
+    ".jpeg": (b"\xff\xd8\xff",),
+    ".tif": (b"II*\x00", b"MM\x00*"),
+    ".tiff": (b"II*\x00", b"MM\x00*"),
+    ".bmp": (b"BM",),
+}
 _UNSAFE = re.compile(r"[^\w.\-()\[\]（）【】《》〔〕 ]+")
 
 
@@ -172,13 +185,26 @@ def check_upload(name: str, data: bytes) -> str | None:
         except zipfile.BadZipFile as exc:
             return f"not a .docx file ({exc})"
         # the loader inflates it as a stream with hard limits before parsing (corpus.archive)
+    elif suffix in _IMAGE_MAGIC:
+        if not data.startswith(_IMAGE_MAGIC[suffix]):
+            return f"not a {suffix} image (its first bytes are not an image header of that type)"
+    elif suffix == ".ofd":
+        if data[:4] != b"PK\x03\x04":
+            return "not an .ofd file (not a zip archive)"
+        # the loader inflates it as a stream with hard limits before parsing (corpus.archive)
+    elif suffix in LEGACY_WORD_EXTENSIONS:
+        if not data.startswith((OLE_MAGIC, b"PK\x03\x04")):
+            return f"not a {suffix} file (no Word 97–2003 / WPS header)"
     elif b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return f"not a text file (binary content in a {suffix} file)"
     return None
 
 
-def read_uploads(files: Sequence[UploadedFile]) -> tuple[list[FileStatus], list[list[Document]]]:
-    """Each file's status and the documents it gave (none when rejected), in the given order."""
+def read_uploads(
+    files: Sequence[UploadedFile], *, ocr: OcrReader | None = None
+) -> tuple[list[FileStatus], list[list[Document]]]:
+    """Each file's status and the documents it gave (none when rejected), in the given order.
+    ``ocr`` reads scanned PDF pages and images (without it they are refused with the reason)."""
     statuses: list[FileStatus] = []
     per_file: list[list[Document]] = []
     with tempfile.TemporaryDirectory(prefix="policyqa-upload-") as tmp:
@@ -200,17 +226,18 @@ def read_uploads(files: Sequence[UploadedFile]) -> tuple[list[FileStatus], list[
             except OSError as exc:
                 status.status, status.reason = "rejected", f"cannot store the file: {exc.strerror}"
                 continue
-            loaded, errors = _load_upload(path)
+            loaded, errors = _load_upload(path, ocr)
             if not loaded:
                 status.status = "rejected"
                 status.reason = "; ".join(errors) or "no text found in the file"
                 continue
             status.warnings.extend(errors)
+            status.warnings.extend(line for d in loaded for line in reading_warnings(d))
             docs.extend(_own_upload(d, path, name, ordinal) for ordinal, d in enumerate(loaded))
     return statuses, per_file
 
 
-def _load_upload(path: Path) -> tuple[list[Document], list[str]]:
+def _load_upload(path: Path, ocr: OcrReader | None) -> tuple[list[Document], list[str]]:
     """The documents of one uploaded file and the problems met (skipped jsonl lines …)."""
     errors: list[str] = []
 
@@ -218,7 +245,7 @@ def _load_upload(path: Path) -> tuple[list[Document], list[str]]:
         return reason.replace(str(path.parent), "").replace(str(path), path.name)
 
     try:
-        docs = list(load_path(path, on_error=lambda _path, reason: errors.append(named(reason))))
+        docs = list(load_path(path, on_error=lambda _path, reason: errors.append(named(reason)), ocr=ocr))
     except Exception as exc:  # a loader failing on odd input rejects this file only
         logger.warning("upload %s could not be read: %s", path.name, exc)
         return [], [named(f"cannot read the file: {exc}")]

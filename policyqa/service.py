@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 from policyqa import __version__, pipeline
 from policyqa.conversation import contextualize
 from policyqa.corpus.models import Chunk, Document
+from policyqa.corpus.ocr import OcrReader
 from policyqa.corpus.uploads import FileStatus, NewDocument, UploadedFile, read_uploads
 from policyqa.index.base import OpenIndex
 from policyqa.index.dense import PassageEncoder
@@ -537,7 +538,7 @@ class QAService:
         The client's file names never reach the file system (see
         :func:`policyqa.corpus.uploads.read_uploads`).
         """
-        statuses, per_file = read_uploads(files)
+        statuses, per_file = read_uploads(files, ocr=OcrReader.from_settings(self.settings))
         return self._write([d for docs in per_file for d in docs], per_file, statuses)
 
     def _write(
