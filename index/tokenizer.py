@@ -32,7 +32,7 @@ from typing import Any
 
 import jieba
 
-__all__ = ["ChineseTokenizer", "join_tokens", "normalize_text", "tokenize_parallel"]
+__all__ = ["ChineseTokenizer", "join_tokens", "normalize_text", "to_simplified", "tokenize_parallel"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +61,14 @@ def _t2s_table() -> dict[int, str]:
     return table
 
 
+def to_simplified(text: str) -> str:
+    """Traditional characters replaced by simplified ones, one for one (offsets are kept)."""
+    return text.translate(_t2s_table())
+
+
 def normalize_text(text: str) -> str:
     """NFKC (full-width → half-width), traditional → simplified, lower case."""
-    return unicodedata.normalize("NFKC", text).translate(_t2s_table()).lower()
+    return to_simplified(unicodedata.normalize("NFKC", text)).lower()
 
 
 def _is_content_token(token: str) -> bool:

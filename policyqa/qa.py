@@ -85,14 +85,18 @@ def make_reranker(settings: Settings, index: OpenIndex | None = None) -> Reranke
     if kind == "cross-encoder":
         if not settings.rerank_model:
             raise ValueError(
-                "reranker 'cross-encoder' needs a model: set POLICYQA_RERANK_MODEL to a "
-                "CrossEncoder name or local path (e.g. a local bge-reranker-v2-m3)"
+                "reranker 'cross-encoder' needs a model: set POLICYQA_RERANK_MODEL to 'builtin' "
+                "(the one policyqa trained) or a CrossEncoder name or local path (e.g. a local "
+                "bge-reranker-v2-m3)"
             )
         return CrossEncoderReranker(
             settings.rerank_model,
             max_length=settings.rerank_max_length,
             batch_size=settings.rerank_batch_size,
             device=settings.device,
+            window_chars=settings.rerank_window_chars,
+            fuse_weight=settings.rerank_fuse_weight,
+            cache_dir=settings.cache_dir,
         )
     model_path = Path(settings.rerank_model) if settings.rerank_model else None
     if index is None:

@@ -79,6 +79,7 @@ class Hit:
     doc_type: str | None = None
     region: str | None = None
     source: str | None = None
+    page: int | None = None  # the page the passage starts on, for paged sources (PDF, scans, OFD)
     scores: dict[str, float] = field(default_factory=dict)
     ranks: dict[str, int] = field(default_factory=dict)
 
@@ -102,6 +103,7 @@ class Hit:
             "doc_type": self.doc_type,
             "region": self.region,
             "source": self.source,
+            "page": self.page,
             "scores": dict(self.scores),
             "ranks": dict(self.ranks),
         }

@@ -89,6 +89,7 @@ def hits_from_rows(
                 doc_type=rec.meta.get("doc_type"),
                 region=rec.meta.get("region"),
                 source=rec.meta.get("source"),
+                page=rec.meta.get("page"),
                 scores=s,
                 ranks=r,
             )

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +46,8 @@ __all__ = [
     "top_order",
     "zscore",
 ]
+
+_Float = TypeVar("_Float", np.float32, np.float64)
 
 #: Default RRF constant (Cormack, Clarke & Büttcher, SIGIR 2009).
 RRF_K = 60
@@ -100,14 +103,15 @@ class FusionOptions:
 DEFAULT_FUSION = FusionOptions()
 
 
-def zscore(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """``(x - mean) / std`` (population std); all zeros when ``x`` is constant."""
+def zscore(x: npt.NDArray[_Float]) -> npt.NDArray[_Float]:
+    """``(x - mean) / std`` (population std), in ``x``'s precision; all zeros when ``x`` is
+    constant. Every standardisation of scores over candidates (fusion, rerankers) is this one."""
     if x.size == 0:
         return x
     std = float(x.std())
     if std <= 1e-12:
         return np.zeros_like(x)
-    return ((x - float(x.mean())) / std).astype(np.float32)
+    return ((x - float(x.mean())) / std).astype(x.dtype)
 
 
 def minmax(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

@@ -122,9 +122,16 @@ def collect_squad_examples(path: Path, split: str, train_share: float) -> list[R
     return out
 
 
-def add_lora(model: Any, rank: int, alpha: float, dropout: float = 0.05) -> list[str]:
+def add_lora(
+    model: Any,
+    rank: int,
+    alpha: float,
+    dropout: float = 0.05,
+    heads: tuple[str, ...] = ("qa_outputs",),
+) -> list[str]:
     """Replace the target linear layers of a BERT with LoRA-wrapped ones; freeze the rest
-    except LayerNorms and the QA head. Returns the wrapped module names."""
+    except LayerNorms and the parameters under ``heads`` (the QA head by default). Returns the
+    wrapped module names."""
     import torch
     from torch import nn
 
@@ -155,7 +162,7 @@ def add_lora(model: Any, rank: int, alpha: float, dropout: float = 0.05) -> list
             wrapped.append(f"encoder.layer.{i}.{target}")
     for name, p in model.named_parameters():
         in_encoder = ".encoder." in f".{name}"
-        if "lora_" in name or ("LayerNorm" in name and in_encoder) or name.startswith("qa_outputs"):
+        if "lora_" in name or ("LayerNorm" in name and in_encoder) or name.startswith(heads):
             p.requires_grad = True
     return wrapped
 

@@ -30,11 +30,14 @@ Four implementations:
 """
 
 from .base import NoReranker, Reranker, apply_rerank_scores, check_rerank_top_k, document_best
-from .cross_encoder import CrossEncoderReranker, export_cross_encoder_onnx
+from .builtin import BUILTIN_CROSS_ENCODER, ensure_builtin_cross_encoder
+from .cross_encoder import CrossEncoderReranker, focus_window, pair_text
 from .features import DEFAULT_FEATURE_MODEL, FEATURE_NAMES, FeatureModel, FeatureReranker, candidate_features
+from .onnx import export_cross_encoder_onnx
 from .sentence import DEFAULT_FEATURE_WEIGHT, DEFAULT_SENTENCE_WEIGHT, SentenceReranker
 
 __all__ = [
+    "BUILTIN_CROSS_ENCODER",
     "DEFAULT_FEATURE_MODEL",
     "DEFAULT_FEATURE_WEIGHT",
     "DEFAULT_SENTENCE_WEIGHT",
@@ -49,5 +52,8 @@ __all__ = [
     "candidate_features",
     "check_rerank_top_k",
     "document_best",
+    "ensure_builtin_cross_encoder",
     "export_cross_encoder_onnx",
+    "focus_window",
+    "pair_text",
 ]

@@ -12,10 +12,21 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
+
 from policyqa.retriever.base import Hit
 from policyqa.retriever.common import check_top_k
+from policyqa.retriever.fusion import zscore
 
-__all__ = ["NoReranker", "Reranker", "apply_rerank_scores", "check_rerank_top_k", "document_best"]
+__all__ = [
+    "NoReranker",
+    "Reranker",
+    "apply_rerank_scores",
+    "check_rerank_top_k",
+    "document_best",
+    "zscores",
+]
 
 
 @runtime_checkable
@@ -67,6 +78,12 @@ def document_best(hits: Sequence[Hit], scores: Sequence[float]) -> list[float]:
     for h, sc in zip(hits, scores, strict=True):
         best[h.doc_id] = max(float(sc), best.get(h.doc_id, float(sc)))
     return [best[h.doc_id] for h in hits]
+
+
+def zscores(values: Sequence[float]) -> npt.NDArray[np.float64]:
+    """Scores of the candidates of one question standardised over them (float64
+    :func:`~policyqa.retriever.fusion.zscore`): how rerankers put unlike scores on one scale."""
+    return zscore(np.asarray(values, dtype=np.float64))
 
 
 def check_rerank_top_k(top_k: int | None) -> int | None:

@@ -2,39 +2,65 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import threading
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from policyqa.corpus.text import split_sentences
 from policyqa.retriever.base import Hit
 
-from .base import apply_rerank_scores, check_rerank_top_k
+from .base import apply_rerank_scores, check_rerank_top_k, zscores
+from .builtin import BUILTIN_CROSS_ENCODER, INFO_FILE, ensure_builtin_cross_encoder
+from .onnx import find_int8
 
-__all__ = ["CrossEncoderBackend", "CrossEncoderReranker", "export_cross_encoder_onnx"]
+__all__ = ["CrossEncoderBackend", "CrossEncoderReranker", "focus_window", "pair_text"]
 
 logger = logging.getLogger(__name__)
 
-ONNX_INT8_NAME = "model_int8.onnx"
-ONNX_FP32_NAME = "model.onnx"
 
 CrossEncoderBackend = Literal["auto", "torch", "onnx-int8"]
 
 
-def _find_int8(model_dir: Path) -> Path | None:
-    for candidate in (model_dir / "onnx" / ONNX_INT8_NAME, model_dir / ONNX_INT8_NAME):
-        if candidate.is_file():
-            return candidate
-    onnx_dir = model_dir / "onnx"
-    if onnx_dir.is_dir():
-        found = sorted(p for p in onnx_dir.glob("*.onnx") if "int8" in p.name or "qint8" in p.name)
-        if found:
-            return found[0]
-    return None
+def _bigrams(text: str) -> set[str]:
+    return {text[i : i + 2] for i in range(len(text) - 1) if not text[i : i + 2].isspace()}
+
+
+def focus_window(query: str, text: str, max_chars: int) -> str:
+    """The part of ``text`` a short-input cross-encoder reads: all of it when it fits in
+    ``max_chars``, else the sentence sharing the most character bigrams with ``query`` (the
+    first of equals) widened by its neighbours, the next one first, up to ``max_chars``."""
+    if max_chars < 1:
+        raise ValueError(f"max_chars must be at least 1, got {max_chars}")
+    if len(text) <= max_chars:
+        return text
+    spans = split_sentences(text) or [(0, len(text))]
+    wanted = _bigrams(query)
+    best = max(range(len(spans)), key=lambda i: (len(_bigrams(text[spans[i][0] : spans[i][1]]) & wanted), -i))
+    lo, hi = best, best
+    while True:
+        grown = False
+        if hi + 1 < len(spans) and spans[hi + 1][1] - spans[lo][0] <= max_chars:
+            hi, grown = hi + 1, True
+        if lo > 0 and spans[hi][1] - spans[lo - 1][0] <= max_chars:
+            lo, grown = lo - 1, True
+        if not grown:
+            break
+    start = spans[lo][0]
+    return text[start : min(spans[hi][1], start + max_chars)]
+
+
+def pair_text(hit: Hit, with_title: bool = True) -> str:
+    """The passage side of a (question, passage) pair: the hit's text, after its document title
+    when ``with_title`` and the text does not already start with it."""
+    if with_title and hit.title and not hit.text.startswith(hit.title):
+        return f"{hit.title}\n{hit.text}"
+    return hit.text
 
 
 class CrossEncoderReranker:
@@ -47,6 +73,17 @@ class CrossEncoderReranker:
         local directory that has it, torch otherwise; ``onnx-int8`` requires it; ``torch``
         never uses it.
     :param with_title: prefix each passage with its document title.
+    :param window_chars: read only this many characters of each passage, around its sentence
+        closest to the question (:func:`focus_window`); None reads it whole (cut at ``max_length``).
+    :param fuse_weight: None ranks by the cross-encoder's score alone; a weight ``w`` ranks by
+        ``z(retriever score) + w · z(cross-encoder logit)`` (z over the candidates; the
+        retriever score is the fused score of hybrid hits), so that the retriever's evidence is
+        kept and ``w`` says how far the cross-encoder may move it.
+    :param cache_dir: where the built-in model (``model="builtin"``) is built on first use.
+
+    ``model="builtin"`` selects the cross-encoder trained by policyqa
+    (:mod:`policyqa.retriever.rerank.builtin`); its ``max_length``, ``window_chars`` and
+    ``fuse_weight`` come with it unless given here.
     """
 
     name = "cross-encoder"
@@ -60,7 +97,14 @@ class CrossEncoderReranker:
         backend: CrossEncoderBackend = "auto",
         device: str = "cpu",
         with_title: bool = True,
+        window_chars: int | None = None,
+        fuse_weight: float | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
+        if window_chars is not None and window_chars < 1:
+            raise ValueError(f"window_chars must be at least 1, got {window_chars}")
+        if fuse_weight is not None and not fuse_weight >= 0:
+            raise ValueError(f"fuse_weight must be at least 0, got {fuse_weight}")
         if max_length < 8:
             raise ValueError(f"max_length must be at least 8, got {max_length}")
         if batch_size < 1:
@@ -73,6 +117,10 @@ class CrossEncoderReranker:
         self.backend = backend
         self.device = device
         self.with_title = with_title
+        self.window_chars = window_chars
+        self.fuse_weight = fuse_weight
+        self.cache_dir = cache_dir
+        self._given = {"window_chars": window_chars is not None, "fuse_weight": fuse_weight is not None}
         self._torch: Any = None
         self._session: Any = None
         self._tokenizer: Any = None
@@ -84,8 +132,10 @@ class CrossEncoderReranker:
         with self._lock:
             if self._torch is not None or self._session is not None:
                 return
+            if self.model == BUILTIN_CROSS_ENCODER:
+                self._resolve_builtin()
             local = Path(self.model)
-            int8 = _find_int8(local) if local.is_dir() and self.backend != "torch" else None
+            int8 = find_int8(local) if local.is_dir() and self.backend != "torch" else None
             if self.backend == "onnx-int8" and int8 is None:
                 raise FileNotFoundError(
                     f"no int8 ONNX export in {self.model}; create one with "
@@ -110,10 +160,18 @@ class CrossEncoderReranker:
             self.active_backend = "torch"
             logger.info("cross-encoder %s: torch on %s", self.model, self.device)
 
-    def _passage(self, hit: Hit) -> str:
-        if self.with_title and hit.title and not hit.text.startswith(hit.title):
-            return f"{hit.title}\n{hit.text}"
-        return hit.text
+    def _resolve_builtin(self) -> None:
+        if self.cache_dir is None:
+            raise ValueError("the builtin cross-encoder needs a cache_dir to build its model in")
+        local = ensure_builtin_cross_encoder(self.cache_dir)
+        info = json.loads((local / INFO_FILE).read_text(encoding="utf-8"))
+        self.model = str(local)
+        self.backend = "onnx-int8"
+        self.max_length = int(info["max_length"])
+        if not self._given["window_chars"]:
+            self.window_chars = int(info["window_chars"])
+        if not self._given["fuse_weight"] and info.get("fuse_weight") is not None:
+            self.fuse_weight = float(info["fuse_weight"])
 
     def predict(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """Relevance scores of (query, passage) pairs (higher is more relevant)."""
@@ -121,7 +179,7 @@ class CrossEncoderReranker:
         if not pairs:
             return []
         if self._session is not None:
-            return self._predict_onnx(pairs)
+            return [1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, v)))) for v in self.logits(pairs)]
         raw = self._torch.predict(
             [list(p) for p in pairs], batch_size=self.batch_size, show_progress_bar=False
         )
@@ -130,7 +188,12 @@ class CrossEncoderReranker:
             arr = arr[:, -1]
         return [float(v) for v in arr.reshape(-1)]
 
-    def _predict_onnx(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+    def logits(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """The raw relevance logits of (query, passage) pairs (the score before any activation;
+        for a torch model, what ``predict`` gives)."""
+        self.warm_up()
+        if self._session is None:
+            return self.predict(pairs)
         names = {i.name for i in self._session.get_inputs()}
         out: list[float] = []
         for i in range(0, len(pairs), self.batch_size):
@@ -147,66 +210,21 @@ class CrossEncoderReranker:
             logits = np.asarray(self._session.run(None, feed)[0], dtype=np.float64)
             if logits.ndim == 2 and logits.shape[1] > 1:
                 logits = logits[:, -1]
-            scores = 1.0 / (1.0 + np.exp(-logits.reshape(-1)))  # as CrossEncoder's default Sigmoid
-            out.extend(float(v) for v in scores)
+            out.extend(float(v) for v in logits.reshape(-1))
         return out
 
     def rerank(self, query: str, hits: Sequence[Hit], top_k: int | None = None) -> list[Hit]:
         check_rerank_top_k(top_k)
         if not hits:
             return []
-        scores = self.predict([(query, self._passage(h)) for h in hits])
-        return apply_rerank_scores(hits, scores, top_k)
+        pairs = [(query, self.passage(query, h)) for h in hits]
+        if self.fuse_weight is None:
+            return apply_rerank_scores(hits, self.predict(pairs), top_k)
+        retriever = [h.scores.get("fused", h.score) for h in hits]
+        fused = zscores(retriever) + self.fuse_weight * zscores(self.logits(pairs))
+        return apply_rerank_scores(hits, fused.tolist(), top_k)
 
-
-def export_cross_encoder_onnx(model_dir: Path, *, quantize: bool = True, opset: int = 17) -> Path:
-    """Export a local cross-encoder (a ``*ForSequenceClassification`` directory) to ONNX.
-
-    Writes ``model_dir/onnx/model.onnx`` and, with ``quantize``, the dynamically quantised
-    ``model_dir/onnx/model_int8.onnx`` that :class:`CrossEncoderReranker` picks up; returns the
-    path of the file it would use.
-    """
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    model_dir = Path(model_dir)
-    out_dir = model_dir / "onnx"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()
-    sample = tokenizer(["问题"], ["段落文本"], return_tensors="pt")
-    names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in sample]
-    axes = {k: {0: "batch", 1: "seq"} for k in names}
-    axes["logits"] = {0: "batch"}
-    fp32 = out_dir / ONNX_FP32_NAME
-
-    class _Wrapper(torch.nn.Module):
-        def __init__(self, inner: Any) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, *args: Any) -> Any:
-            return self.inner(**dict(zip(names, args, strict=True))).logits
-
-    # the legacy TorchScript exporter (no onnxscript needed) warns that it is legacy: not ours
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            _Wrapper(model),
-            tuple(sample[k] for k in names),
-            str(fp32),
-            input_names=names,
-            output_names=["logits"],
-            dynamic_axes=axes,
-            opset_version=opset,
-            dynamo=False,
-        )
-    if not quantize:
-        return fp32
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    int8 = out_dir / ONNX_INT8_NAME
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
-    return int8
+    def passage(self, query: str, hit: Hit) -> str:
+        """What the model reads of ``hit`` for ``query`` (title, then the focus window)."""
+        text = pair_text(hit, self.with_title)
+        return text if self.window_chars is None else focus_window(query, text, self.window_chars)

