@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from policyqa.corpus.pages import page_label
 from policyqa.retriever.base import Hit
 
 __all__ = [
@@ -52,11 +53,12 @@ class Citation:
     end: int
     score: float
     source: str | None = None
+    page: int | None = None  # the page the passage starts on, for paged sources
 
     def label(self) -> str:
-        """``title · issuer · doc number · date · heading`` with the parts that are known."""
+        """``title · issuer · doc number · date · heading · 第 N 页`` with the parts that are known."""
         parts = [self.title or self.doc_id, self.issuer, self.doc_number, self.date, self.heading]
-        return " · ".join(p for p in parts if p)
+        return " · ".join(p for p in [*parts, page_label(self.page)] if p)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +75,7 @@ class Citation:
             "end": self.end,
             "score": self.score,
             "source": self.source,
+            "page": self.page,
         }
 
 
@@ -169,6 +172,7 @@ def citations_from_hits(
                 end=h.end,
                 score=float(h.score),
                 source=h.source,
+                page=h.page,
             )
         )
     return out

@@ -211,6 +211,9 @@ class HitOut(BaseModel):
     doc_type: str | None = Field(description="Document type (通知, 意见, 法律, 新闻 …), if known.")
     region: str | None = Field(description="Region the document belongs to, if known.")
     source: PublicName = Field(description="Where the document came from (file name or URL).")
+    page: int | None = Field(
+        None, description="Page the passage starts on (PDF, scans, OFD); null when not paged."
+    )
     scores: dict[str, float] = Field(
         description="Score of every stage that saw the passage: bm25, dense, fused, rerank; with "
         "the default reranker also sentence (the best sentence's similarity to the question)."
@@ -278,6 +281,9 @@ class CitationOut(BaseModel):
     end: int = Field(description="Character offset just past the passage in the document text.")
     score: float = Field(description="Score of the passage in the final (rerank) stage.")
     source: PublicName = Field(None, description="File name or URL the document came from.")
+    page: int | None = Field(
+        None, description="Page the passage starts on (PDF, scans, OFD); null when not paged."
+    )
     holds_answer: bool = Field(description="True for the citation the answer was extracted from.")
 
 

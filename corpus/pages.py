@@ -36,6 +36,8 @@ __all__ = [
     "assemble_pages",
     "join_pdf_lines",
     "page_at",
+    "page_label",
+    "page_of",
     "page_starts_of",
     "placed_lines",
 ]
@@ -223,3 +225,14 @@ def page_starts_of(extra: dict[str, Any]) -> list[int] | None:
 def page_at(page_starts: Sequence[int], offset: int) -> int:
     """The 1-based page that the character at ``offset`` is on."""
     return max(1, bisect.bisect_right(page_starts, offset))
+
+
+def page_of(extra: dict[str, Any], offset: int) -> int | None:
+    """The page of ``offset`` in a document whose ``meta.extra`` is ``extra`` (None: not paged)."""
+    starts = page_starts_of(extra)
+    return page_at(starts, offset) if starts is not None else None
+
+
+def page_label(page: int | None) -> str:
+    """How a page is shown next to a citation: ``第 3 页`` (empty when unknown)."""
+    return f"第 {page} 页" if page is not None else ""

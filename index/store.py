@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from policyqa.corpus.models import Chunk, DocMeta, Document
+from policyqa.corpus.pages import page_of
 
 __all__ = ["ChunkRecord", "ChunkStore"]
 
@@ -277,7 +278,8 @@ class ChunkStore:
             marks = ",".join("?" * len(rows))
             found = self._db.execute(
                 'SELECT c.row, c.chunk_id, c.ordinal, c.start, c."end", c.heading, c.text,'
-                " d.doc_id, d.title, d.issuer, d.doc_number, d.date, d.doc_type, d.region, d.source"
+                " d.doc_id, d.title, d.issuer, d.doc_number, d.date, d.doc_type, d.region, d.source,"
+                " json_extract(d.meta, '$.page_starts') AS page_starts"
                 f" FROM chunks c JOIN documents d ON c.doc_idx=d.doc_idx WHERE c.row IN ({marks})",
                 [int(r) for r in rows],
             ).fetchall()
@@ -296,7 +298,10 @@ class ChunkStore:
                 heading=r["heading"],
                 ordinal=r["ordinal"],
             )
-            out.append(ChunkRecord(int(row), chunk, r["title"], {k: r[k] for k in _META_COLUMNS}))
+            meta = {k: r[k] for k in _META_COLUMNS}
+            if r["page_starts"]:  # a paged source: the page the chunk starts on
+                meta["page"] = page_of({"page_starts": json.loads(r["page_starts"])}, chunk.start)
+            out.append(ChunkRecord(int(row), chunk, r["title"], meta))
         return out
 
     # -- filters -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from policyqa import __version__
+from policyqa.corpus.pages import page_label
 from policyqa.retriever.factory import retriever_for
 from policyqa.settings import Settings
 
@@ -211,7 +212,7 @@ def _cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         print(f"[{h.rank}] {h.score:.4f}  {h.title or h.doc_id}")
         if cite:
             print(f"    {cite}")
-        where = f"{h.heading} · " if h.heading else ""
+        where = "".join(f"{x} · " for x in (h.heading, page_label(h.page)) if x)
         print(f"    {where}doc {h.doc_id} chars {h.start}-{h.end}")
         text = h.text.replace("\n", " ")
         print(f"    {text[:160]}{'…' if len(text) > 160 else ''}\n")
@@ -232,6 +233,7 @@ def _hit_json(h: Any) -> dict[str, Any]:
         "issuer",
         "date",
         "heading",
+        "page",
     )
     d = h.to_dict()
     out = {k: d[k] for k in keys}

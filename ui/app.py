@@ -35,6 +35,7 @@ from fastapi import FastAPI
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from policyqa.corpus.pages import page_label
 from policyqa.retriever.base import Filters
 from policyqa.service import AskResult, QAService, ServiceBusyError, ServiceNotReadyError
 
@@ -124,6 +125,7 @@ def _meta_block(c: Citation) -> str:
         ("发文机关", c.issuer),
         ("日期", c.date),
         ("位置", c.heading),
+        *([("页码", page_label(c.page))] if c.page is not None else []),
     ]
     return "<br>".join(f"{k}：{_esc(v) if v else '未注明'}" for k, v in rows)
 

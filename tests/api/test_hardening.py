@@ -220,8 +220,8 @@ def test_deeply_nested_json_is_said_to_be_nested(client: TestClient) -> None:
 def test_upload_types_follow_the_schema(writable: Factory) -> None:
     client = writable()
     # every file of a type no loader reads: 415, with each file's reason
-    r = client.post("/documents", files=[("files", ("a.png", b"\x89PNG\r\n"))], headers=AUTH)
-    assert_error(r, 415, "unsupported file type .png")
+    r = client.post("/documents", files=[("files", ("a.gif", b"GIF89a"))], headers=AUTH)
+    assert_error(r, 415, "unsupported file type .gif")
     # a file labelled with an accepted media type is read as that type, whatever its name
     note = "关于稳岗返还的通知\n稳岗返还比例为百分之五十。".encode()
     r = client.post("/documents", files=[("files", ("note", note, "text/plain"))], headers=AUTH)
