@@ -4,8 +4,16 @@
 - :mod:`~policyqa.corpus.encoding`: :func:`read_text` (UTF-8/BOM/GB18030/detected).
 - :mod:`~policyqa.corpus.metadata`: 发文字号, dates, issuer, title and type from text.
 - :mod:`~policyqa.corpus.loaders`: :func:`load_path` / :func:`load_paths` for
-  .txt/.md/.html/.docx/.pdf/.jsonl files and folders.
-- :mod:`~policyqa.corpus.archive`: zip containers (.docx) inflated with hard limits first.
+  .txt/.md/.html/.docx/.pdf/.jsonl, images, .ofd, .doc/.wps files and folders.
+- per format: :mod:`~policyqa.corpus.pdf` (text layer, scanned pages, images),
+  :mod:`~policyqa.corpus.ocr` (:class:`~policyqa.corpus.ocr.OcrReader`: rapidocr, cached by page
+  image), :mod:`~policyqa.corpus.ofd` (OFD), :mod:`~policyqa.corpus.word` (.docx; .doc/.wps through
+  LibreOffice, antiword or catdoc).
+- what the paged formats share: :mod:`~policyqa.corpus.layout` (reading order),
+  :mod:`~policyqa.corpus.pages` (pages to text, ``page_starts``, ``第 N 页``),
+  :mod:`~policyqa.corpus.furniture` (page numbers, running headers and footers, 版头/版记 as
+  metadata), :mod:`~policyqa.corpus.tables` (rows with their headers, merged cells expanded).
+- :mod:`~policyqa.corpus.archive`: zip containers (.docx, .ofd) inflated with hard limits first.
 - :mod:`~policyqa.corpus.uploads`: documents as a client gives them (files, JSON), checked.
 - :mod:`~policyqa.corpus.text`: where text breaks (sentences, clauses, bigrams), for every stage.
 - :mod:`~policyqa.corpus.chunker`: :class:`Chunker`, structure-aware passages with heading paths.
