@@ -92,6 +92,7 @@ _COPY_NUMBER = re.compile(r"^(?:份号[:：]?\s*)?\d{6}$")
 _SECRECY = re.compile(r"^(?:绝密|机密|秘密)(?:[★☆\s]+.{0,8})?$")
 _URGENCY = re.compile(r"^(?:特急|加急|特提|平急)$")
 _RED_HEAD = re.compile(r"^(.{2,60}?)[\s\u3000]*文件$")
+_NOT_ISSUER = re.compile(r"^(?:关于|转发|印发)|[《》“”的，。、]")  # a title that ends in 文件, not a red head
 _SIGNER = re.compile(r"签发人[:：]\s*(.{2,30})$")
 _RULE = re.compile(r"^[-—–－_=＝★☆·\s]+$")
 _CC = re.compile(r"^抄\s*送[:：]\s*(.+)$")
@@ -156,6 +157,8 @@ def _head(lines: list[str], parts: OfficialParts) -> int:
             taken = i + 1
             continue
         red = _RED_HEAD.match(s)
+        if red and _NOT_ISSUER.search(red.group(1)):
+            red = None
         if red and parts.issuer is None and not found:
             parts.issuer = _BLANK.sub(" ", red.group(1)).strip()
             found = True

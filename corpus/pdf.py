@@ -85,7 +85,8 @@ def _inside(obj: dict[str, Any], boxes: list[tuple[float, float, float, float]])
 
 def _text_page(page: Page) -> tuple[list[PageLine], int]:
     """A text-layer page's lines in reading order with its tables' rows in their place."""
-    tables = [t for t in page.find_tables() if len(t.rows) >= 1]
+    # a frame around the page or a boxed paragraph is no table: two rows and two columns at least
+    tables = [t for t in page.find_tables() if len(t.rows) >= 2 and max(len(r.cells) for r in t.rows) >= 2]
     table_boxes = [tuple(float(v) for v in t.bbox) for t in tables]
     outside = page.filter(lambda obj: not _inside(obj, table_boxes)) if tables else page  # type: ignore[arg-type]
     words = outside.extract_words(x_tolerance=3, y_tolerance=3, keep_blank_chars=False)

@@ -199,3 +199,20 @@ def test_pieces_of_a_line_join_without_space_in_chinese_with_one_in_latin() -> N
         Box("rules", 73, 0, 100, 12),
     ]
     assert line_text(row) == "稳岗返还WTO rules"
+
+
+def test_a_title_ending_in_wenjian_is_no_red_head() -> None:
+    lines = ["关于转发省政府文件", "各区、市人民政府：", "正文。"]
+    assert split_official_parts(lines).head == 0
+
+
+def test_a_framed_page_is_no_table(tmp_path: Path) -> None:
+    from tests.corpus.pdfs import grid_rules
+
+    page = lines_page(["第一条 为了规范管理，制定本办法。", "第二条 本办法自公布之日起施行。"], top=60)
+    page.rules.extend(grid_rules([30, 565], [30, 90, 812]))  # a frame around the page, ruled under the first line
+    path = tmp_path / "framed.pdf"
+    write_pdf(path, [page])
+    (doc,) = load_path(path)
+    assert doc.text.split("\n") == ["第一条 为了规范管理，制定本办法。", "第二条 本办法自公布之日起施行。"]
+    assert "tables" not in doc.meta.extra
