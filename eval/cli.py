@@ -22,6 +22,7 @@ import json
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,12 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
         "Milvus Lite in a file beside the index directory",
     )
     parser.add_argument("--limit", type=_positive_int, metavar="N", help="evaluate only the first N queries")
+    parser.add_argument(
+        "--answer-limit",
+        type=_positive_int,
+        metavar="N",
+        help="answer systems read only the first N queries (retrieval systems read all)",
+    )
     parser.add_argument("--json", dest="json_out", type=Path, metavar="OUT", help="write the results as JSON")
     parser.add_argument(
         "--report", type=Path, metavar="OUT.md", help="write a Markdown report (metrics, settings, query ids)"
@@ -161,6 +168,7 @@ def command_line(args: argparse.Namespace) -> str:
         ("--index-dir", getattr(args, "index_dir", None)),
         ("--backend", getattr(args, "backend", None)),
         ("--limit", getattr(args, "limit", None)),
+        ("--answer-limit", getattr(args, "answer_limit", None)),
         ("--json", getattr(args, "json_out", None)),
         ("--report", getattr(args, "report", None)),
         ("--plot", getattr(args, "plot", None)),
@@ -187,6 +195,8 @@ def _entries(args: argparse.Namespace) -> list[SuiteEntry]:
     """The benchmarks of this run: the suite's, then those named on the command line (whose
     options come from the command line)."""
     entries = read_suite(args.suite, getattr(args, "data", None)) if getattr(args, "suite", None) else []
+    if getattr(args, "answer_limit", None) is not None:
+        entries = [replace(e, answer_limit=args.answer_limit) for e in entries]
     for path in getattr(args, "bench", None) or []:
         entries.append(
             SuiteEntry(
@@ -196,6 +206,7 @@ def _entries(args: argparse.Namespace) -> list[SuiteEntry]:
                 split=getattr(args, "split", None) or "all",
                 split_by=getattr(args, "split_by", None) or "query",
                 limit=getattr(args, "limit", None),
+                answer_limit=getattr(args, "answer_limit", None),
             )
         )
     if not entries:
@@ -259,6 +270,7 @@ def run_eval_command(args: argparse.Namespace, settings: Settings) -> int:
                 level=entry.level,
                 index_dir=getattr(args, "index_dir", None),
                 show_progress=settings.progress,
+                answer_limit=entry.answer_limit,
             )
             result.wall_s = time.perf_counter() - one_started
             result.command = command_line(args)

@@ -622,11 +622,14 @@ def evaluate_systems(
     index: IndexInfo | None = None,
     depth: int | None = None,
     show_progress: bool = True,
+    answer_limit: int | None = None,
 ) -> EvalResult:
     """Run every query through each system and score the runs.
 
     :param level: ``doc`` scores documents (a document ranks at its best chunk); ``chunk`` scores
         chunks against the gold answer spans.
+    :param answer_limit: answer systems run on (and are scored on) the first so many queries
+        only; retrieval systems always run on all.
     :raises EvalError: ``level="chunk"`` on a benchmark without answer spans, or a system that
         failed on every query.
     """
@@ -641,8 +644,11 @@ def evaluate_systems(
     qrels = bench.qrels if level == "doc" else chunk_qrels(bench.queries)
     results: dict[str, SystemResult] = {}
     answers_summary: dict[str, float] | None = None
+    answered = list(bench.queries)[:answer_limit] if answer_limit is not None else list(bench.queries)
+    answer_queries = {q: bench.queries[q] for q in answered}
     for system in systems:
-        outputs, latencies, errors = _run_one(system, bench.queries, show_progress=show)
+        queries = bench.queries if system.kind == "retrieval" else answer_queries
+        outputs, latencies, errors = _run_one(system, queries, show_progress=show)
         if system.kind == "retrieval":
             rankings: dict[str, list[str]] = {}
             top_hits: dict[str, list[HitBrief]] = {}
@@ -676,7 +682,11 @@ def evaluate_systems(
             metrics: dict[str, float] = {}
             answer_rows: dict[str, dict[str, float | None]] = {}
             if bench.has_answers:
-                scored_answers = answer_metrics(briefs, bench.answers, bench.no_answer)
+                scored_answers = answer_metrics(
+                    briefs,
+                    {q: refs for q, refs in bench.answers.items() if q in answer_queries},
+                    [q for q in bench.no_answer if q in answer_queries],
+                )
                 metrics = scored_answers.aggregate
                 answer_rows = {q: dict(row) for q, row in scored_answers.per_query.items()}
             results[system.name] = SystemResult(
@@ -711,13 +721,20 @@ def run_benchmark(
     show_progress: bool = True,
     builder: Builder | None = None,
     opener: Opener | None = None,
+    answer_limit: int | None = None,
 ) -> EvalResult:
     """Index the benchmark corpus (or reuse the cached index), run the named systems, score them.
 
-    :param systems: registered system names (see :mod:`policyqa.eval.systems`).
+    :param systems: registered system names (see :mod:`policyqa.eval.systems`). Answer systems
+        are skipped (with a note) on a benchmark without reference answers.
+    :param answer_limit: answer systems run on the first so many queries only.
     :raises EvalError, UnknownSystemError, SystemNotAvailableError: bad options.
     """
     specs = resolve_systems(systems)  # fail on a bad name before any indexing
+    if not bench.has_answers and any(spec.kind == "answer" for spec in specs):
+        skipped = [spec.name for spec in specs if spec.kind == "answer"]
+        specs = [spec for spec in specs if spec.kind != "answer"]
+        bench.notes.append(f"no reference answers: {', '.join(skipped)} not run")
     if level == "chunk" and not bench.has_chunk_gold:
         raise EvalError(
             f"--level chunk needs chunk-level gold: {bench.source} has no answer spans "
@@ -757,6 +774,7 @@ def run_benchmark(
             index=prepared.info,
             depth=depth,
             show_progress=show_progress,
+            answer_limit=answer_limit,
         )
         result.code, result.created = code, created
         return result

@@ -8,6 +8,7 @@ A suite is a TOML file (``eval/suites/dev.toml`` is the built-in one, named ``de
     split = "test"                     # train | test | all (default all)
     split_by = "gold"                  # query | gold (default query), see policyqa.eval.splits
     level = "doc"                      # optional; format, train_share, limit, name likewise
+    answer_limit = 300                 # answer systems read the first 300 questions only
 
 :func:`suite_table` puts every benchmark's results side by side (MRR@10 of each retrieval system,
 F1 and contains of the answers) with a last row holding each column's worst value: defaults are
@@ -52,7 +53,7 @@ __all__ = [
 SUITE_METRIC = "mrr@10"
 #: Each stage and the stages it must not score below (the better of them).
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (("hybrid", ("bm25", "dense")), ("rerank", ("hybrid",)))
-_ENTRY_KEYS = {"path", "name", "format", "level", "split", "split_by", "train_share", "limit"}
+_ENTRY_KEYS = {"path", "name", "format", "level", "split", "split_by", "train_share", "limit", "answer_limit"}
 
 
 class SuiteError(ValueError):
@@ -70,6 +71,7 @@ class SuiteEntry:
     split_by: SplitBy = "query"
     train_share: float = 0.5
     limit: int | None = None
+    answer_limit: int | None = None
     name: str | None = None
 
     def __post_init__(self) -> None:
@@ -85,8 +87,9 @@ class SuiteEntry:
             raise SuiteError(f"{self.path}: format must be beir or squad, got {self.format!r}")
         if not 0.0 < self.train_share < 1.0:
             raise SuiteError(f"{self.path}: train_share must be between 0 and 1, got {self.train_share}")
-        if self.limit is not None and self.limit < 1:
-            raise SuiteError(f"{self.path}: limit must be at least 1, got {self.limit}")
+        for key, value in (("limit", self.limit), ("answer_limit", self.answer_limit)):
+            if value is not None and value < 1:
+                raise SuiteError(f"{self.path}: {key} must be at least 1, got {value}")
 
 
 def builtin_suites() -> list[str]:

@@ -180,6 +180,24 @@ def test_answer_system_metrics(beir_tiny: Path, settings: Settings) -> None:
     assert result.to_json()["answers"]["exact_match"] == 0.5
 
 
+def test_answer_limit_reads_and_scores_the_first_questions_only(beir_tiny: Path, settings: Settings) -> None:
+    bench = load_beir(beir_tiny)
+    replies = {"q1": Answer("增值税"), "q2": Answer("给予五十万元补贴")}
+    asked: list[str] = []
+
+    def reader(text: str) -> Answer:
+        asked.append(text)
+        return next(a for q, a in replies.items() if bench.queries[q] == text)
+
+    system = BuiltSystem("reader", "answer", reader)
+    result = evaluate_systems(bench, [system], level="doc", settings=settings, answer_limit=2)
+    # q3 and q4 (one answerable, one not) are neither read nor scored: two exact answers of two
+    assert asked == [bench.queries["q1"], bench.queries["q1"], bench.queries["q2"]]  # warm-up first
+    assert result.answers is not None and result.answers["exact_match"] == pytest.approx(1 / 2)
+    assert result.answers["f1"] == pytest.approx((1 + 2 / 3) / 2)
+    assert set(result.systems["reader"].per_query) == {"q1", "q2"}
+
+
 def test_to_json_shape(beir_tiny: Path, settings: Settings, tmp_path: Path) -> None:
     bench = load_beir(beir_tiny)
     index = open_tiny_index(bench.documents, tmp_path)

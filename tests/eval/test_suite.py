@@ -86,18 +86,25 @@ def test_read_suite_resolves_paths_and_checks_its_entries(tmp_path: Path) -> Non
     suite = tmp_path / "s.toml"
     suite.write_text(
         'data = "data"\n[[benchmark]]\npath = "b1"\nsplit = "test"\nsplit_by = "gold"\n'
-        '[[benchmark]]\npath = "b2.json"\nformat = "squad"\nlimit = 5\nname = "two"\n',
+        '[[benchmark]]\npath = "b2.json"\nformat = "squad"\nlimit = 5\nname = "two"\nanswer_limit = 3\n',
         encoding="utf-8",
     )
     entries = read_suite(suite)
     assert entries == [
         SuiteEntry(path=(tmp_path / "data" / "b1").resolve(), split="test", split_by="gold"),
-        SuiteEntry(path=(tmp_path / "data" / "b2.json").resolve(), format="squad", limit=5, name="two"),
+        SuiteEntry(
+            path=(tmp_path / "data" / "b2.json").resolve(),
+            format="squad",
+            limit=5,
+            name="two",
+            answer_limit=3,
+        ),
     ]
     assert read_suite(suite, data=Path("/elsewhere"))[0].path == Path("/elsewhere/b1")
     for body, message in (
         ('[[benchmark]]\npath = "b"\nsplit = "dev"\n', "split must be one of"),
         ('[[benchmark]]\npath = "b"\nsplitby = "gold"\n', "unknown keys splitby"),
+        ('[[benchmark]]\npath = "b"\nanswer_limit = 0\n', "answer_limit must be at least 1"),
         ('[[benchmark]]\nsplit = "test"\n', "needs a path"),
         ("data = 1\n", "found none"),
         ("[[benchmark]\n", "not a readable TOML suite"),
@@ -138,6 +145,21 @@ def test_cli_runs_several_benchmarks_as_one_suite(
     assert "## Benchmark: beir-tiny" in report and "## Benchmark: squad-tiny" in report
     assert data["command"] in report and "--fail-on-drop" in data["command"]
     assert fake_pipeline.builds == 2
+
+
+def test_answer_systems_skip_a_benchmark_without_answers(
+    beir_tiny: Path, tmp_path: Path, fake_pipeline: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = tmp_path / "no-answers"
+    bench.mkdir()
+    for name in ("corpus.jsonl", "queries.jsonl", "qrels.tsv"):
+        (bench / name).write_bytes((beir_tiny / name).read_bytes())
+    code = main(["eval", str(bench), "--systems", "bm25,answer", "--json", str(tmp_path / "r.json")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    data = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert list(data["systems"]) == ["bm25"]
+    assert "no reference answers: answer not run" in data["notes"]
 
 
 def test_cli_suite_file_with_a_split(
