@@ -52,6 +52,16 @@ def open_tiny_index(documents: Iterable[Document], root: Path) -> OpenIndex:
 
 
 @pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """For the command line: settings come from the environment, so point the cache and the
+    index at tmp_path, turn the bars off and run in tmp_path (no .env is read)."""
+    monkeypatch.setenv("POLICYQA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("POLICYQA_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("POLICYQA_PROGRESS", "false")
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(cache_dir=tmp_path / "cache", index_dir=tmp_path / "index", progress=False)
 

@@ -21,13 +21,7 @@ PASSAGE = "对月销售额十万元以下的小规模纳税人免征增值税"
 QUESTION = "小规模纳税人免征什么税"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings come from the environment: point the cache at tmp_path, no bars, no .env."""
-    monkeypatch.setenv("POLICYQA_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("POLICYQA_INDEX_DIR", str(tmp_path / "index"))
-    monkeypatch.setenv("POLICYQA_PROGRESS", "false")
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("cli_env")
 
 
 def test_full_run_writes_json_report_plot(

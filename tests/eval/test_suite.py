@@ -24,13 +24,7 @@ from policyqa.eval.suite import (
 )
 from policyqa.settings import Settings
 
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("POLICYQA_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("POLICYQA_INDEX_DIR", str(tmp_path / "index"))
-    monkeypatch.setenv("POLICYQA_PROGRESS", "false")
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("cli_env")
 
 
 def _result(name: str, mrr: dict[str, float], answer: tuple[float, float] | None = None) -> EvalResult:
