@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     ocr_min_confidence: float = Field(
         0.8, ge=0.0, le=1.0, description="Pages OCR read with a lower mean confidence are reported."
     )
+    ocr_workers: int = Field(
+        0, ge=0, le=64, description="Pages OCR reads at once, one core each (0: one per core, at most 4)."
+    )
 
     # --- UX --------------------------------------------------------------------------------
     progress: bool = Field(True, description="Show progress bars on long work.")

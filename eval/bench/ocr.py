@@ -8,10 +8,10 @@
    at 150 dpi with a CJK font and makes them look scanned: a slight rotation (±``--max-rotation``
    degrees), grain (Gaussian noise), a little blur, JPEG compression; the pages of a document are
    written as one image-only PDF.
-2. Reads every page with a fresh :class:`~policyqa.corpus.ocr.OcrReader` (no cached results) and
-   reports the **character error rate** (edit distance over the page's characters, whitespace
-   ignored) and **pages/s** (wall time of the OCR alone; CPU seconds per page beside it, as the
-   machine may be shared).
+2. Reads every page with a fresh :class:`~policyqa.corpus.ocr.OcrReader` (no cached results, one
+   page per core at once, as indexing does) and reports the **character error rate** (edit
+   distance over the page's characters, whitespace ignored) and **pages/s** (wall time of the OCR
+   alone; CPU seconds per page and the load average beside it, as the machine may be shared).
 3. Loads the scanned PDFs through the real loader (:func:`~policyqa.corpus.pdf.load_pdf`, OCR
    results now from the cache) and evaluates retrieval (``--systems``, MRR@10 at document level)
    on the whole corpus twice: as text, and with the sampled documents replaced by their OCR'd
@@ -198,7 +198,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="policyqa-ocr-bench-"))
     cache = work / "ocr-cache"
-    reader = OcrReader(cache_dir=cache, dpi=150, show_progress=False)
+    workers = args.workers or min(4, os.cpu_count() or 1)
+    reader = OcrReader(cache_dir=cache, dpi=150, show_progress=False, workers=workers)
     errors = chars = 0
     page_cers: list[float] = []
     ocr_wall = ocr_cpu = 0.0
@@ -226,24 +227,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             path = work / f"{k:04d}.pdf"
             scan_pdf([im for _l, im in images], path)
             pdfs[doc.id] = path
-            # read the pages as the loader does (pypdfium2 at the reader's dpi), timing the OCR
-            # alone; the loader below then finds them in the cache
+            # read the pages as the loader does (pypdfium2 at the reader's dpi, ``workers`` pages
+            # at once), timing the OCR alone; the loader below then finds them in the cache
             pdf = pdfium.PdfDocument(str(path))
-            for number, (lines, _image) in enumerate(images):
+            rendered = []
+            for number in range(len(images)):
                 pdf_page = pdf[number]
-                rendered = pdf_page.render(scale=reader.dpi / 72, grayscale=True).to_pil()
+                rendered.append(pdf_page.render(scale=reader.dpi / 72, grayscale=True).to_pil())
                 pdf_page.close()
-                t0, c0 = time.perf_counter(), time.process_time()
-                page = reader.read(rendered)
-                ocr_wall += time.perf_counter() - t0
-                ocr_cpu += time.process_time() - c0
+            pdf.close()
+            t0, c0 = time.perf_counter(), time.process_time()
+            pages = list(reader.read_all(rendered, total=len(rendered), desc=path.name, progress=False))
+            ocr_wall += time.perf_counter() - t0
+            ocr_cpu += time.process_time() - c0
+            for (lines, _image), page in zip(images, pages, strict=True):
                 ref = _squeeze("".join(lines))
                 distance = edit_distance(ref, _squeeze(page.text))
                 errors += distance
                 chars += len(ref)
                 page_cers.append(distance / max(1, len(ref)))
                 n_pages += 1
-            pdf.close()
             bar.update(1)
     # the real loader on the scanned PDFs (render → OCR through the cache → text)
     t0 = time.perf_counter()
@@ -304,7 +307,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "seed": args.seed,
         },
         "engine": reader.engine.name,
+        "ocr_workers": workers,
         "load_average_1m": round(load[0], 2),
+        "load_average_15m": round(load[2], 2),
     }
 
 
@@ -333,8 +338,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"# OCR benchmark: {report['benchmark']} as scanned pages\n\n"
         f"Command: `{report['command']}`  \nCommit: `{report['code'].get('commit', '?')}`"
         f" (modified: {', '.join(report['code'].get('modified', [])) or 'none'})  \n"
-        f"Created: {report['created']} · {report['machine']['cpus']} CPUs · 1-minute load average at the end "
-        f"{report['load_average_1m']} · engine `{report['engine']}`\n\n"
+        f"Created: {report['created']} · {report['machine']['cpus']} CPUs · load average at the end "
+        f"{report['load_average_1m']} (1 min), {report['load_average_15m']} (15 min) · engine `{report['engine']}`, {report['ocr_workers']} pages at once "
+        "(one single-threaded session each)\n\n"
         + md_table(header, rows)
         + f"\n\nCER over {report['characters']:,} characters of the pages (whitespace ignored); per page median "
         f"{100 * (report['cer_page_median'] or 0):.2f} %, 90th percentile {100 * (report['cer_page_p90'] or 0):.2f} %; "
@@ -361,6 +367,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--font-size", type=int, default=30)
     parser.add_argument("--max-rotation", type=float, default=1.0)
     parser.add_argument("--noise", type=float, default=12.0)
+    parser.add_argument(
+        "--workers", type=int, default=0, help="pages read at once (0: one per core, at most 4)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     args = parser.parse_args(argv)

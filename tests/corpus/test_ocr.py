@@ -146,11 +146,36 @@ def test_each_bad_file_gets_its_reason_and_the_rest_is_indexed(tmp_path: Path) -
     assert all("\n" not in r and str(tmp_path) not in r for r in reasons.values())
 
 
+def test_pages_read_at_once_stay_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "scan.pdf"
+    levels = [250, 240, 230, 220, 210]
+    _blank_pdf(path, levels)
+    words = ["总则", "申请条件", "补贴标准", "办理流程", "附则"]  # not alike: no running header
+    engine = ScriptedEngine(
+        {level: [_line(f"第{i + 1}条 {words[i]}。", 0)] for i, level in enumerate(levels)}
+    )
+    reader = OcrReader(engine, cache_dir=tmp_path / "cache", workers=2)
+    (doc,) = load_path(path, ocr=reader)
+    assert doc.text.split("\n") == [f"第{i + 1}条 {w}。" for i, w in enumerate(words)]
+    assert (engine.calls, reader.stats, doc.meta.extra["ocr_pages"]) == (
+        5,
+        {"read": 5, "cached": 0},
+        [1, 2, 3, 4, 5],
+    )
+
+
 def test_reader_from_settings(tmp_path: Path) -> None:
     assert OcrReader.from_settings(Settings(ocr=False)) is None
-    reader = OcrReader.from_settings(Settings(ocr=True, cache_dir=tmp_path, ocr_dpi=200, progress=False))
+    reader = OcrReader.from_settings(
+        Settings(ocr=True, cache_dir=tmp_path, ocr_dpi=200, progress=False, ocr_workers=3)
+    )
     assert reader is not None
-    assert (reader.dpi, reader.show_progress, reader.cache is not None) == (200, False, True)
+    assert (reader.dpi, reader.show_progress, reader.cache is not None, reader.workers) == (
+        200,
+        False,
+        True,
+        3,
+    )
     assert reader.cache.directory == tmp_path / "ocr"  # type: ignore[union-attr]
 
 
