@@ -83,14 +83,16 @@ def ocr_available() -> str | None:
 
 
 _ENGINE_LOCK = threading.Lock()
-_ENGINES: dict[tuple[str, int], RapidOCR] = {}
+#: Loaded engines not in use, by engine name: a thread takes one and gives it back, so there are
+#: never more than the most pages ever read at once.
+_FREE_ENGINES: dict[str, list[RapidOCR]] = {}
 
 
 class RapidOcrEngine:
     """rapidocr with the models its wheel ships (PP-OCRv6 small det/rec, PP-OCRv4 cls).
 
-    Cheap to construct; the ONNX sessions are created on the first :meth:`read` of each thread
-    and shared by every instance in the process. Each session runs on one core: on the 2 cores
+    Cheap to construct; the ONNX sessions are created on the first :meth:`read` and kept for the
+    process, one set for each page read at once. Each session runs on one core: on the 2 cores
     of this project's machine, one single-threaded session a page at a time costs 2.7 CPU-seconds
     a dense page against 4.0 for one two-threaded session (the threads wait on each other when
     the cores are busy), so :class:`OcrReader` reads pages in parallel instead. Detection runs on
@@ -107,32 +109,44 @@ class RapidOcrEngine:
 
         return f"rapidocr-{version('rapidocr')}-ppocrv6-small-det{self.det_side}"
 
-    def _engine(self) -> RapidOCR:
-        key = (self.name, threading.get_ident())  # a session is not shared between threads
+    def _take(self) -> RapidOCR:
         with _ENGINE_LOCK:
-            engine = _ENGINES.get(key)
-            if engine is None:
-                from rapidocr import RapidOCR
+            free = _FREE_ENGINES.setdefault(self.name, [])
+            if free:
+                return free.pop()
+        from rapidocr import RapidOCR
 
-                logger.info("loading the OCR models (rapidocr, PP-OCRv6 small)")
-                engine = RapidOCR(
-                    params={
-                        "Global.log_level": "warning",
-                        "Det.limit_type": "max",
-                        "Det.limit_side_len": self.det_side,
-                        "EngineConfig.onnxruntime.intra_op_num_threads": 1,
-                        "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-                    }
-                )
-                logging.getLogger("RapidOCR").setLevel(logging.WARNING)
-                _ENGINES[key] = engine
-            return engine
+        logger.info("loading the OCR models (rapidocr, PP-OCRv6 small)")
+        engine = RapidOCR(
+            params={
+                "Global.log_level": "warning",
+                "Det.limit_type": "max",
+                "Det.limit_side_len": self.det_side,
+                "EngineConfig.onnxruntime.intra_op_num_threads": 1,
+                "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+            }
+        )
+        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+        return engine
+
+    def loaded(self) -> int:
+        """How many sets of sessions of this engine are loaded and free (the most pages read at once)."""
+        with _ENGINE_LOCK:
+            return len(_FREE_ENGINES.get(self.name, []))
+
+    def _give_back(self, engine: RapidOCR) -> None:
+        with _ENGINE_LOCK:
+            _FREE_ENGINES.setdefault(self.name, []).append(engine)
 
     def read(self, image: Image) -> list[Box]:
         import numpy as np
         from rapidocr.utils.output import RapidOCROutput
 
-        result = self._engine()(np.asarray(image.convert("RGB")))
+        engine = self._take()
+        try:
+            result = engine(np.asarray(image.convert("RGB")))
+        finally:
+            self._give_back(engine)
         if (
             not isinstance(result, RapidOCROutput)
             or result.boxes is None

@@ -219,3 +219,14 @@ def test_real_ocr_reads_a_scan_and_an_image(tmp_path: Path, font) -> None:  # ty
         assert doc.meta.extra["ocr_confidence"] > 0.9
     assert sorted(by_name) == ["scan.pdf", "scan.png"]
     assert character_error_rate("".join(PAGE), by_name["scan.pdf"].text) == 0.0
+
+
+def test_engines_are_loaded_once_per_page_read_at_once(tmp_path: Path, font) -> None:  # type: ignore[no-untyped-def]
+    page = render_page(["第一条 为了规范管理，制定本办法。"], font)
+    engine = RapidOcrEngine()
+    for _ in range(3):  # three readers, each with its own pool of threads
+        reader = OcrReader(engine, workers=2)
+        assert [p.text for p in reader.read_all([page, page], total=2, desc="x")] == [
+            "第一条为了规范管理，制定本办法。"  # one box: OCR reads no space
+        ] * 2
+    assert 1 <= engine.loaded() <= 2
