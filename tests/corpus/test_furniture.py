@@ -210,7 +210,8 @@ def test_a_framed_page_is_no_table(tmp_path: Path) -> None:
     from tests.corpus.pdfs import grid_rules
 
     page = lines_page(["第一条 为了规范管理，制定本办法。", "第二条 本办法自公布之日起施行。"], top=60)
-    page.rules.extend(grid_rules([30, 565], [30, 90, 812]))  # a frame around the page, ruled under the first line
+    # a frame around the page, ruled under the first line: two rows of one column
+    page.rules.extend(grid_rules([30, 565], [30, 90, 812]))
     path = tmp_path / "framed.pdf"
     write_pdf(path, [page])
     (doc,) = load_path(path)
