@@ -24,7 +24,7 @@ from pydantic.json_schema import models_json_schema
 from policyqa import __version__
 from policyqa.api.errors import CatchAllMiddleware, install_error_handlers
 from policyqa.api.limits import AdmissionMiddleware, BodySizeLimitMiddleware
-from policyqa.api.routes import ask, documents, health, search
+from policyqa.api.routes import ask, documents, health, originals, search
 from policyqa.api.schemas import DocumentsIn
 from policyqa.service import QAService
 from policyqa.settings import Settings, get_settings
@@ -121,7 +121,7 @@ def create_app(
     app.state.settings = settings
     app.state.ui_mounted = False
     install_error_handlers(app)
-    for router in (search.router, ask.router, documents.router, health.router):
+    for router in (search.router, ask.router, documents.router, originals.router, health.router):
         app.include_router(router)
     if settings.cors_origins:
         app.add_middleware(

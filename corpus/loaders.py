@@ -58,6 +58,7 @@ from .word import LEGACY_WORD_EXTENSIONS, load_doc, load_docx
 
 if TYPE_CHECKING:
     from .ocr import OcrReader
+    from .originals import OriginalStore
 
 __all__ = [
     "KNOWN_EXTENSIONS",
@@ -660,12 +661,25 @@ def _shown_relative(docs: Iterable[Document], file: Path, root: Path) -> Iterato
         yield doc
 
 
+def _kept(docs: Iterable[Document], file: Path, originals: OriginalStore | None) -> Iterator[Document]:
+    """The documents of ``file``, with the key of its kept original (one file, one document)."""
+    if originals is None or file.suffix.lower() == ".jsonl":
+        yield from docs
+        return
+    for doc in docs:
+        key = originals.keep(file)
+        if key is not None:
+            doc.meta.extra["original"] = key
+        yield doc
+
+
 def load_path(
     path: str | Path,
     *,
     fields: JsonlFields | None = None,
     on_error: ErrorHandler | None = None,
     ocr: OcrReader | None = None,
+    originals: OriginalStore | None = None,
 ) -> Iterator[Document]:
     """The documents of a file or of a folder (recursively, sorted, known extensions only).
 
@@ -673,17 +687,20 @@ def load_path(
     :class:`UnreadableFileError`, unless ``on_error(path, reason)`` is given: then it is reported
     there and skipped. Bad jsonl lines are always skipped (reported to ``on_error`` or logged).
     ``ocr`` reads scanned PDF pages and images (``OcrReader.from_settings(settings)``); without
-    it they are left out with their reason.
+    it they are left out with their reason. ``originals`` keeps a copy of each file a document
+    was read from (not jsonl) and records its key in ``meta.extra["original"]``.
     """
     p = Path(path)
     if not p.exists():
         raise _missing(p)
     for file in iter_files(p):
         if on_error is None:
-            yield from _shown_relative(_load_file(file, fields, None, ocr), file, p)
+            yield from _kept(_shown_relative(_load_file(file, fields, None, ocr), file, p), file, originals)
             continue
         try:
-            yield from _shown_relative(_load_file(file, fields, on_error, ocr), file, p)
+            yield from _kept(
+                _shown_relative(_load_file(file, fields, on_error, ocr), file, p), file, originals
+            )
         except UnreadableFileError as exc:
             logger.warning("skipping %s: %s", exc.path, exc.reason)
             on_error(exc.path, exc.reason)
@@ -720,10 +737,11 @@ def load_paths(
     *,
     fields: JsonlFields | None = None,
     ocr: OcrReader | None = None,
+    originals: OriginalStore | None = None,
 ) -> LoadReport:
     """Load every path (file or folder); unreadable files, bad jsonl lines and duplicate ids are
-    skipped and listed in :attr:`LoadReport.errors` while the rest loads. ``ocr``: see
-    :func:`load_path`.
+    skipped and listed in :attr:`LoadReport.errors` while the rest loads. ``ocr`` and
+    ``originals``: see :func:`load_path`.
 
     Raises ``FileNotFoundError`` (naming all of them) when some paths do not exist.
     """
@@ -742,7 +760,7 @@ def load_paths(
         report.errors.append((path, reason))
 
     for p in path_list:
-        for doc in load_path(p, fields=fields, on_error=on_error, ocr=ocr):
+        for doc in load_path(p, fields=fields, on_error=on_error, ocr=ocr, originals=originals):
             report.warnings.extend((doc.meta.source or str(p), line) for line in reading_warnings(doc))
             first = seen.get(doc.id)
             if first is not None:

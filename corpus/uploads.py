@@ -30,6 +30,7 @@ from .word import LEGACY_WORD_EXTENSIONS, OLE_MAGIC
 
 if TYPE_CHECKING:
     from .ocr import OcrReader
+    from .originals import OriginalStore
 
 __all__ = [
     "UNSUPPORTED_TYPE",
@@ -201,10 +202,11 @@ def check_upload(name: str, data: bytes) -> str | None:
 
 
 def read_uploads(
-    files: Sequence[UploadedFile], *, ocr: OcrReader | None = None
+    files: Sequence[UploadedFile], *, ocr: OcrReader | None = None, originals: OriginalStore | None = None
 ) -> tuple[list[FileStatus], list[list[Document]]]:
     """Each file's status and the documents it gave (none when rejected), in the given order.
-    ``ocr`` reads scanned PDF pages and images (without it they are refused with the reason)."""
+    ``ocr`` reads scanned PDF pages and images (without it they are refused with the reason);
+    ``originals`` keeps each file read, for citations to open."""
     statuses: list[FileStatus] = []
     per_file: list[list[Document]] = []
     with tempfile.TemporaryDirectory(prefix="policyqa-upload-") as tmp:
@@ -226,7 +228,7 @@ def read_uploads(
             except OSError as exc:
                 status.status, status.reason = "rejected", f"cannot store the file: {exc.strerror}"
                 continue
-            loaded, errors = _load_upload(path, ocr)
+            loaded, errors = _load_upload(path, ocr, originals)
             if not loaded:
                 status.status = "rejected"
                 status.reason = "; ".join(errors) or "no text found in the file"
@@ -237,7 +239,9 @@ def read_uploads(
     return statuses, per_file
 
 
-def _load_upload(path: Path, ocr: OcrReader | None) -> tuple[list[Document], list[str]]:
+def _load_upload(
+    path: Path, ocr: OcrReader | None, originals: OriginalStore | None
+) -> tuple[list[Document], list[str]]:
     """The documents of one uploaded file and the problems met (skipped jsonl lines …)."""
     errors: list[str] = []
 
@@ -245,7 +249,14 @@ def _load_upload(path: Path, ocr: OcrReader | None) -> tuple[list[Document], lis
         return reason.replace(str(path.parent), "").replace(str(path), path.name)
 
     try:
-        docs = list(load_path(path, on_error=lambda _path, reason: errors.append(named(reason)), ocr=ocr))
+        docs = list(
+            load_path(
+                path,
+                on_error=lambda _path, reason: errors.append(named(reason)),
+                ocr=ocr,
+                originals=originals,
+            )
+        )
     except Exception as exc:  # a loader failing on odd input rejects this file only
         logger.warning("upload %s could not be read: %s", path.name, exc)
         return [], [named(f"cannot read the file: {exc}")]

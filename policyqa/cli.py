@@ -125,12 +125,14 @@ def _cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     from policyqa.corpus.demo import load_demo
     from policyqa.corpus.loaders import load_paths
     from policyqa.corpus.ocr import OcrReader
+    from policyqa.corpus.originals import ORIGINALS_DIR, OriginalStore
 
     if args.paths:
         missing = [str(p) for p in args.paths if not p.exists()]
         if missing:
             raise CliError(f"no such file or directory: {', '.join(missing)}", EXIT_USAGE)
-        report = load_paths(args.paths, ocr=OcrReader.from_settings(settings))
+        originals = OriginalStore(settings.index_dir / ORIGINALS_DIR)
+        report = load_paths(args.paths, ocr=OcrReader.from_settings(settings), originals=originals)
         for path, reason in report.errors:
             print(f"skipped {path}: {reason}", file=sys.stderr)
         for path, reason in report.warnings:

@@ -36,6 +36,7 @@ from policyqa import __version__, pipeline
 from policyqa.conversation import contextualize
 from policyqa.corpus.models import Chunk, Document
 from policyqa.corpus.ocr import OcrReader
+from policyqa.corpus.originals import ORIGINALS_DIR, OriginalStore
 from policyqa.corpus.uploads import FileStatus, NewDocument, UploadedFile, read_uploads
 from policyqa.index.base import OpenIndex
 from policyqa.index.dense import PassageEncoder
@@ -201,6 +202,7 @@ class QAService:
     ) -> None:
         self.settings = settings
         self.index_dir = Path(settings.index_dir).expanduser()
+        self.originals = OriginalStore(self.index_dir / ORIGINALS_DIR)
         self._encoder = encoder
         self._build_demo = settings.build_demo_if_missing if build_demo is None else build_demo
         self._lock = threading.Lock()  # guards _current, leases and state
@@ -472,6 +474,17 @@ class QAService:
                 raise DocumentNotFoundError(f"no document with id {doc_id!r} in the index")
             return DocumentView(document, index.store.chunks_of(doc_id))
 
+    def original(self, doc_id: str) -> tuple[Path, str, str]:
+        """``(kept file, its key, the name to give it)`` of the file a document was read from;
+        raises :class:`DocumentNotFoundError` when there is no such document or no file kept."""
+        document = self.get_document(doc_id).document
+        key = document.meta.extra.get("original")
+        path = self.originals.path_of(key)
+        if path is None or not isinstance(key, str):
+            raise DocumentNotFoundError(f"no original file is kept for document {doc_id!r}")
+        name = Path(document.meta.source or "").name or key
+        return path, key, name
+
     def facets(self) -> dict[str, list[str]]:
         """Distinct issuers and document types in the index (for filter menus)."""
         with self.index() as index:
@@ -538,7 +551,9 @@ class QAService:
         The client's file names never reach the file system (see
         :func:`policyqa.corpus.uploads.read_uploads`).
         """
-        statuses, per_file = read_uploads(files, ocr=OcrReader.from_settings(self.settings))
+        statuses, per_file = read_uploads(
+            files, ocr=OcrReader.from_settings(self.settings), originals=self.originals
+        )
         return self._write([d for docs in per_file for d in docs], per_file, statuses)
 
     def _write(

@@ -29,6 +29,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 import gradio as gr
 from fastapi import FastAPI
@@ -127,7 +128,11 @@ def _meta_block(c: Citation) -> str:
         ("位置", c.heading),
         *([("页码", page_label(c.page))] if c.page is not None else []),
     ]
-    return "<br>".join(f"{k}：{_esc(v) if v else '未注明'}" for k, v in rows)
+    block = "<br>".join(f"{k}：{_esc(v) if v else '未注明'}" for k, v in rows)
+    if c.page is not None:  # a paged source: its kept original opens at the page (GET /originals/{id})
+        href = html.escape(f"/originals/{quote(c.doc_id, safe='/')}#page={c.page}", quote=True)
+        block += f'<br><a href="{href}" target="_blank" rel="noopener">打开原文{_esc(page_label(c.page))}</a>'
+    return block
 
 
 def _passage_html(answer: Answer, c: Citation, passage: str) -> str:

@@ -111,6 +111,7 @@ def test_openapi_describes_every_field(client: TestClient, service: QAService) -
         "/ask",
         "/documents",
         "/documents/{doc_id}",
+        "/originals/{doc_id}",
         "/health",
         "/stats",
     }

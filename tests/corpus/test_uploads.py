@@ -75,3 +75,21 @@ def test_without_ocr_an_uploaded_image_is_refused_with_its_reason() -> None:
         "an image: its text needs OCR and OCR is off (set POLICYQA_OCR=true to read scans)",
     )
     assert docs == [[]]
+
+
+def test_originals_are_kept_by_content_and_found_by_key_only(tmp_path: Path) -> None:
+    from policyqa.corpus.loaders import load_paths
+    from policyqa.corpus.originals import OriginalStore
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("第一条 正文。", encoding="utf-8")
+    (tmp_path / "docs" / "b.txt").write_text("第一条 正文。", encoding="utf-8")  # the same content
+    store = OriginalStore(tmp_path / "originals")
+    report = load_paths([tmp_path / "docs"], originals=store)
+    keys = {d.meta.extra["original"] for d in report.documents}
+    assert len(keys) == 1 and len(report.documents) == 2
+    (key,) = keys
+    assert store.path_of(key) == tmp_path / "originals" / key
+    assert store.path_of(key).read_text(encoding="utf-8") == "第一条 正文。"  # type: ignore[union-attr]
+    for bad in ("../docs/a.txt", "/etc/passwd", key.upper(), key + "/x", None, 3):
+        assert store.path_of(bad) is None
