@@ -29,7 +29,7 @@ from policyqa.api.schemas import (
     WriteResponse,
 )
 from policyqa.corpus.loaders import MEDIA_TYPES
-from policyqa.corpus.uploads import UNSUPPORTED_TYPE, NewDocument, UploadedFile
+from policyqa.corpus.uploads import UNSUPPORTED_TYPE, UPLOAD_EXTENSIONS, NewDocument, UploadedFile
 from policyqa.service import NothingIndexedError, WriteResult
 
 __all__ = ["router", "write_response"]
@@ -45,7 +45,7 @@ _MULTIPART_SCHEMA: dict[str, Any] = {
             "type": "array",
             "items": {"type": "string", "format": "binary"},
             "minItems": 1,
-            "description": "The files (.txt .md .markdown .html .htm .docx .pdf .jsonl, or a file "
+            "description": f"The files ({' '.join(UPLOAD_EXTENSIONS)}, or a file "
             "of another name labelled with one of the media types below); each gets a status. The "
             "server's max_upload_files setting caps their number (20 by default). When every file "
             "is of another type the answer is 415; a file whose content does not match its type "
