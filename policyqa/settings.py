@@ -116,7 +116,11 @@ class Settings(BaseSettings):
     )
     rrf_k: int = Field(60, ge=1, description="RRF constant: score = sum(w / (k + rank)).")
     bm25_weight: float = Field(
-        0.5, ge=0.0, le=1.0, description="Lexical weight of the fusion; dense gets 1 - w."
+        0.4,
+        ge=0.0,
+        le=1.0,
+        description="Lexical weight of the fusion; dense gets 1 - w. Chosen by the worst benchmark "
+        "of the dev suite (python -m policyqa.train.probe_fusion, eval/results/probe-fusion.md).",
     )
     doc_context_weight: float = Field(
         1 / 3,

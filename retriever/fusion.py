@@ -14,7 +14,10 @@ candidate and :func:`top_order` ranks them, ties broken by index order. Three mo
     ``doc_weight = c`` the chunk's BM25, its cosine and its document's BM25 weigh
     ``(1 - c) · w``, ``(1 - c) · (1 - w)`` and ``c``. Questions often name the document's subject
     (a city, an agency, a programme) while the answering paragraph does not repeat it, so the
-    whole-document score lets the right document's paragraphs rise.
+    whole-document score lets the right document's paragraphs rise. A document of one chunk has
+    no context beyond that chunk: its document term is the chunk's own combined score, so its
+    BM25 is not counted twice (collections of short passages, such as a service knowledge base,
+    would otherwise be ranked by BM25 alone at ``c`` + ``(1 - c) · w``).
 ``rrf``
     Reciprocal rank fusion (Cormack, Clarke & Büttcher, SIGIR 2009):
     ``Σ_s w_s / (k + rank_s)`` over the lists that hold the chunk (ranks start at 1), with
@@ -88,7 +91,7 @@ class FusionOptions:
     retriever contributes."""
 
     mode: FusionMode = FusionMode.ZSCORE
-    bm25_weight: float = 0.5
+    bm25_weight: float = 0.4
     doc_weight: float = 1 / 3
     rrf_k: int = RRF_K
     candidate_depth: int = 100
@@ -131,6 +134,7 @@ def fuse(
     semantic_rank: npt.NDArray[np.int64],
     document: npt.NDArray[np.float32] | None = None,
     options: FusionOptions = DEFAULT_FUSION,
+    doc_chunks: npt.NDArray[np.int64] | None = None,
 ) -> npt.NDArray[np.float64]:
     """The fused score of every candidate (see the module docstring).
 
@@ -141,6 +145,8 @@ def fuse(
     :param document: the BM25 score of each candidate's whole document; None (or a
         ``doc_weight`` of 0) leaves document context out. ``rrf`` never uses it.
     :param options: the mode and the weights.
+    :param doc_chunks: how many chunks each candidate's document has; where it is 1, the
+        document term is the candidate's own chunk score (None: every document counts as several).
     """
     mode, w, doc_weight, rrf_k = options.mode, options.bm25_weight, options.doc_weight, options.rrf_k
     if mode is FusionMode.RRF:
@@ -150,7 +156,10 @@ def fuse(
     norm = zscore if mode is FusionMode.ZSCORE else minmax
     fused = (w * norm(lexical) + (1 - w) * norm(semantic)).astype(np.float64)
     if document is not None and doc_weight > 0:
-        fused = (1 - doc_weight) * fused + doc_weight * norm(document).astype(np.float64)
+        context = norm(document).astype(np.float64)
+        if doc_chunks is not None:
+            context = np.where(doc_chunks == 1, fused, context)
+        fused = (1 - doc_weight) * fused + doc_weight * context
     return fused
 
 

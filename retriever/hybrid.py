@@ -38,6 +38,16 @@ class HybridRetriever:
         self.bm25 = bm25
         self.dense = dense
         self.options = options
+        self._counts: tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]] | None = None
+
+    def _chunk_counts(self, row_docs: npt.NDArray[np.int32]) -> npt.NDArray[np.int64]:
+        """How many chunks each document has (by document position): counted once for the
+        store's row map (the same array until the store reloads it)."""
+        cached = self._counts
+        if cached is None or cached[0] is not row_docs:
+            cached = (row_docs, np.bincount(row_docs).astype(np.int64))
+            self._counts = cached
+        return cached[1]
 
     def _fuse(
         self, query: str, qvec: npt.NDArray[np.float32], top_k: int, filters: Filters | None
@@ -53,10 +63,13 @@ class HybridRetriever:
         bm = self.bm25.scores_of(query, union)
         de = self.dense.scores_of_vec(qvec, union.tolist())
         doc_scores = None
+        doc_chunks = None
         if self.options.mode is not FusionMode.RRF and self.options.doc_weight > 0:
             docs = self.bm25.doc_score_vector(query)
             if docs is not None:
-                doc_scores = docs[self.bm25.store.row_documents()[union]]
+                row_docs = self.bm25.store.row_documents()
+                doc_scores = docs[row_docs[union]]
+                doc_chunks = self._chunk_counts(row_docs)[row_docs[union]]
         fused = fuse(
             bm,
             de,
@@ -64,6 +77,7 @@ class HybridRetriever:
             np.array([d_rank.get(r, 0) for r in union.tolist()], dtype=np.int64),
             doc_scores,
             self.options,
+            doc_chunks,
         )
         order = top_order(fused, union, top_k)
         rows = union[order].tolist()

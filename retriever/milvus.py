@@ -298,11 +298,12 @@ class _MilvusBase:
         sims = mat @ np.asarray(qvec, dtype=np.float32)
         return {i: float(s) for i, s in zip(ids, sims, strict=True)}
 
-    def doc_bm25_of(self, query: str, doc_ids: Sequence[str]) -> dict[str, float]:
-        """Document-level BM25 (best part; with bigrams a part scores the sum of both fields)."""
+    def doc_bm25_of(self, query: str, doc_ids: Sequence[str]) -> dict[str, tuple[float, int]]:
+        """Document-level BM25 (best part; with bigrams a part scores the sum of both fields)
+        and the document's number of chunks."""
         if not doc_ids:
             return {}
-        parts: dict[str, tuple[str, float]] = {}
+        parts: dict[str, tuple[str, float, int]] = {}
         for field, text in self._bm25_fields(query):
             res = self.client.search(
                 self.index.docs_collection,
@@ -310,17 +311,28 @@ class _MilvusBase:
                 anns_field=field,
                 limit=MAX_LIMIT,
                 filter=f"doc_id in {string_list(list(doc_ids))}",
-                output_fields=["doc_id", "part_id"],
+                output_fields=["doc_id", "part_id", "n_chunks"],
                 search_params=self._bm25_params(),
             )
             for h in res[0] if res else []:
                 e = _entity(h)
                 part = str(e.get("part_id", h.get("id")))
-                _, before = parts.get(part, ("", 0.0))
-                parts[part] = (str(e["doc_id"]), before + _score(h, "BM25"))
-        out: dict[str, float] = {}
-        for d, score in parts.values():
-            out[d] = max(out.get(d, 0.0), score)
+                _, before, _n = parts.get(part, ("", 0.0, 0))
+                parts[part] = (str(e["doc_id"]), before + _score(h, "BM25"), int(e.get("n_chunks") or 0))
+        out: dict[str, tuple[float, int]] = {}
+        for d, score, n in parts.values():
+            best, chunks = out.get(d, (0.0, 0))
+            out[d] = (max(best, score), max(chunks, n))
+        unmatched = [d for d in doc_ids if d not in out]
+        if unmatched:  # BM25 did not match them: score 0, and their chunk counts read directly
+            rows = self.client.query(
+                self.index.docs_collection,
+                filter=f"doc_id in {string_list(unmatched)}",
+                output_fields=["doc_id", "n_chunks"],
+            )
+            for r in rows:
+                d = str(r["doc_id"])
+                out[d] = (0.0, max(out.get(d, (0.0, 0))[1], int(r.get("n_chunks") or 0)))
         return out
 
 
@@ -476,11 +488,12 @@ class MilvusHybridRetriever(_MilvusBase):
         bm = np.array([bm_map.get(c, 0.0) for c in union], dtype=np.float32)
         de = np.array([de_map.get(c, 0.0) for c in union], dtype=np.float32)
         doc_scores: npt.NDArray[np.float32] | None = None
+        doc_chunks: npt.NDArray[np.int64] | None = None
         if self.options.mode is not FusionMode.RRF and self.options.doc_weight > 0:
             docs = self.doc_bm25_of(query, sorted({str(entities[c]["doc_id"]) for c in union}))
-            doc_scores = np.array(
-                [docs.get(str(entities[c]["doc_id"]), 0.0) for c in union], dtype=np.float32
-            )
+            found = [docs.get(str(entities[c]["doc_id"]), (0.0, 0)) for c in union]
+            doc_scores = np.array([score for score, _n in found], dtype=np.float32)
+            doc_chunks = np.array([n for _s, n in found], dtype=np.int64)
         fused = fuse(
             bm,
             de,
@@ -488,6 +501,7 @@ class MilvusHybridRetriever(_MilvusBase):
             np.array([d_rank.get(c, 0) for c in union], dtype=np.int64),
             doc_scores,
             self.options,
+            doc_chunks,
         )
         keys = np.array([order_key[c] for c in union], dtype=np.int64)
         order = top_order(fused, keys, top_k)

@@ -50,6 +50,8 @@ __all__ = ["Group", "collect_groups", "main", "read_groups", "select_weight", "t
 logger = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = 20
+#: The parameters trained whole (not through LoRA): the pooler over [CLS] and the one-logit head.
+_HEADS = ("classifier", "bert.pooler")
 WEIGHT_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 1e6)
 
 
@@ -176,16 +178,16 @@ def collect_groups(suite: str, data: Path | None, window: int, show_progress: bo
 def build_model(base_dir: Path, layers: int, rank: int, alpha: float) -> Any:
     """The first ``layers`` layers of the converted e5-small as a one-logit sequence classifier,
     LoRA-wrapped (see :func:`policyqa.train.reader.add_lora`)."""
+    import torch
     from transformers import AutoConfig, BertForSequenceClassification
 
     from policyqa.train.reader import add_lora
 
     config = AutoConfig.from_pretrained(str(base_dir), num_labels=1, num_hidden_layers=layers)
     model = BertForSequenceClassification.from_pretrained(str(base_dir), config=config)
-    add_lora(model, rank, alpha, heads=("classifier", "bert.pooler"))
-    for name, p in model.named_parameters():
-        if name.startswith(("classifier", "bert.pooler")):
-            p.requires_grad = True
+    add_lora(model, rank, alpha, heads=_HEADS)
+    torch.nn.init.normal_(model.classifier.weight, std=0.02)  # a zero head would stall training
+    torch.nn.init.zeros_(model.classifier.bias)
     return model
 
 
@@ -218,6 +220,7 @@ def train_adapter(
     groups_per_batch: int,
     epochs: float,
     lr: float,
+    head_lr: float,
     seed: int,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Fit the cross-encoder on ``groups``; returns (model, tokenizer, training facts)."""
@@ -231,8 +234,15 @@ def train_adapter(
     examples = _examples(groups, negatives, pool, window_chars, rng)
     steps_per_epoch = math.ceil(len(examples) / groups_per_batch)
     total = max(1, int(steps_per_epoch * epochs))
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _n, p in named]
+    opt = torch.optim.AdamW(
+        [
+            {"params": [p for n, p in named if not n.startswith(_HEADS)], "lr": lr},
+            {"params": [p for n, p in named if n.startswith(_HEADS)], "lr": head_lr},
+        ],
+        weight_decay=0.01,
+    )
     warm = max(1, int(0.06 * total))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
@@ -264,7 +274,7 @@ def train_adapter(
             opt.step()
             sched.step()
             opt.zero_grad()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             step += 1
             if step % 20 == 0 or step == total:
                 logger.info(
@@ -398,7 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     f.add_argument("--per-bench", type=int, default=1000, help="at most this many train questions each")
     f.add_argument("--groups-per-batch", type=int, default=4)
     f.add_argument("--epochs", type=float, default=1.0)
-    f.add_argument("--lr", type=float, default=3e-4)
+    f.add_argument("--lr", type=float, default=6e-4, help="learning rate of the LoRA factors and LayerNorms")
+    f.add_argument("--head-lr", type=float, default=2e-3, help="learning rate of the pooler and the head")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--threads", type=int, default=0)
     f.add_argument("--out", type=Path, required=True)
@@ -455,6 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             groups_per_batch=args.groups_per_batch,
             epochs=args.epochs,
             lr=args.lr,
+            head_lr=args.head_lr,
             seed=args.seed,
         )
         info = {
@@ -469,6 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "negatives": args.negatives,
             "epochs": args.epochs,
             "lr": args.lr,
+            "head_lr": args.head_lr,
             "command": command,
             **facts,
         }

@@ -246,11 +246,11 @@ def test_hybrid_top1_and_gold_like_embedded(
 
 def test_rrf_runs_in_milvus_with_embedded_scores(words_pair: tuple[Index, MilvusIndex, Settings]) -> None:
     embedded, mi, _ = words_pair
-    r = retriever_for(mi, "hybrid", fusion="rrf")
+    r = retriever_for(mi, "hybrid", fusion="rrf", bm25_weight=0.5)  # equal weights: Milvus' RRFRanker
     assert r.server_side  # type: ignore[attr-defined]
     assert not retriever_for(mi, "hybrid", fusion="rrf", bm25_weight=0.7).server_side  # type: ignore[attr-defined]
     query = fixture_queries()[0][1]
-    a = retriever_for(embedded, "hybrid", fusion="rrf").search(query, top_k=3)
+    a = retriever_for(embedded, "hybrid", fusion="rrf", bm25_weight=0.5).search(query, top_k=3)
     b = r.search(query, top_k=3)
     assert [round(h.score, 6) for h in a] == [round(h.score, 6) for h in b]
 

@@ -49,6 +49,20 @@ def test_zscore_without_document_context() -> None:
         np.testing.assert_allclose(fused, [0.2588190, -0.9659258, 0.7071068], atol=1e-6)
 
 
+def test_a_document_of_one_chunk_is_its_own_context() -> None:
+    # chunk part, w = 0.5: [0.2588190, -0.9659258, 0.7071068]; document z: [0.7071068, -1.4142136, 0.7071068]
+    # candidate 1's document has one chunk: its context is its chunk part, so it keeps -0.9659258;
+    # the others: 2/3 · chunk + 1/3 · document = [0.4082483, ·, 0.7071068]
+    options = FusionOptions(bm25_weight=0.5, doc_weight=1 / 3)
+    chunks = np.array([3, 1, 2], dtype=np.int64)
+    fused = fuse(LEXICAL, SEMANTIC, LEX_RANK, SEM_RANK, DOCUMENT, options, chunks)
+    np.testing.assert_allclose(fused, [0.4082483, -0.9659258, 0.7071068], atol=1e-6)
+    # every document of one chunk: the chunk part alone, whatever the document weight
+    ones = np.ones(3, dtype=np.int64)
+    fused = fuse(LEXICAL, SEMANTIC, LEX_RANK, SEM_RANK, DOCUMENT, options, ones)
+    np.testing.assert_allclose(fused, [0.2588190, -0.9659258, 0.7071068], atol=1e-6)
+
+
 def test_rrf_sums_the_lists_that_hold_the_chunk() -> None:
     # k = 60, w = 0.5: 0.5/61 + 0.5/62 = 0.01626124; 0.5/61 = 0.00819672; 0.5/62 = 0.00806452
     # (the document score is never part of RRF)
