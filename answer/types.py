@@ -13,12 +13,15 @@ from policyqa.corpus.pages import page_label
 from policyqa.retriever.base import Hit
 
 __all__ = [
+    "CONFIDENCE_BANDS",
     "SNIPPET_CHARS",
     "Answer",
     "AnswerType",
     "Citation",
     "CitationError",
+    "ConfidenceBand",
     "citations_from_hits",
+    "confidence_band",
     "no_answer",
     "verify_answer",
 ]
@@ -27,6 +30,22 @@ __all__ = [
 SNIPPET_CHARS = 160
 
 AnswerType = Literal["sentence", "amount", "date", "organization", "place", "reader", "none"]
+
+#: The confidence an answer is shown with: high (≥ 0.7), medium (≥ 0.4), low; none for no answer.
+ConfidenceBand = Literal["high", "medium", "low", "none"]
+CONFIDENCE_BANDS: tuple[ConfidenceBand, ...] = ("high", "medium", "low", "none")
+
+
+def confidence_band(confidence: float, no_answer: bool) -> ConfidenceBand:
+    """The band users see for an answer's confidence (API, chat page, and the calibration
+    table of ``policyqa eval``, which says how often each band's answers are right)."""
+    if no_answer:
+        return "none"
+    if confidence >= 0.7:
+        return "high"
+    if confidence >= 0.4:
+        return "medium"
+    return "low"
 
 
 class CitationError(RuntimeError):

@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from policyqa.answer.types import ConfidenceBand
 from policyqa.corpus.models import DOC_ID_MAX_CHARS, DOC_ID_PATTERN
 from policyqa.corpus.uploads import FileStatus
 from policyqa.retriever.base import Filters
@@ -52,7 +53,6 @@ __all__ = [
     "SearchResponse",
     "StatsResponse",
     "WriteResponse",
-    "confidence_label",
     "public_name",
 ]
 
@@ -287,17 +287,6 @@ class CitationOut(BaseModel):
     holds_answer: bool = Field(description="True for the citation the answer was extracted from.")
 
 
-def confidence_label(confidence: float, no_answer: bool) -> Literal["high", "medium", "low", "none"]:
-    """The confidence band shown to users: high (≥ 0.7), medium (≥ 0.4), low; none for no answer."""
-    if no_answer:
-        return "none"
-    if confidence >= 0.7:
-        return "high"
-    if confidence >= 0.4:
-        return "medium"
-    return "low"
-
-
 class AskResponse(BaseModel):
     """An extracted answer with its citations (the fields of ``policyqa ask --json`` and a few more)."""
 
@@ -314,7 +303,7 @@ class AskResponse(BaseModel):
         "closest passages."
     )
     confidence: float = Field(ge=0.0, le=1.0, description="Calibrated confidence of the answer, 0–1.")
-    confidence_label: Literal["high", "medium", "low", "none"] = Field(
+    confidence_label: ConfidenceBand = Field(
         description="Confidence band: high (≥ 0.7), medium (≥ 0.4), low, or none (no answer)."
     )
     answer_type: str = Field(

@@ -41,6 +41,7 @@ import ir_measures
 import numpy as np
 from ir_measures import RR, R, nDCG
 
+from policyqa.answer.types import CONFIDENCE_BANDS, confidence_band
 from policyqa.retriever.base import Hit
 
 __all__ = [
@@ -51,7 +52,9 @@ __all__ = [
     "AnswerLike",
     "AnswerMetrics",
     "RetrievalMetrics",
+    "RIGHT_F1",
     "answer_metrics",
+    "calibration",
     "char_f1",
     "chunk_qrels",
     "chunk_ranking",
@@ -295,6 +298,10 @@ class AnswerLike(Protocol):
     def end(self) -> int | None: ...
     @property
     def no_answer(self) -> bool: ...
+    @property
+    def sentence(self) -> str: ...
+    @property
+    def confidence(self) -> float: ...
 
 
 @dataclass(slots=True)
@@ -339,10 +346,46 @@ def answer_metrics(
         per_query[qid] = {
             "exact_match": exact_match(pred.text, refs),
             "f1": char_f1(pred.text, refs),
-            "contains": contains_answer(getattr(pred, "sentence", "") or pred.text, refs),
+            "contains": contains_answer(pred.sentence or pred.text, refs),
             "contains_span": contains_answer(pred.text, refs),
             "no_answer_accuracy": 1.0,
         }
     n = len(per_query)
     aggregate = {m: (sum(v[m] for v in per_query.values()) / n if n else 0.0) for m in ANSWER_METRICS}
     return AnswerMetrics(aggregate=aggregate, per_query=per_query)
+
+
+#: An answer counts as right in the calibration table when its character F1 reaches this.
+RIGHT_F1 = 0.5
+
+
+def calibration(
+    predictions: Mapping[str, AnswerLike | None], scored: Mapping[str, Mapping[str, float]]
+) -> dict[str, dict[str, float]]:
+    """How often the answers of each confidence band (:func:`policyqa.answer.types.confidence_band`)
+    are right: per band, the questions in it, their share, the share right (an answer: character
+    F1 ≥ :data:`RIGHT_F1`; no answer: the question has none) and the mean F1 and contains.
+
+    :param scored: :func:`answer_metrics`' per-question values (the questions it scored).
+    """
+    bands: dict[str, list[Mapping[str, float]]] = {b: [] for b in CONFIDENCE_BANDS}
+    for qid, values in scored.items():
+        pred = predictions.get(qid)
+        bands["none" if pred is None else confidence_band(pred.confidence, pred.no_answer)].append(values)
+    total = sum(len(v) for v in bands.values())
+    out: dict[str, dict[str, float]] = {}
+    for band, rows in bands.items():
+        n = len(rows)
+        right = (
+            sum(r["no_answer_accuracy"] for r in rows)
+            if band == "none"
+            else sum(1.0 for r in rows if r["f1"] >= RIGHT_F1)
+        )
+        out[band] = {
+            "questions": float(n),
+            "share": n / total if total else 0.0,
+            "right": right / n if n else 0.0,
+            "f1": sum(r["f1"] for r in rows) / n if n else 0.0,
+            "contains": sum(r["contains"] for r in rows) / n if n else 0.0,
+        }
+    return out

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from policyqa.eval.datasets import Benchmark
-from policyqa.eval.metrics import ANSWER_METRICS, RETRIEVAL_METRICS
+from policyqa.eval.metrics import ANSWER_METRICS, RETRIEVAL_METRICS, RIGHT_F1
 from policyqa.eval.runner import EvalResult, HitBrief
 
 __all__ = [
@@ -85,6 +85,27 @@ def _answer_rows(result: EvalResult) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _calibration_rows(result: EvalResult) -> tuple[list[str], list[list[str]]]:
+    header = ["system", "confidence", "questions", "share", "right", "F1", "contains"]
+    rows: list[list[str]] = []
+    for system in result.systems.values():
+        for band, row in (system.calibration or {}).items():
+            if not row["questions"]:
+                continue
+            rows.append(
+                [
+                    system.name,
+                    band,
+                    str(int(row["questions"])),
+                    f"{row['share']:.3f}",
+                    f"{row['right']:.3f}",
+                    f"{row['f1']:.4f}",
+                    f"{row['contains']:.4f}",
+                ]
+            )
+    return header, rows
+
+
 def plain_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
     lines = [
@@ -121,6 +142,9 @@ def format_table(result: EvalResult) -> str:
     if rows:
         parts.append(plain_table(header, rows))
     header, rows = _answer_rows(result)
+    if rows:
+        parts.append(plain_table(header, rows))
+    header, rows = _calibration_rows(result)
     if rows:
         parts.append(plain_table(header, rows))
     errors = {name: len(s.errors) for name, s in result.systems.items() if s.errors}
@@ -202,6 +226,17 @@ def markdown_report(result: EvalResult, *, failures: bool = False) -> str:
     header, rows = _answer_rows(result)
     if rows:
         out += ["## Answers", "", md_table(header, rows), ""]
+    header, rows = _calibration_rows(result)
+    if rows:
+        out += [
+            "### Calibration",
+            "",
+            "How often the answers shown with each confidence are right: an answer when its "
+            f"character F1 reaches {RIGHT_F1}, no answer when the question has none.",
+            "",
+            md_table(header, rows),
+            "",
+        ]
     errors = {name: len(s.errors) for name, s in result.systems.items() if s.errors}
     if errors:
         out += [

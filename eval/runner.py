@@ -42,6 +42,7 @@ from policyqa.eval.metrics import (
     ANSWER_METRICS,
     AnswerLike,
     answer_metrics,
+    calibration,
     chunk_qrels,
     chunk_ranking,
     doc_ranking,
@@ -461,6 +462,7 @@ class AnswerBrief:
     end: int | None
     no_answer: bool
     sentence: str = ""  # the snippet shown around the answer (``contains`` is measured on it)
+    confidence: float = 0.0
 
     @classmethod
     def of(cls, answer: AnswerLike | None) -> AnswerBrief:
@@ -472,7 +474,8 @@ class AnswerBrief:
             answer.start,
             answer.end,
             bool(answer.no_answer),
-            str(getattr(answer, "sentence", "") or ""),
+            answer.sentence or "",
+            float(answer.confidence),
         )
 
 
@@ -493,11 +496,17 @@ class SystemResult:
     answers: dict[str, AnswerBrief] = field(default_factory=dict)
     recall_curve: list[float] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    #: Per confidence band, how often the answers in it are right (answer systems only).
+    calibration: dict[str, dict[str, float]] | None = None
 
     def summary(self) -> dict[str, Any]:
         """The system's entry in the results JSON."""
         out: dict[str, Any] = {name: round(value, 4) for name, value in self.metrics.items()}
         out["latency_ms"] = {k: round(v, 2) for k, v in latency_summary(self.latencies_ms).items()}
+        if self.calibration is not None:
+            out["calibration"] = {
+                band: {k: round(v, 4) for k, v in row.items()} for band, row in self.calibration.items()
+            }
         if self.errors:
             out["errors"] = len(self.errors)
         return out
@@ -681,6 +690,7 @@ def evaluate_systems(
             briefs = {qid: AnswerBrief.of(out) for qid, out in outputs.items()}
             metrics: dict[str, float] = {}
             answer_rows: dict[str, dict[str, float | None]] = {}
+            bands: dict[str, dict[str, float]] | None = None
             if bench.has_answers:
                 scored_answers = answer_metrics(
                     briefs,
@@ -689,6 +699,7 @@ def evaluate_systems(
                 )
                 metrics = scored_answers.aggregate
                 answer_rows = {q: dict(row) for q, row in scored_answers.per_query.items()}
+                bands = calibration(briefs, scored_answers.per_query)
             results[system.name] = SystemResult(
                 name=system.name,
                 kind="answer",
@@ -697,6 +708,7 @@ def evaluate_systems(
                 per_query=answer_rows,
                 answers=briefs,
                 errors=errors,
+                calibration=bands,
             )
             if answers_summary is None and metrics:
                 answers_summary = {m: metrics[m] for m in ANSWER_METRICS}

@@ -209,10 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.cache.write_bytes(pickle.dumps(questions))
     halves = {s: [q for q in questions if q.split == s] for s in ("train", "test")}
     parts = {
-        s: {
-            b: max(v, mrr_by(qs, rule_list("dense"))[b])
-            for b, v in mrr_by(qs, rule_list("bm25")).items()
-        }
+        s: {b: max(v, mrr_by(qs, rule_list("dense"))[b]) for b, v in mrr_by(qs, rule_list("bm25")).items()}
         for s, qs in halves.items()
     }
     rows: list[dict[str, Any]] = []
@@ -259,7 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
     ]
     benches = sorted(parts["test"])
-    header = "| rule | params | " + " | ".join(f"{b} test" for b in benches) + " | test margin | train margin |"
+    header = (
+        "| rule | params | " + " | ".join(f"{b} test" for b in benches) + " | test margin | train margin |"
+    )
     lines += [header, "|---|---|" + "---:|" * (len(benches) + 2)]
     fixed = ("bm25", "dense", "zscore (before)", "zscore-1chunk (default)")
     shown = [r for r in rows if r["rule"] in fixed] + list(best.values())

@@ -36,6 +36,7 @@ from fastapi import FastAPI
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from policyqa.answer.types import confidence_band
 from policyqa.corpus.pages import page_label
 from policyqa.retriever.base import Filters
 from policyqa.service import AskResult, QAService, ServiceBusyError, ServiceNotReadyError
@@ -100,12 +101,6 @@ _PAGE_ROUTES_RE = tuple((methods, re.compile(pattern)) for methods, pattern in P
 
 
 # -- rendering --------------------------------------------------------------------------------
-def _confidence_band(answer: Answer) -> str:
-    if answer.no_answer:
-        return "none"
-    return "high" if answer.confidence >= 0.7 else "medium" if answer.confidence >= 0.4 else "low"
-
-
 def _esc(text: str) -> str:
     """Text safe inside the HTML of a chat message (no tags, no markdown, lines kept)."""
     out = html.escape(text, quote=True)
@@ -147,7 +142,7 @@ def _passage_html(answer: Answer, c: Citation, passage: str) -> str:
 def format_answer(result: AskResult) -> str:
     """The chat message of an answer: span, confidence, and clickable numbered citations."""
     a = result.answer
-    band = _confidence_band(a)
+    band = confidence_band(a.confidence, a.no_answer)
     passages = {h.chunk_id: h.text for h in a.passages}
     lines: list[str] = []
     if a.no_answer:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
+from policyqa.answer.types import confidence_band
 from policyqa.api.deps import ServiceDep, SettingsDep, check_query_length, check_top_k, require_json
 from policyqa.api.errors import ApiError
 from policyqa.api.routes import errors
-from policyqa.api.schemas import AskRequest, AskResponse, CitationOut, confidence_label
+from policyqa.api.schemas import AskRequest, AskResponse, CitationOut
 from policyqa.service import AskResult
 
 __all__ = ["answer_out", "router"]
@@ -24,7 +25,7 @@ def answer_out(result: AskResult, explain: bool = False) -> AskResponse:
         answer=a.text,
         no_answer=a.no_answer,
         confidence=min(1.0, max(0.0, float(a.confidence))),
-        confidence_label=confidence_label(a.confidence, a.no_answer),
+        confidence_label=confidence_band(a.confidence, a.no_answer),
         answer_type=a.answer_type,
         doc_id=a.doc_id,
         chunk_id=a.chunk_id,

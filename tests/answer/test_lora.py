@@ -99,7 +99,9 @@ def test_adapter_info_rejects_other_safetensors(tmp_path: Path) -> None:
 
     other = tmp_path / "other.safetensors"
     save_file({"x": np.zeros(2, dtype=np.float32)}, str(other))
-    with pytest.raises(ValueError, match="not a policyqa adapter of this kind .no .policyqa_reader. metadata"):
+    with pytest.raises(
+        ValueError, match="not a policyqa adapter of this kind .no .policyqa_reader. metadata"
+    ):
         adapter_info(other)
     with pytest.raises(ValueError, match="rank"):
         save_adapter(object(), tmp_path / "a.safetensors", {})

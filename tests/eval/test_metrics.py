@@ -231,6 +231,8 @@ class Ans:
         self.start: int | None = 0
         self.end: int | None = len(text)
         self.no_answer = no_answer
+        self.sentence = ""
+        self.confidence = 0.5
 
 
 def test_answer_metrics_with_no_answer_cases() -> None:

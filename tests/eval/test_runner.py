@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from policyqa.eval.datasets import load_beir, load_squad
 from policyqa.eval.metrics import RETRIEVAL_METRICS
-from policyqa.eval.report import markdown_report
+from policyqa.eval.report import format_table, markdown_report
 from policyqa.eval.runner import (
     MARKER_FILE,
     RECORDED_PACKAGES,
@@ -153,8 +153,9 @@ def test_before_query_runs_untimed_before_each_timed_query(beir_tiny: Path, sett
 
 
 class Answer:
-    def __init__(self, text: str, no_answer: bool = False) -> None:
-        self.text, self.no_answer = text, no_answer
+    def __init__(self, text: str, no_answer: bool = False, confidence: float = 0.5) -> None:
+        self.text, self.no_answer, self.confidence = text, no_answer, confidence
+        self.sentence = ""
         self.doc_id: str | None = None
         self.start: int | None = None
         self.end: int | None = None
@@ -178,6 +179,35 @@ def test_answer_system_metrics(beir_tiny: Path, settings: Settings) -> None:
     assert result.answers["f1"] == pytest.approx((1 + 2 / 3 + 0 + 1) / 4)
     assert result.answers["no_answer_accuracy"] == pytest.approx(3 / 4)
     assert result.to_json()["answers"]["exact_match"] == 0.5
+
+
+def test_calibration_says_how_often_each_confidence_band_is_right(
+    beir_tiny: Path, settings: Settings
+) -> None:
+    bench = load_beir(beir_tiny)
+    replies = {
+        "q1": Answer("增值税", confidence=0.9),  # high, F1 1: right
+        "q2": Answer("给予五十万元补贴", confidence=0.75),  # high, F1 2/3: right (≥ 0.5)
+        "q3": Answer("", True),  # none on an answerable question: wrong
+        "q4": Answer("", True),  # none on a question without answer: right
+    }
+    by_text = {bench.queries[q]: a for q, a in replies.items()}
+    result = evaluate_systems(
+        bench, [BuiltSystem("reader", "answer", lambda text: by_text[text])], level="doc", settings=settings
+    )
+    bands = result.systems["reader"].calibration
+    assert bands is not None
+    assert bands["high"] == {
+        "questions": 2.0,
+        "share": 0.5,
+        "right": 1.0,
+        "f1": pytest.approx((1 + 2 / 3) / 2),
+        "contains": 1.0,
+    }
+    assert bands["none"]["questions"] == 2.0 and bands["none"]["right"] == 0.5
+    assert bands["medium"]["questions"] == bands["low"]["questions"] == 0.0
+    assert result.to_json()["systems"]["reader"]["calibration"]["high"]["right"] == 1.0
+    assert "confidence" in format_table(result) and "high" in format_table(result)
 
 
 def test_answer_limit_reads_and_scores_the_first_questions_only(beir_tiny: Path, settings: Settings) -> None:
