@@ -29,7 +29,7 @@ Four implementations:
     it runs that with onnxruntime instead of torch.
 """
 
-from .base import NoReranker, Reranker, apply_rerank_scores, check_rerank_top_k, document_best
+from .base import NoReranker, Reranker, apply_rerank_scores, check_rerank_top_k, document_best, zscores
 from .builtin import BUILTIN_CROSS_ENCODER, ensure_builtin_cross_encoder
 from .cross_encoder import CrossEncoderReranker, focus_window, pair_text
 from .features import DEFAULT_FEATURE_MODEL, FEATURE_NAMES, FeatureModel, FeatureReranker, candidate_features
@@ -56,4 +56,5 @@ __all__ = [
     "export_cross_encoder_onnx",
     "focus_window",
     "pair_text",
+    "zscores",
 ]
