@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from policyqa.retriever.rerank.base import zscores
+from policyqa.retriever.rerank.builtin import ADAPTER_METADATA_KEY, cross_encoder_info
 from policyqa.retriever.rerank.cross_encoder import focus_window, pair_text
 
 __all__ = ["Group", "collect_groups", "main", "read_groups", "select_weight", "train_adapter"]
@@ -312,12 +314,6 @@ def score_pairs(
         return [float(v) for v in model(**enc).logits.view(-1)]
 
 
-def _z(values: Sequence[float]) -> np.ndarray[Any, np.dtype[np.float64]]:
-    a = np.asarray(values, dtype=np.float64)
-    sd = float(a.std())
-    return np.zeros_like(a) if sd < 1e-12 else (a - a.mean()) / sd
-
-
 def _doc_rr(docs: Sequence[str], scores: Sequence[float], gold: set[str]) -> float:
     best: dict[str, float] = {}
     first: dict[str, int] = {}
@@ -332,19 +328,25 @@ def select_weight(
     scored: dict[str, list[tuple[Group, list[float]]]], grid: Sequence[float] = WEIGHT_GRID
 ) -> tuple[float, dict[str, dict[str, float]]]:
     """MRR@10 per benchmark for each weight of ``grid`` (``hybrid``: the retriever's order);
-    returns the weight whose worst benchmark scores best, and the table."""
+    returns the weight whose worst benchmark gains most over the retriever's order (ties: the
+    better mean gain, then the smaller weight), and the table."""
     table: dict[str, dict[str, float]] = {}
     for bench, rows in scored.items():
         out = {"hybrid": float(np.mean([_doc_rr(g.docs, g.fused, set(g.gold)) for g, _ in rows]))}
         for w in grid:
             rr = []
             for g, ce in rows:
-                combined = _z(g.fused) + w * _z(ce) if w < 1e5 else np.asarray(ce)
+                combined = zscores(g.fused) + w * zscores(ce) if w < 1e5 else np.asarray(ce)
                 rr.append(_doc_rr(g.docs, combined.tolist(), set(g.gold)))
             out[f"w={w:g}"] = float(np.mean(rr))
         out["n"] = float(len(rows))
         table[bench] = out
-    best_w = max(grid, key=lambda w: (min(t[f"w={w:g}"] - t["hybrid"] for t in table.values()), -w))
+
+    def judged(w: float) -> tuple[float, float, float]:  # worst margin, then the mean, then the smaller
+        margins = [t[f"w={w:g}"] - t["hybrid"] for t in table.values()]
+        return min(margins), float(np.mean(margins)), -w
+
+    best_w = max(grid, key=judged)
     return best_w, table
 
 
@@ -363,18 +365,27 @@ def save_cross_encoder_adapter(model: Any, path: Path, info: dict[str, Any]) -> 
         for k, v in _adapter_tensors(model).items()
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata={"policyqa_cross_encoder": json.dumps(info, ensure_ascii=False)})
+    save_file(tensors, str(path), metadata={ADAPTER_METADATA_KEY: json.dumps(info, ensure_ascii=False)})
+
+
+def set_fuse_weight(path: Path, weight: float, judged: dict[str, Any]) -> None:
+    """Record the chosen fusion weight (and the table that chose it) in the adapter's metadata,
+    where the built-in reranker reads it."""
+    from safetensors.numpy import load_file, save_file
+
+    info = cross_encoder_info(path)
+    tensors = load_file(str(path))
+    info.update(fuse_weight=weight, selection=judged)
+    save_file(tensors, str(path), metadata={ADAPTER_METADATA_KEY: json.dumps(info, ensure_ascii=False)})
 
 
 def load_for_scoring(adapter: Path, base_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
     """A torch model with ``adapter`` loaded (for ``select``), its tokenizer and its info."""
     import torch
-    from safetensors import safe_open
     from safetensors.numpy import load_file
     from transformers import AutoTokenizer
 
-    with safe_open(str(adapter), framework="numpy") as f:
-        info: dict[str, Any] = json.loads((f.metadata() or {})["policyqa_cross_encoder"])
+    info = cross_encoder_info(adapter)
     model = build_model(base_dir, int(info["layers"]), int(info["rank"]), float(info["alpha"]))
     tensors = load_file(str(adapter))
     named = dict(model.named_parameters())
@@ -420,6 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--per-bench", type=int, default=300)
     s.add_argument("--threads", type=int, default=0)
     s.add_argument("--json", dest="json_out", type=Path, default=None)
+    s.add_argument("--write", action="store_true", help="record the chosen weight in the adapter's metadata")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     command = "python -m policyqa.train.cross_encoder " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -503,6 +515,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for bench, row in table.items():
         print(bench, " ".join(f"{k} {v:.4f}" for k, v in row.items()))
     print(f"best weight by the worst benchmark: {best:g}")
+    if args.write:
+        set_fuse_weight(
+            args.adapter, best, {"split": args.split, "per_bench": args.per_bench, "table": table}
+        )
+        print(f"fuse_weight {best:g} written into {args.adapter}")
     if args.json_out is not None:
         args.json_out.write_text(
             json.dumps({"command": command, "best": best, "table": table, "adapter": info}, indent=1) + "\n",

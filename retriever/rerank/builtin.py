@@ -23,6 +23,7 @@ from policyqa.index.lora import adapter_metadata, apply_lora, base_tensors, writ
 from .onnx import ONNX_INT8_NAME, export_cross_encoder_onnx
 
 __all__ = [
+    "ADAPTER_METADATA_KEY",
     "BUILTIN_CROSS_ENCODER",
     "DEFAULT_CROSS_ENCODER_ADAPTER",
     "INFO_FILE",
@@ -39,14 +40,14 @@ BUILTIN_CROSS_ENCODER = "builtin"
 DEFAULT_CROSS_ENCODER_ADAPTER = Path(__file__).parent.parent / "data" / "cross_encoder_lora.safetensors"
 #: The adapter's facts, written into the merged model directory.
 INFO_FILE = "policyqa_cross_encoder.json"
-_METADATA_KEY = "policyqa_cross_encoder"
+ADAPTER_METADATA_KEY = "policyqa_cross_encoder"
 _HEADS = ("classifier.",)
 
 
 def cross_encoder_info(path: Path) -> dict[str, Any]:
     """The adapter's metadata: layers, rank, alpha, max_length, window_chars, fuse_weight and
     how it was trained."""
-    return adapter_metadata(path, _METADATA_KEY)
+    return adapter_metadata(path, ADAPTER_METADATA_KEY)
 
 
 def merge_cross_encoder(base_dir: Path, adapter: Path, out_dir: Path) -> Path:
