@@ -45,7 +45,7 @@ from policyqa.eval.suite import (
 from policyqa.eval.systems import (
     SystemNotAvailableError,
     UnknownSystemError,
-    available_systems,
+    default_systems,
     known_systems,
 )
 from policyqa.settings import Settings
@@ -117,7 +117,7 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--systems",
         metavar="LIST",
         help=f"comma-separated systems out of {','.join(known_systems())} "
-        f"(default: those available now, {','.join(available_systems())})",
+        f"(default: {','.join(default_systems())})",
     )
     parser.add_argument(
         "--index-dir", type=Path, metavar="DIR", help="where to build/reuse the benchmark index"
@@ -245,7 +245,7 @@ def run_eval_command(args: argparse.Namespace, settings: Settings) -> int:
     systems = (
         [s for s in args.systems.split(",") if s.strip()]
         if getattr(args, "systems", None)
-        else available_systems()
+        else default_systems()
     )
     try:
         entries = _entries(args)

@@ -31,6 +31,7 @@ from policyqa.eval.datasets import Benchmark, BenchmarkFormat, load_benchmark
 from policyqa.eval.report import markdown_report, md_table, plain_table
 from policyqa.eval.runner import EvalResult, Level
 from policyqa.eval.splits import SPLIT_BY, SPLITS, SplitBy, split_benchmark
+from policyqa.settings import RERANKERS
 
 __all__ = [
     "STAGES",
@@ -52,7 +53,11 @@ __all__ = [
 #: The retrieval metric the suite table and the stage check use.
 SUITE_METRIC = "mrr@10"
 #: Each stage and the stages it must not score below (the better of them).
-STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (("hybrid", ("bm25", "dense")), ("rerank", ("hybrid",)))
+STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("hybrid", ("bm25", "dense")),
+    ("rerank", ("hybrid",)),
+    *((f"rerank-{kind}", ("hybrid",)) for kind in RERANKERS if kind != "none"),
+)
 _ENTRY_KEYS = {"path", "name", "format", "level", "split", "split_by", "train_share", "limit", "answer_limit"}
 
 

@@ -15,6 +15,10 @@ The registry holds:
     The hybrid retriever's top ``settings.rerank_candidates`` re-ordered by the reranker named by
     ``settings.reranker`` (default: the sentence reranker); the rest of the hybrid list follows
     unchanged, so recall@100 is the hybrid's and only the head of the ranking moves.
+``rerank-sentence``, ``rerank-features``, ``rerank-cross-encoder``
+    The same with that reranker whatever ``settings.reranker`` says (``rerank-cross-encoder``
+    runs ``settings.rerank_model``, the built-in cross-encoder when unset), so one run sets the
+    rerankers side by side.
 ``answer``
     :meth:`policyqa.qa.QAPipeline.ask`: reranked passages → the answer (sentence, or the date /
     amount / body / place inside it), with its citation offsets checked against the document.
@@ -36,7 +40,7 @@ from policyqa.index.base import OpenIndex
 from policyqa.qa import QAPipeline
 from policyqa.retriever.base import Hit
 from policyqa.retriever.factory import retriever_for
-from policyqa.settings import Settings
+from policyqa.settings import RERANKERS, Settings
 
 __all__ = [
     "AnswerFn",
@@ -47,6 +51,7 @@ __all__ = [
     "SystemSpec",
     "UnknownSystemError",
     "available_systems",
+    "default_systems",
     "known_systems",
     "register_system",
     "resolve_systems",
@@ -82,6 +87,8 @@ class SystemSpec:
     kind: SystemKind
     factory: Callable[[SystemContext], Callable[[str], Any]] | None
     description: str = ""
+    #: run when no system is named (the per-reranker variants are not: they are asked for)
+    default: bool = True
 
     @property
     def available(self) -> bool:
@@ -117,6 +124,7 @@ def register_system(
     description: str = "",
     *,
     replace: bool = False,
+    default: bool = True,
 ) -> SystemSpec:
     """Register (or, with ``replace=True``, re-register) a system under ``name``."""
     key = name.strip().lower()
@@ -126,7 +134,7 @@ def register_system(
         raise ValueError(f"system kind must be 'retrieval' or 'answer', got {kind!r}")
     if key in _REGISTRY and not replace:
         raise ValueError(f"system {key!r} is already registered")
-    spec = SystemSpec(name=key, kind=kind, factory=factory, description=description)
+    spec = SystemSpec(name=key, kind=kind, factory=factory, description=description, default=default)
     _REGISTRY[key] = spec
     return spec
 
@@ -139,6 +147,11 @@ def known_systems() -> list[str]:
 def available_systems() -> list[str]:
     """The registered names that can run now."""
     return [name for name, spec in _REGISTRY.items() if spec.available]
+
+
+def default_systems() -> list[str]:
+    """What runs when no system is named: the available ones, less the per-reranker variants."""
+    return [name for name, spec in _REGISTRY.items() if spec.available and spec.default]
 
 
 def resolve_systems(names: Sequence[str]) -> list[SystemSpec]:
@@ -188,6 +201,14 @@ def _reranked(context: SystemContext) -> RetrieveFn:
     return search
 
 
+def _reranked_by(kind: str) -> Callable[[SystemContext], RetrieveFn]:
+    def factory(context: SystemContext) -> RetrieveFn:
+        settings = context.settings.model_copy(update={"reranker": kind})
+        return _reranked(SystemContext(context.index, settings, context.depth))
+
+    return factory
+
+
 def _answers(narrow: bool | None) -> Callable[[SystemContext], AnswerFn]:
     def factory(context: SystemContext) -> AnswerFn:
         settings = context.settings
@@ -217,3 +238,11 @@ register_system(
     "answer", "answer", _answers(None), "extractive answer (sentence or typed span) with citations"
 )
 register_system("answer-sentence", "answer", _answers(False), "extractive answer, always the whole sentence")
+for _kind in (k for k in RERANKERS if k != "none"):
+    register_system(
+        f"rerank-{_kind}",
+        "retrieval",
+        _reranked_by(_kind),
+        f"hybrid top candidates re-ranked by '{_kind}'",
+        default=False,
+    )

@@ -25,6 +25,7 @@ from policyqa.retriever.base import Filters, Hit, Retriever
 from policyqa.retriever.common import check_top_k
 from policyqa.retriever.factory import SEARCH_MODES, retriever_for
 from policyqa.retriever.rerank import (
+    BUILTIN_CROSS_ENCODER,
     CrossEncoderReranker,
     FeatureReranker,
     NoReranker,
@@ -83,14 +84,8 @@ def make_reranker(settings: Settings, index: OpenIndex | None = None) -> Reranke
             settings.rerank_feature_weight,
         )
     if kind == "cross-encoder":
-        if not settings.rerank_model:
-            raise ValueError(
-                "reranker 'cross-encoder' needs a model: set POLICYQA_RERANK_MODEL to 'builtin' "
-                "(the one policyqa trained) or a CrossEncoder name or local path (e.g. a local "
-                "bge-reranker-v2-m3)"
-            )
         return CrossEncoderReranker(
-            settings.rerank_model,
+            settings.rerank_model or BUILTIN_CROSS_ENCODER,
             max_length=settings.rerank_max_length,
             batch_size=settings.rerank_batch_size,
             device=settings.device,

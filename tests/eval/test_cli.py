@@ -89,7 +89,7 @@ def test_limit_and_index_dir(
     beir_tiny: Path, tmp_path: Path, fake_pipeline: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # no --systems: every available system runs (here two, as the fake index has no reranker)
-    monkeypatch.setattr("policyqa.eval.cli.available_systems", lambda: ["hybrid", "bm25"])
+    monkeypatch.setattr("policyqa.eval.cli.default_systems", lambda: ["hybrid", "bm25"])
     out = tmp_path / "r.json"
     index_dir = tmp_path / "bench-index"
     argv = ["eval", str(beir_tiny), "--limit", "2", "--index-dir", str(index_dir)]

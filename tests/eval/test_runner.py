@@ -29,10 +29,13 @@ from policyqa.eval.systems import (
     SystemNotAvailableError,
     UnknownSystemError,
     available_systems,
+    default_systems,
     known_systems,
     register_system,
     resolve_systems,
 )
+from policyqa.index.embedded import EmbeddedIndex as Index
+from policyqa.qa import QAPipeline
 from policyqa.retriever.base import Hit
 from policyqa.retriever.factory import retriever_for
 from policyqa.settings import Settings
@@ -392,3 +395,21 @@ def test_registry(unavailable_system: str) -> None:
         resolve_systems([])
     with pytest.raises(ValueError, match="already registered"):
         register_system("bm25", "retrieval", None)
+
+
+def test_a_rerank_system_per_reranker_whatever_the_settings_name(fixture_index: Index) -> None:
+    assert {"rerank-sentence", "rerank-features", "rerank-cross-encoder"} <= set(available_systems())
+    assert "rerank-none" not in known_systems()
+    assert default_systems() == ["bm25", "dense", "hybrid", "rerank", "answer", "answer-sentence"]
+    settings = fixture_index.settings.model_copy(update={"reranker": "none"})
+    context = SystemContext(index=fixture_index, settings=settings, depth=10)
+    by_features = resolve_systems(["rerank-features"])[0].build_retrieval(context)
+    kept = resolve_systems(["rerank"])[0].build_retrieval(context)
+    want = QAPipeline(fixture_index, settings.model_copy(update={"reranker": "features"})).reranked(
+        "稳岗返还", top_k=10
+    )
+    got = by_features("稳岗返还")
+    assert got and [(h.chunk_id, h.scores["rerank"]) for h in got] == [
+        (h.chunk_id, h.scores["rerank"]) for h in want
+    ]
+    assert all("rerank" not in h.scores for h in kept("稳岗返还"))  # 'rerank' follows the settings: none

@@ -44,8 +44,19 @@ def test_stage_drops_compare_each_stage_with_the_best_before_it() -> None:
     results = [
         # hybrid 0.735 below dense 0.760 (not below bm25 0.680); rerank 0.749 above hybrid
         _result("citizens", {"bm25": 0.680, "dense": 0.760, "hybrid": 0.735, "rerank": 0.749}),
-        # hybrid above both; rerank 0.884 below hybrid 0.893
-        _result("policy", {"bm25": 0.866, "dense": 0.772, "hybrid": 0.893, "rerank": 0.884}),
+        # hybrid above both; rerank 0.884 below hybrid 0.893, and so is the cross-encoder
+        # variant (0.880); the sentence variant is above
+        _result(
+            "policy",
+            {
+                "bm25": 0.866,
+                "dense": 0.772,
+                "hybrid": 0.893,
+                "rerank": 0.884,
+                "rerank-sentence": 0.9,
+                "rerank-cross-encoder": 0.88,
+            },
+        ),
         # equal is not a drop; a stage that did not run is not checked
         _result("even", {"bm25": 0.5, "dense": 0.5, "hybrid": 0.5}),
     ]
@@ -53,6 +64,7 @@ def test_stage_drops_compare_each_stage_with_the_best_before_it() -> None:
     assert drops == [
         StageDrop("citizens", "hybrid", 0.735, "dense", 0.760),
         StageDrop("policy", "rerank", 0.884, "hybrid", 0.893),
+        StageDrop("policy", "rerank-cross-encoder", 0.88, "hybrid", 0.893),
     ]
     assert str(drops[0]) == "citizens: hybrid 0.7350 < dense 0.7600 (mrr@10, -0.0250)"
 
