@@ -46,6 +46,7 @@ import numpy as np
 from policyqa.retriever.rerank.base import zscores
 from policyqa.retriever.rerank.builtin import ADAPTER_METADATA_KEY, cross_encoder_info
 from policyqa.retriever.rerank.cross_encoder import focus_window, pair_text
+from policyqa.train.judge import by_worst_margin, doc_rr, suite_questions
 
 __all__ = ["Group", "collect_groups", "main", "read_groups", "select_weight", "train_adapter"]
 
@@ -117,60 +118,45 @@ def collect_groups(suite: str, data: Path | None, window: int, show_progress: bo
     """Every question of every benchmark of ``suite`` (both halves) with its hybrid candidates."""
     from tqdm.auto import tqdm
 
-    from policyqa.eval.datasets import load_benchmark
-    from policyqa.eval.runner import prepare_index
-    from policyqa.eval.splits import in_split, split_key
-    from policyqa.eval.suite import read_suite
     from policyqa.retriever.factory import retriever_for
     from policyqa.settings import get_settings
 
-    settings = get_settings()
-    for entry in read_suite(suite, data):
-        bench = load_benchmark(entry.path, entry.format)
-        traditional = "drcd" in bench.name.lower()
-        prepared = prepare_index(bench, settings, show_progress=show_progress)
-        try:
-            index = prepared.index
-            hybrid = retriever_for(index, "hybrid")
-            for qid, query in tqdm(bench.queries.items(), desc=bench.name, disable=not show_progress):
-                gold = sorted(d for d, g in bench.qrels.get(qid, {}).items() if g > 0)
-                if not gold:
-                    continue
-                split = "train" if in_split(split_key(bench, qid, entry.split_by), "train") else "test"
-                hits = hybrid.search(query, top_k=window)
-                positive = ""
-                starts = [(d, a) for d, a, _b in bench.answer_spans.get(qid, [])]
-                for d, a in starts:  # the gold chunk that holds the answer
-                    for ch in index.store.chunks_of(d):
-                        if ch.start <= a < ch.end:
-                            hit = next((h for h in hits if h.chunk_id == ch.id), None)
-                            positive = pair_text(hit) if hit is not None else ch.text
-                            break
-                    if positive:
+    settings = get_settings().model_copy(update={"progress": show_progress})
+    for bench, _entry, index, questions in suite_questions(suite, data, settings):
+        fold = _to_simplified if "drcd" in bench.name.lower() else str
+        hybrid = retriever_for(index, "hybrid")
+        for q in tqdm(questions, desc=bench.name, disable=not show_progress):
+            hits = hybrid.search(q.query, top_k=window)
+            positive = ""
+            starts = [(d, a) for d, a, _b in bench.answer_spans.get(q.qid, [])]
+            for d, a in starts:  # the gold chunk that holds the answer
+                for ch in index.store.chunks_of(d):
+                    if ch.start <= a < ch.end:
+                        hit = next((h for h in hits if h.chunk_id == ch.id), None)
+                        positive = pair_text(hit) if hit is not None else ch.text
                         break
-                if not positive:  # the gold document's best-ranked chunk, else its first
-                    hit = next((h for h in hits if h.doc_id in gold), None)
-                    if hit is not None:
-                        positive = pair_text(hit)
-                    else:
-                        chunks = index.store.chunks_of(gold[0])
-                        positive = chunks[0].text if chunks else ""
-                if not positive:
-                    continue
-                fold = _to_simplified if traditional else str
-                yield Group(
-                    bench.name,
-                    split,
-                    qid,
-                    fold(query),
-                    tuple(gold),
-                    tuple(h.doc_id for h in hits),
-                    tuple(float(h.scores.get("fused", h.score)) for h in hits),
-                    tuple(fold(pair_text(h)) for h in hits),
-                    fold(positive),
-                )
-        finally:
-            index.close()
+                if positive:
+                    break
+            if not positive:  # the gold document's best-ranked chunk, else its first
+                hit = next((h for h in hits if h.doc_id in q.gold), None)
+                if hit is not None:
+                    positive = pair_text(hit)
+                else:
+                    chunks = index.store.chunks_of(q.gold[0])
+                    positive = chunks[0].text if chunks else ""
+            if not positive:
+                continue
+            yield Group(
+                bench.name,
+                q.split,
+                q.qid,
+                fold(q.query),
+                q.gold,
+                tuple(h.doc_id for h in hits),
+                tuple(float(h.scores.get("fused", h.score)) for h in hits),
+                tuple(fold(pair_text(h)) for h in hits),
+                fold(positive),
+            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,16 +300,6 @@ def score_pairs(
         return [float(v) for v in model(**enc).logits.view(-1)]
 
 
-def _doc_rr(docs: Sequence[str], scores: Sequence[float], gold: set[str]) -> float:
-    best: dict[str, float] = {}
-    first: dict[str, int] = {}
-    for i, (d, s) in enumerate(zip(docs, scores, strict=True)):
-        best[d] = max(best.get(d, -math.inf), s)
-        first.setdefault(d, i)
-    ranking = sorted(best, key=lambda d: (-best[d], first[d]))[:10]
-    return next((1.0 / r for r, d in enumerate(ranking, start=1) if d in gold), 0.0)
-
-
 def select_weight(
     scored: dict[str, list[tuple[Group, list[float]]]], grid: Sequence[float] = WEIGHT_GRID
 ) -> tuple[float, dict[str, dict[str, float]]]:
@@ -332,21 +308,19 @@ def select_weight(
     better mean gain, then the smaller weight), and the table."""
     table: dict[str, dict[str, float]] = {}
     for bench, rows in scored.items():
-        out = {"hybrid": float(np.mean([_doc_rr(g.docs, g.fused, set(g.gold)) for g, _ in rows]))}
+        out = {"hybrid": float(np.mean([doc_rr(g.docs, g.fused, g.gold) for g, _ in rows]))}
         for w in grid:
             rr = []
             for g, ce in rows:
                 combined = zscores(g.fused) + w * zscores(ce) if w < 1e5 else np.asarray(ce)
-                rr.append(_doc_rr(g.docs, combined.tolist(), set(g.gold)))
+                rr.append(doc_rr(g.docs, combined, g.gold))
             out[f"w={w:g}"] = float(np.mean(rr))
         out["n"] = float(len(rows))
         table[bench] = out
 
-    def judged(w: float) -> tuple[float, float, float]:  # worst margin, then the mean, then the smaller
-        margins = [t[f"w={w:g}"] - t["hybrid"] for t in table.values()]
-        return min(margins), float(np.mean(margins)), -w
-
-    best_w = max(grid, key=judged)
+    best_w = by_worst_margin(
+        sorted(grid), lambda w: {b: t[f"w={w:g}"] - t["hybrid"] for b, t in table.items()}
+    )
     return best_w, table
 
 

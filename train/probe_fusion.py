@@ -38,6 +38,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from policyqa.retriever.fusion import zscore
+from policyqa.train.judge import doc_rr, suite_questions
+
 __all__ = ["QuestionSignals", "main"]
 
 logger = logging.getLogger(__name__)
@@ -61,38 +64,14 @@ class QuestionSignals:
     doc_chunks: npt.NDArray[np.int64]
 
 
-def _z(x: F64) -> F64:
-    sd = float(x.std()) if x.size else 0.0
-    return np.zeros_like(x) if sd <= 1e-12 else (x - x.mean()) / sd
-
-
 def _peak(x: F64) -> float:
-    z = _z(x)
+    z = zscore(x)
     return float(z.max()) if z.size else 0.0
-
-
-def doc_rr(q: QuestionSignals, scores: F64) -> float:
-    """Reciprocal rank of the first gold document in the top 10 documents (best chunk each)."""
-    order = np.lexsort((np.arange(len(scores)), -scores))
-    seen: list[str] = []
-    for i in order:
-        d = q.docs[int(i)]
-        if d not in seen:
-            seen.append(d)
-            if d in q.gold:
-                return 1.0 / len(seen)
-            if len(seen) == 10:
-                break
-    return 0.0
 
 
 def collect(suite: str, data: Path | None, depth: int) -> list[QuestionSignals]:
     from tqdm.auto import tqdm
 
-    from policyqa.eval.datasets import load_benchmark
-    from policyqa.eval.runner import prepare_index
-    from policyqa.eval.splits import in_split, split_key
-    from policyqa.eval.suite import read_suite
     from policyqa.index.embedded import EmbeddedIndex
     from policyqa.retriever.factory import retriever_for
     from policyqa.retriever.hybrid import HybridRetriever
@@ -100,49 +79,39 @@ def collect(suite: str, data: Path | None, depth: int) -> list[QuestionSignals]:
 
     settings = get_settings()
     out: list[QuestionSignals] = []
-    for entry in read_suite(suite, data):
-        bench = load_benchmark(entry.path, entry.format)
-        prepared = prepare_index(bench, settings, show_progress=settings.progress)
-        index = prepared.index
-        try:
-            if not isinstance(index, EmbeddedIndex):
-                raise SystemExit("the fusion probe reads the embedded index")
-            hybrid = retriever_for(index, "hybrid")
-            assert isinstance(hybrid, HybridRetriever)
-            row_doc = index.store.row_documents()
-            doc_ids = index.store.doc_ids()
-            chunks_per_doc = np.bincount(row_doc, minlength=len(doc_ids))
-            for qid, query in tqdm(bench.queries.items(), desc=bench.name, disable=not settings.progress):
-                gold = {d for d, g in bench.qrels.get(qid, {}).items() if g > 0}
-                if not gold:
-                    continue
-                split = "train" if in_split(split_key(bench, qid, entry.split_by), "train") else "test"
-                qvec = hybrid.dense.embed([query])[0]
-                b_rows, _ = hybrid.bm25.rank_rows(query, depth)
-                d_rows, _ = hybrid.dense.rank_rows_vec(qvec, depth)
-                b_rank = {int(r): i + 1 for i, r in enumerate(b_rows)}
-                d_rank = {int(r): i + 1 for i, r in enumerate(d_rows)}
-                union = np.array(sorted(set(b_rank) | set(d_rank)), dtype=np.int64)
-                if union.size == 0:
-                    continue
-                docs_vec = hybrid.bm25.doc_score_vector(query)
-                didx = row_doc[union]
-                out.append(
-                    QuestionSignals(
-                        bench.name,
-                        split,
-                        [doc_ids[int(i)] for i in didx],
-                        gold,
-                        hybrid.bm25.scores_of(query, union).astype(np.float64),
-                        hybrid.dense.scores_of_vec(qvec, union.tolist()).astype(np.float64),
-                        np.array([b_rank.get(int(r), 0) for r in union], dtype=np.int64),
-                        np.array([d_rank.get(int(r), 0) for r in union], dtype=np.int64),
-                        (docs_vec[didx] if docs_vec is not None else np.zeros(len(union))).astype(np.float64),
-                        chunks_per_doc[didx].astype(np.int64),
-                    )
+    for bench, _entry, index, questions in suite_questions(suite, data, settings):
+        if not isinstance(index, EmbeddedIndex):
+            raise SystemExit("the fusion probe reads the embedded index")
+        hybrid = retriever_for(index, "hybrid")
+        assert isinstance(hybrid, HybridRetriever)
+        row_doc = index.store.row_documents()
+        doc_ids = index.store.doc_ids()
+        chunks_per_doc = np.bincount(row_doc, minlength=len(doc_ids))
+        for q in tqdm(questions, desc=bench.name, disable=not settings.progress):
+            qvec = hybrid.dense.embed([q.query])[0]
+            b_rows, _ = hybrid.bm25.rank_rows(q.query, depth)
+            d_rows, _ = hybrid.dense.rank_rows_vec(qvec, depth)
+            b_rank = {int(r): i + 1 for i, r in enumerate(b_rows)}
+            d_rank = {int(r): i + 1 for i, r in enumerate(d_rows)}
+            union = np.array(sorted(set(b_rank) | set(d_rank)), dtype=np.int64)
+            if union.size == 0:
+                continue
+            docs_vec = hybrid.bm25.doc_score_vector(q.query)
+            didx = row_doc[union]
+            out.append(
+                QuestionSignals(
+                    bench.name,
+                    q.split,
+                    [doc_ids[int(i)] for i in didx],
+                    set(q.gold),
+                    hybrid.bm25.scores_of(q.query, union).astype(np.float64),
+                    hybrid.dense.scores_of_vec(qvec, union.tolist()).astype(np.float64),
+                    np.array([b_rank.get(int(r), 0) for r in union], dtype=np.int64),
+                    np.array([d_rank.get(int(r), 0) for r in union], dtype=np.int64),
+                    (docs_vec[didx] if docs_vec is not None else np.zeros(len(union))).astype(np.float64),
+                    chunks_per_doc[didx].astype(np.int64),
                 )
-        finally:
-            index.close()
+            )
     return out
 
 
@@ -160,8 +129,8 @@ def rule_list(which: str) -> Rule:
 
 def rule_zscore(w: float, c: float, one_chunk: bool = False) -> Rule:
     def score(q: QuestionSignals) -> F64:
-        chunk = w * _z(q.lexical) + (1 - w) * _z(q.semantic)
-        doc = _z(q.document)
+        chunk = w * zscore(q.lexical) + (1 - w) * zscore(q.semantic)
+        doc = zscore(q.document)
         if one_chunk:
             doc = np.where(q.doc_chunks <= 1, chunk, doc)
         return (1 - c) * chunk + c * doc
@@ -180,7 +149,7 @@ def rule_adaptive(a: float, b: float, c: float, one_chunk: bool = True) -> Rule:
 def mrr_by(questions: Sequence[QuestionSignals], rule: Rule) -> dict[str, float]:
     per: dict[str, list[float]] = {}
     for q in questions:
-        per.setdefault(q.bench, []).append(doc_rr(q, rule(q)))
+        per.setdefault(q.bench, []).append(doc_rr(q.docs, rule(q), q.gold))
     return {b: float(np.mean(v)) for b, v in per.items()}
 
 

@@ -193,7 +193,8 @@ def test_real_pipeline(beir_tiny: Path, tmp_path: Path, monkeypatch: pytest.Monk
 def test_sentence_rerank_probe_on_the_real_pipeline(
     beir_tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The probe's (0, 0) row is the hybrid order: its MRR@10 equals the hybrid candidates' own."""
+    """The probe runs a suite; its (0, 0) row is the hybrid order: per half, its MRR@10 equals
+    the hybrid candidates' own, and every margin is measured from it."""
     from policyqa.eval.datasets import load_benchmark
     from policyqa.eval.runner import prepare_index
     from policyqa.eval.splits import in_split
@@ -205,32 +206,32 @@ def test_sentence_rerank_probe_on_the_real_pipeline(
 
     encoder = HashingEncoder()
     monkeypatch.setattr("policyqa.index.embedded.encoder_for", lambda *args, **kwargs: encoder)
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(f'[[benchmark]]\npath = "{beir_tiny.as_posix()}"\nname = "tiny"\n', encoding="utf-8")
     out = tmp_path / "probe.json"
     report = tmp_path / "probe.md"
-    assert probe([str(beir_tiny), "--json", str(out), "--report", str(report)]) == 0
+    assert probe(["--suite", str(suite), "--json", str(out), "--report", str(report)]) == 0
     data = json.loads(out.read_text(encoding="utf-8"))
     bench = load_benchmark(beir_tiny)
     assert len(data["grid"]) == len(SENTENCE_WEIGHTS) * len(FEATURE_WEIGHTS)
-    best = data["best_on_train"]
-    assert any(
-        e["sentence_weight"] == best["sentence_weight"] and e["feature_weight"] == best["feature_weight"]
-        for e in data["grid"]
-    )
+    chosen = data["chosen"]
     text = report.read_text(encoding="utf-8")
-    assert data["command"] in text
-    assert f"| **{best['sentence_weight']}** | **{best['feature_weight']}** |" in text
-    hybrid = next(e for e in data["grid"] if e["sentence_weight"] == 0 and e["feature_weight"] == 0)
+    assert data["command"] in text and "| w_s | w_f |" in text
+    assert f"| **{chosen['sentence_weight']}** | **{chosen['feature_weight']}** |" in text
+    hybrid = data["grid"][0]
+    assert (hybrid["sentence_weight"], hybrid["feature_weight"]) == (0.0, 0.0)
     gold = {q: {d for d, g in v.items() if g > 0} for q, v in bench.qrels.items()}
     prepared = prepare_index(bench, get_settings(), None, show_progress=False)
     try:
         for split in ("train", "test"):
-            queries = {q: t for q, t in bench.queries.items() if in_split(q, split)}
-            assert hybrid[split]["questions"] == len(queries)
+            queries = {q: t for q, t in bench.queries.items() if in_split(q, split) and gold.get(q)}
+            assert data["questions"][split] == len(queries)
             groups = collect_candidates(prepared.index, queries, gold, window=20)
             if queries:
-                assert hybrid[split]["mrr@10"] == pytest.approx(doc_metrics(groups)["mrr@10"], abs=1e-4)
+                bench_name = next(iter(hybrid[split]))
+                assert hybrid[split][bench_name] == pytest.approx(doc_metrics(groups)["mrr@10"], abs=1e-4)
+                assert hybrid[f"{split}_margin"][bench_name] == 0.0
             for e in data["grid"]:
-                assert 0.0 <= e[split]["recall@1"] <= e[split]["mrr@10"] <= 1.0 or not queries
+                assert all(0.0 <= v <= 1.0 for v in e[split].values())
     finally:
         prepared.index.close()
-    assert "| w_s | w_f |" in report.read_text(encoding="utf-8")
