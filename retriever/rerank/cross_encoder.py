@@ -16,7 +16,7 @@ from policyqa.corpus.text import split_sentences
 from policyqa.retriever.base import Hit
 
 from .base import apply_rerank_scores, check_rerank_top_k, zscores
-from .builtin import BUILTIN_CROSS_ENCODER, INFO_FILE, ensure_builtin_cross_encoder
+from .builtin import ADAPTER_SUFFIX, BUILTIN_CROSS_ENCODER, INFO_FILE, ensure_builtin_cross_encoder
 from .onnx import find_int8
 
 __all__ = ["CrossEncoderBackend", "CrossEncoderReranker", "focus_window", "pair_text"]
@@ -132,7 +132,7 @@ class CrossEncoderReranker:
         with self._lock:
             if self._torch is not None or self._session is not None:
                 return
-            if self.model == BUILTIN_CROSS_ENCODER:
+            if self.model == BUILTIN_CROSS_ENCODER or self.model.endswith(ADAPTER_SUFFIX):
                 self._resolve_builtin()
             local = Path(self.model)
             int8 = find_int8(local) if local.is_dir() and self.backend != "torch" else None
@@ -163,7 +163,8 @@ class CrossEncoderReranker:
     def _resolve_builtin(self) -> None:
         if self.cache_dir is None:
             raise ValueError("the builtin cross-encoder needs a cache_dir to build its model in")
-        local = ensure_builtin_cross_encoder(self.cache_dir)
+        adapter = None if self.model == BUILTIN_CROSS_ENCODER else Path(self.model)
+        local = ensure_builtin_cross_encoder(self.cache_dir, adapter)
         info = json.loads((local / INFO_FILE).read_text(encoding="utf-8"))
         self.model = str(local)
         self.backend = "onnx-int8"

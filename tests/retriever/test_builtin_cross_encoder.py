@@ -129,3 +129,37 @@ def test_fusion_with_the_retriever_score(trained: tuple[Path, Path, object], tmp
 def test_builtin_needs_a_cache_dir() -> None:
     with pytest.raises(ValueError, match="needs a cache_dir"):
         CrossEncoderReranker("builtin").warm_up()
+
+
+def test_an_adapter_file_as_the_model_is_merged_into_the_cache_once(
+    trained: tuple[Path, Path, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    base, adapter, _ = trained
+    calls: list[Path] = []
+
+    def tiny_base(cache_dir: Path, show_progress: bool = True) -> Path:
+        calls.append(cache_dir)
+        return base
+
+    monkeypatch.setattr("policyqa.index.e5convert.ensure_default_model", tiny_base)
+    reranker = CrossEncoderReranker(str(adapter), cache_dir=tmp_path / "cache")
+    reranker.warm_up()
+    # the adapter brings its window, its length and its fusion weight
+    assert (reranker.window_chars, reranker.max_length, reranker.fuse_weight) == (12, 32, 0.5)
+    assert (
+        reranker.active_backend == "onnx-int8"
+        and Path(reranker.model).parent == tmp_path / "cache" / "models"
+    )
+    hits = [_hit(1, "青岛市南区今年计划落地项目", 3.0), _hit(2, "一季度重点项目落地28个", 1.0)]
+    assert {h.chunk_id for h in reranker.rerank(QUESTION, hits)} == {"c1", "c2"}
+    again = CrossEncoderReranker(str(adapter), cache_dir=tmp_path / "cache")
+    again.warm_up()
+    assert again.model == reranker.model and len(calls) == 1  # built once, then found
+
+
+def test_a_missing_adapter_says_what_to_set(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="POLICYQA_RERANK_MODEL"):
+        CrossEncoderReranker("builtin", cache_dir=tmp_path).warm_up()
+    with pytest.raises(FileNotFoundError, match="adapter nope.safetensors not found"):
+        CrossEncoderReranker(str(tmp_path / "nope.safetensors"), cache_dir=tmp_path).warm_up()

@@ -307,8 +307,8 @@ def test_make_reranker_from_settings(tmp_path: Path, tiny_ce: Path) -> None:
     assert isinstance(make_reranker(base.model_copy(update={"reranker": "none"})), NoReranker)
     assert isinstance(make_reranker(base), SentenceReranker)
     assert isinstance(make_reranker(base.model_copy(update={"reranker": "features"})), FeatureReranker)
-    with pytest.raises(ValueError):
-        make_reranker(base.model_copy(update={"reranker": "cross-encoder"}))
+    with pytest.raises(ValueError, match="POLICYQA_RERANK_MODEL"):
+        make_reranker(base.model_copy(update={"reranker": "cross-encoder"}))  # none shipped: say what to set
     ce = make_reranker(base.model_copy(update={"reranker": "cross-encoder", "rerank_model": str(tiny_ce)}))
     assert isinstance(ce, CrossEncoderReranker)
     with pytest.raises(ValueError):
