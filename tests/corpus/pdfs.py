@@ -98,7 +98,11 @@ def write_pdf(path: Path, pages: Sequence[Page], *, title: str | None = None) ->
         + b"] /Count %d >>" % len(pages)
     )
     catalog = add(b"<< /Type /Catalog /Pages %d 0 R >>" % pages_id)
-    info = add(b"<< /Title (%s) >>" % title.encode("latin-1")) if title else None
+    info = (
+        add(b"<< /Title <" + ("\ufeff" + title).encode("utf-16-be").hex().encode() + b"> >>")
+        if title
+        else None
+    )
     out = io.BytesIO()
     out.write(b"%PDF-1.7\n")
     offsets = []

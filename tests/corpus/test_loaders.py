@@ -19,6 +19,7 @@ from policyqa.corpus.loaders import (
     markdown_to_text,
 )
 from policyqa.corpus.models import Document, stable_id
+from tests.corpus.pdfs import Page, write_pdf
 
 
 def _one(path: Path) -> Document:
@@ -28,77 +29,13 @@ def _one(path: Path) -> Document:
 
 
 def make_pdf(path: Path, pages: list[list[str]], title: str | None = None) -> None:
-    """Write a minimal PDF whose text layer holds ``pages`` (lists of lines), CJK included.
-
-    Glyph ids are the characters' code points (Identity-H) and a ToUnicode CMap maps them
-    back, so text extraction works without embedding a font.
-    """
-    chars = sorted({ord(c) for page in pages for line in page for c in line})
-    ranges = "\n".join(f"<{c:04x}> <{c:04x}> <{c:04x}>" for c in chars)
-    cmap = (
-        "/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n"
-        "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n"
-        "/CMapName /Adobe-Identity-UCS def /CMapType 2 def\n"
-        "1 begincodespacerange <0000> <ffff> endcodespacerange\n"
-        f"{len(chars)} beginbfrange\n{ranges}\nendbfrange\n"
-        "endcmap CMapName currentdict /CMap defineresource pop end end\n"
-    ).encode()
-    objects: list[bytes] = []
-
-    def add(obj: bytes) -> int:
-        objects.append(obj)
-        return len(objects)
-
-    to_unicode = add(b"<< /Length %d >>\nstream\n" % len(cmap) + cmap + b"\nendstream")
-    descendant = add(
-        b"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Song /CIDSystemInfo << /Registry (Adobe) "
-        b"/Ordering (Identity) /Supplement 0 >> /DW 1000 /CIDToGIDMap /Identity >>"
+    """Write a minimal PDF whose text layer holds ``pages`` (lists of lines, 12 pt on a 14 pt
+    leading from the top left), CJK included (see :func:`tests.corpus.pdfs.write_pdf`)."""
+    write_pdf(
+        path,
+        [Page(texts=[(50, 51.44 + 14 * i, line, 12) for i, line in enumerate(lines)]) for lines in pages],
+        title=title,
     )
-    font = add(
-        b"<< /Type /Font /Subtype /Type0 /BaseFont /Song /Encoding /Identity-H "
-        b"/DescendantFonts [%d 0 R] /ToUnicode %d 0 R >>" % (descendant, to_unicode)
-    )
-    pages_id = len(objects) + 2 * len(pages) + 1
-    page_ids = []
-    for lines in pages:
-        ops = ["BT", "/F1 12 Tf", "14 TL", "50 780 Td"]
-        ops += ["<" + "".join(f"{ord(c):04x}" for c in line) + "> Tj T*" for line in lines]
-        ops.append("ET")
-        content = "\n".join(ops).encode()
-        c_id = add(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
-        page_ids.append(
-            add(
-                b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 595 842] /Contents %d 0 R "
-                b"/Resources << /Font << /F1 %d 0 R >> >> >>" % (pages_id, c_id, font)
-            )
-        )
-    add(
-        b"<< /Type /Pages /Kids ["
-        + b" ".join(b"%d 0 R" % p for p in page_ids)
-        + b"] /Count %d >>" % len(pages)
-    )
-    catalog = add(b"<< /Type /Catalog /Pages %d 0 R >>" % pages_id)
-    info = (
-        add(b"<< /Title <" + ("\ufeff" + title).encode("utf-16-be").hex().encode() + b"> >>") if title else 0
-    )
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for i, obj in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % i + obj + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
-    trailer = b"<< /Size %d /Root %d 0 R" % (len(objects) + 1, catalog) + (
-        b" /Info %d 0 R" % info if info else b""
-    )
-    out += b"trailer\n" + trailer + b" >>\nstartxref\n%d\n%%%%EOF\n" % xref
-    path.write_bytes(bytes(out))
-
-
-# --------------------------------------------------------------------------------------------
-# single files
-# --------------------------------------------------------------------------------------------
 
 
 def test_txt_gb18030_with_metadata(corpus_data: Path) -> None:
