@@ -216,8 +216,8 @@ def run_cases(url: str, key: str, port: int, work: Path, question: str) -> list[
         r,
         r.status_code == 400 and "nested" in r.text,
     )
-    r = http.post("/documents", files={"files": ("a.png", b"\x89PNG\r\n\x1a\n")}, headers=auth)
-    add("6 unsupported upload", "POST /documents -F files=@a.png", r, r.status_code == 415)
+    r = http.post("/documents", files={"files": ("a.exe", b"MZ\x90\x00\x03\x00\x00\x00")}, headers=auth)
+    add("6 unsupported upload", "POST /documents -F files=@a.exe", r, r.status_code == 415)
     r = http.post("/documents", json={"documents": [{"id": "../x", "text": "正文。"}]}, headers=auth)
     add("6 unreachable id", 'POST /documents {"id": "../x"}', r, r.status_code == 422)
     doc_id = "部门规章/总局/办法(2021)"
