@@ -265,7 +265,7 @@ class Settings(BaseSettings):
         description="For 'cross-encoder': a sentence-transformers CrossEncoder name or local path "
         "(e.g. a local bge-reranker-v2-m3), or a cross-encoder adapter trained by python -m "
         "policyqa.train.cross_encoder (a .safetensors file, merged into the cache on first use; "
-        "'builtin' or None: the one shipped in the package, none in this release); for 'features' "
+        "'builtin' or None: the 12-layer one shipped in the package); for 'features' "
         "and 'sentence': the feature model JSON (None: the shipped one).",
     )
     rerank_window_chars: int | None = Field(

@@ -158,8 +158,37 @@ def test_an_adapter_file_as_the_model_is_merged_into_the_cache_once(
     assert again.model == reranker.model and len(calls) == 1  # built once, then found
 
 
-def test_a_missing_adapter_says_what_to_set(tmp_path: Path) -> None:
+def test_a_missing_adapter_says_what_to_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a package without its adapter (a damaged install)
+    monkeypatch.setattr("policyqa.retriever.rerank.builtin.DEFAULT_CROSS_ENCODER_ADAPTER", tmp_path / "gone")
     with pytest.raises(FileNotFoundError, match="POLICYQA_RERANK_MODEL"):
         CrossEncoderReranker("builtin", cache_dir=tmp_path).warm_up()
     with pytest.raises(FileNotFoundError, match="adapter nope.safetensors not found"):
         CrossEncoderReranker(str(tmp_path / "nope.safetensors"), cache_dir=tmp_path).warm_up()
+
+
+@pytest.mark.slow
+def test_the_shipped_cross_encoder_ranks_the_answering_passage_first(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The adapter in the package merges into the real converted e5-small, exports to int8 ONNX
+    and, between passages the retriever scored alike, puts the one that answers first."""
+    pytest.importorskip("onnxruntime")
+    from policyqa.index.e5convert import ensure_default_model
+    from policyqa.retriever.rerank.builtin import BUILTIN_CROSS_ENCODER, DEFAULT_CROSS_ENCODER_ADAPTER
+
+    info = cross_encoder_info(DEFAULT_CROSS_ENCODER_ADAPTER)
+    assert info["layers"] == 12 and info["fuse_weight"] == 0.75
+    assert set(info["trained_on"]) == {"DRCD_dev", "cmrc2018_dev", "msgabench-dev", "ncpqa-dev"}
+    cache = tmp_path_factory.mktemp("ce-cache")
+    ensure_default_model(cache, show_progress=False)
+    reranker = CrossEncoderReranker(BUILTIN_CROSS_ENCODER, cache_dir=cache)
+    reranker.warm_up()
+    assert reranker.active_backend == "onnx-int8"
+    assert (reranker.fuse_weight, reranker.window_chars, reranker.max_length) == (0.75, 160, 128)
+    hits = [
+        _hit(1, "区政府办公室关于做好春节期间安全生产工作的通知。各街道要加强巡查，落实责任。", 1.0),
+        _hit(2, "市南区今年一季度计划落地重点项目28个，总投资120亿元，其中产业项目15个。", 1.0),
+        _hit(3, "住房公积金贷款最高额度为120万元，缴存满一年方可申请。", 1.0),
+    ]
+    assert reranker.rerank(QUESTION, hits)[0].chunk_id == "c2"

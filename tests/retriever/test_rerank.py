@@ -229,6 +229,10 @@ def test_feature_model_json_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "m.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     assert FeatureReranker(model_path=path).model.features == model.features
+    adapter = tmp_path / "ce.safetensors"  # a cross-encoder adapter given to the wrong reranker
+    adapter.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}\xc4\xff")
+    with pytest.raises(ValueError, match="ce.safetensors is not a feature model JSON"):
+        FeatureModel.load(adapter)
 
 
 # --------------------------------------------------------------------------------------------
@@ -300,15 +304,20 @@ def test_cross_encoder_arguments_are_checked() -> None:
         CrossEncoderReranker("x", backend="tensorrt")  # type: ignore[arg-type]
 
 
-def test_make_reranker_from_settings(tmp_path: Path, tiny_ce: Path) -> None:
+def test_make_reranker_from_settings(tmp_path: Path, tiny_ce: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from policyqa.qa import make_reranker
 
     base = Settings(cache_dir=tmp_path, index_dir=tmp_path / "i")
     assert isinstance(make_reranker(base.model_copy(update={"reranker": "none"})), NoReranker)
     assert isinstance(make_reranker(base), SentenceReranker)
     assert isinstance(make_reranker(base.model_copy(update={"reranker": "features"})), FeatureReranker)
+    shipped = make_reranker(
+        base.model_copy(update={"reranker": "cross-encoder"})
+    )  # no model: the shipped one
+    assert isinstance(shipped, CrossEncoderReranker) and shipped.model == "builtin"
+    monkeypatch.setattr("policyqa.qa.DEFAULT_CROSS_ENCODER_ADAPTER", tmp_path / "gone")  # a damaged install
     with pytest.raises(ValueError, match="POLICYQA_RERANK_MODEL"):
-        make_reranker(base.model_copy(update={"reranker": "cross-encoder"}))  # none shipped: say what to set
+        make_reranker(base.model_copy(update={"reranker": "cross-encoder"}))
     ce = make_reranker(base.model_copy(update={"reranker": "cross-encoder", "rerank_model": str(tiny_ce)}))
     assert isinstance(ce, CrossEncoderReranker)
     with pytest.raises(ValueError):
