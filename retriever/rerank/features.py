@@ -146,7 +146,16 @@ class FeatureModel:
                 encoding="utf-8"
             )
         else:
-            text = Path(path).read_text(encoding="utf-8")
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+                data = json.loads(text)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ValueError(
+                    f"{Path(path).name} is not a feature model JSON: for the 'sentence' and 'features' "
+                    "rerankers rerank_model names one (python -m policyqa.train.rerank writes it); "
+                    "a cross-encoder or its adapter goes with reranker 'cross-encoder'"
+                ) from exc
+            return cls.from_json(data)
         return cls.from_json(json.loads(text))
 
     def select(self, x_all: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
