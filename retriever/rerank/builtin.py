@@ -12,10 +12,10 @@ cache and exports it to int8 ONNX beside it, which
 
 Select it with ``POLICYQA_RERANKER=cross-encoder`` (``POLICYQA_RERANK_MODEL`` unset or
 ``builtin``), or another adapter with ``POLICYQA_RERANK_MODEL=/path/ce.safetensors``. It is not the
-default: on the dev suite it gains most on citizens' wording (msgabench +0.021 over hybrid, the
-sentence reranker +0.005) but less on policy questions and nothing on CMRC, and it reranks 20
-candidates in about 310 ms against the sentence reranker's 6 ms
-(``eval/results/cross-encoder-select.md``).
+default: on the whole dev-suite test halves it never scores below hybrid but adds less than the
+sentence reranker on policy questions and citizens' wording (ncpqa +0.006 vs +0.014, msgabench
++0.001 vs +0.005 MRR@10), and it reranks 20 candidates in about 310 ms against the sentence
+reranker's 6 ms (``eval/results/cross-encoder-select.md``).
 """
 
 from __future__ import annotations
