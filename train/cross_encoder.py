@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from policyqa.index.tokenizer import to_simplified
 from policyqa.retriever.rerank.base import zscores
 from policyqa.retriever.rerank.builtin import ADAPTER_METADATA_KEY, cross_encoder_info
 from policyqa.retriever.rerank.cross_encoder import focus_window, pair_text
@@ -108,12 +109,6 @@ def read_groups(path: Path) -> list[Group]:
     return out
 
 
-def _to_simplified(text: str) -> str:
-    from policyqa.index.tokenizer import to_simplified
-
-    return to_simplified(text)
-
-
 def collect_groups(suite: str, data: Path | None, window: int, show_progress: bool) -> Iterator[Group]:
     """Every question of every benchmark of ``suite`` (both halves) with its hybrid candidates."""
     from tqdm.auto import tqdm
@@ -123,7 +118,7 @@ def collect_groups(suite: str, data: Path | None, window: int, show_progress: bo
 
     settings = get_settings().model_copy(update={"progress": show_progress})
     for bench, _entry, index, questions in suite_questions(suite, data, settings):
-        fold = _to_simplified if "drcd" in bench.name.lower() else str
+        fold = to_simplified if "drcd" in bench.name.lower() else str
         hybrid = retriever_for(index, "hybrid")
         for q in tqdm(questions, desc=bench.name, disable=not show_progress):
             hits = hybrid.search(q.query, top_k=window)

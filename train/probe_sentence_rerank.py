@@ -30,8 +30,7 @@ import numpy.typing as npt
 
 from policyqa.eval.report import module_command, write_probe_result
 from policyqa.retriever.factory import retriever_for
-from policyqa.retriever.fusion import zscore
-from policyqa.retriever.rerank import SentenceReranker
+from policyqa.retriever.rerank import SentenceReranker, zscores
 from policyqa.settings import get_settings
 from policyqa.train.judge import by_worst_margin, doc_rr, suite_questions
 
@@ -44,10 +43,6 @@ SPLITS = ("train", "test")
 F64 = npt.NDArray[np.float64]
 #: one question: benchmark, half, candidate documents, gold, z-scored parts (fused, sentence, features)
 Row = tuple[str, str, list[str], tuple[str, ...], tuple[F64, F64, F64]]
-
-
-def _z(values: Sequence[float]) -> F64:
-    return zscore(np.asarray(values, dtype=np.float64))
 
 
 def collect(suite: str, data: Path | None, depth: int) -> tuple[list[Row], float]:
@@ -65,9 +60,9 @@ def collect(suite: str, data: Path | None, depth: int) -> tuple[list[Row], float
             if not hits:
                 continue
             parts = (
-                _z([h.scores.get("fused", h.score) for h in hits]),
-                _z(reranker.similarities(q.query, hits)),
-                _z(reranker.features.model_scores(q.query, hits)),
+                zscores([h.scores.get("fused", h.score) for h in hits]),
+                zscores(reranker.similarities(q.query, hits)),
+                zscores(reranker.features.model_scores(q.query, hits)),
             )
             rows.append((bench.name, q.split, [h.doc_id for h in hits], q.gold, parts))
     return rows, time.perf_counter() - started
